@@ -1,0 +1,68 @@
+"""Shared plumbing of the thin stage operators: Airflow context in, one core call, small XCom out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from tmpipe.errors import TmpipeError
+from tmpipe.pipeline.context import RunContext
+
+ERROR_KEY = "error"
+
+
+def connection_lookup(conn_id: str) -> tuple[str | None, str | None]:
+    """(base URL, secret) of an Airflow connection; the secret never goes to XCom or logs."""
+    conn = BaseHook.get_connection(conn_id)
+    base_url = None
+    if conn.host:
+        scheme = conn.schema or "http"
+        base_url = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
+        if conn.port:
+            base_url = f"{base_url}:{conn.port}"
+    return base_url, conn.password
+
+
+def run_context(context: Any, spec_path: str) -> RunContext:
+    ti = context["ti"]
+    dag_run = context["dag_run"]
+    logical_date = context.get("logical_date")
+    return RunContext(
+        dag_id=ti.dag_id,
+        dag_run_id=ti.run_id,
+        logical_date=logical_date.isoformat() if logical_date else None,
+        conf=dict(dag_run.conf or {}),
+        spec_path=spec_path,
+        map_index=ti.map_index if ti.map_index is not None else -1,
+        try_number=ti.try_number or 1,
+        connection_lookup=connection_lookup,
+    )
+
+
+class TmpipeOperator(BaseOperator):
+    """Runs ``run_stage``; a failure leaves a one-line error in XCom for the summary.
+
+    Errors that another try cannot fix (bad data, a bad spec) fail without retries.
+    """
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, spec_path: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+
+    def run_stage(self, ctx: RunContext, context: Any) -> Any:
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> Any:
+        ctx = run_context(context, self.spec_path)
+        try:
+            return self.run_stage(ctx, context)
+        except Exception as exc:
+            message = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300]
+            context["ti"].xcom_push(key=ERROR_KEY, value=message)
+            if isinstance(exc, TmpipeError) and not exc.retryable:
+                raise AirflowFailException(message) from exc
+            raise

@@ -1,0 +1,77 @@
+"""The per-symbol stage operators; each calls one function of tmpipe.pipeline.stages."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from tmpipe.operators.base import TmpipeOperator, connection_lookup
+from tmpipe.operators.symbols import LINKS_KEY
+from tmpipe.pipeline import stages
+from tmpipe.pipeline.context import RunContext
+from tmpipe.spec.loader import load_spec
+
+RESOLVE_TASK_ID = "resolve_symbols"
+
+
+class SymbolStageOperator(TmpipeOperator):
+    """A stage of one symbol's chain; ``symbol`` is templated so mapping hands it over resolved."""
+
+    template_fields: Sequence[str] = ("symbol",)
+    runs_in_modes: tuple[str, ...] = ("both", "train_backtest", "inference")
+
+    def __init__(self, *, symbol: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.symbol = symbol
+
+    def run_stage(self, ctx: RunContext, context: Any) -> Any:
+        mode = ctx.mode(load_spec(self.spec_path).default_mode)
+        if mode not in self.runs_in_modes:
+            raise AirflowSkipException(f"mode {mode}: {self.task_id} does not run")
+        links = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID, key=LINKS_KEY) or {}
+        return self.run_symbol(ctx, context, links.get(self.symbol))
+
+    def run_symbol(self, ctx: RunContext, context: Any, link: dict[str, Any] | None) -> Any:
+        raise NotImplementedError
+
+    def pull_own_chain(self, context: Any, task: str) -> Any:
+        """XCom of an earlier stage of this symbol: same group, same map index."""
+        ti = context["ti"]
+        group = self.task_id.rsplit(".", 1)[0]
+        return ti.xcom_pull(task_ids=f"{group}.{task}", map_indexes=ti.map_index)
+
+
+class TrainBacktestOperator(SymbolStageOperator):
+    runs_in_modes = ("both", "train_backtest")
+
+    def run_symbol(self, ctx, context, link):
+        return stages.train_backtest(ctx, self.symbol, link)
+
+
+class InferenceOperator(SymbolStageOperator):
+    runs_in_modes = ("both", "inference")
+
+    def run_symbol(self, ctx, context, link):
+        return stages.inference(ctx, self.symbol, link, self.pull_own_chain(context, "train_backtest"))
+
+
+class ReviewOperator(SymbolStageOperator):
+    runs_in_modes = ("both", "inference")
+
+    def run_symbol(self, ctx, context, link):
+        return stages.review(ctx, self.symbol, link, api_key_resolver=_api_key_from_connection)
+
+
+class PersistOperator(SymbolStageOperator):
+    runs_in_modes = ("both", "inference")
+
+    def run_symbol(self, ctx, context, link):
+        return stages.persist(ctx, self.symbol, link)
+
+
+def _api_key_from_connection(model_client: dict[str, Any]) -> str | None:
+    """The review's API key from the Airflow connection named in the spec, if any."""
+    if not model_client.get("airflow_conn_id"):
+        return None
+    return connection_lookup(model_client["airflow_conn_id"])[1]

@@ -1,0 +1,42 @@
+"""summarize: one row per symbol, written even when symbols failed; then fail the run if any did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
+from tmpipe.operators.stages import RESOLVE_TASK_ID
+from tmpipe.pipeline.context import RunContext
+from tmpipe.pipeline.summary import StageOutputs, render_table, summarize_symbols
+from tmpipe.spec.loader import load_spec
+
+SUMMARY_KEY = "summary"
+STAGE_TASKS = ("train_backtest", "inference", "review", "persist")
+
+
+class SummarizeOperator(TmpipeOperator):
+    def __init__(self, *, chain_group_id: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.chain_group_id = chain_group_id
+
+    def run_stage(self, ctx: RunContext, context: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID) or []
+        outputs = []
+        for index, symbol in enumerate(symbols):
+            stage_results, errors = {}, {}
+            for stage in STAGE_TASKS:
+                task_id = f"{self.chain_group_id}.{stage}"
+                stage_results[stage] = ti.xcom_pull(task_ids=task_id, map_indexes=index)
+                errors[stage] = ti.xcom_pull(task_ids=task_id, map_indexes=index, key=ERROR_KEY)
+            outputs.append(StageOutputs(symbol, stage_results, errors))
+        mode = ctx.mode(load_spec(self.spec_path).default_mode)
+        summary = summarize_symbols(outputs, mode=mode)
+        self.log.info("summary of %s\n%s", ctx.dag_run_id, render_table(summary))
+        ti.xcom_push(key=SUMMARY_KEY, value=summary)
+        failed = [row["symbol"] for row in summary["symbols"] if row["status"] != "success"]
+        if failed:
+            raise AirflowFailException(f"{len(failed)} of {len(summary['symbols'])} symbols failed: {', '.join(failed)}")
+        return {"symbols": len(summary["symbols"]), "failed": 0}

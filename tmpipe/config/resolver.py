@@ -1,0 +1,129 @@
+"""Merge a symbol's six layers, enforce the spec's limits, and keep provenance per key."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from tmpipe.config.layers import (
+    DAG_RUN_CONF,
+    SCHEMA_DEFAULTS,
+    SPEC_DEFAULTS,
+    SPEC_SYMBOL,
+    WEBUI_LINK,
+    Layer,
+    checked_layer,
+    env_layer,
+)
+from tmpipe.errors import ConfigBoundsError
+from tmpipe.spec import schemas
+from tmpipe.spec.loader import BOUNDED_KEYS
+from tmpipe.spec.model import Spec
+from tmpipe.symbols import validate_symbol
+
+
+@dataclass(frozen=True)
+class Provenance:
+    layer: str
+    source: str | None
+
+    def __str__(self) -> str:
+        return f"{self.layer} ({self.source})" if self.source else self.layer
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    symbol: str
+    values: dict[str, Any]
+    provenance: dict[str, Provenance]
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.values[name]
+
+
+def spec_layers(spec: Spec, symbol: str, environ: Mapping[str, str]) -> list[Layer]:
+    """Layers 1-4: what the deployment says before any run is triggered."""
+    doc = spec.document
+    layers = [
+        _schema_layer(),
+        _spec_layer(SPEC_DEFAULTS, spec.defaults, doc, ("defaults",)),
+        env_layer(environ),
+    ]
+    if symbol in spec.symbols:
+        layers.append(_spec_layer(SPEC_SYMBOL, spec.symbols[symbol], doc, ("symbols", symbol)))
+    return layers
+
+
+def _spec_layer(name: str, values: dict[str, Any], doc, prefix: tuple) -> Layer:
+    sources = {path: doc.source((*prefix, *path)) for path in _leaf_paths(values)}
+    return Layer(name, values, sources, default_source=doc.file)
+
+
+def resolve(
+    spec: Spec,
+    symbol: str,
+    *,
+    conf_config: dict[str, Any] | None = None,
+    link_config: dict[str, Any] | None = None,
+    link_source: str = "webui",
+    environ: Mapping[str, str] | None = None,
+) -> ResolvedConfig:
+    """The symbol's config: six layers merged, each validated first, limits enforced after."""
+    validate_symbol(symbol)
+    layers = spec_layers(spec, symbol, os.environ if environ is None else environ)
+    layers.append(checked_layer(DAG_RUN_CONF, conf_config, source="dag_run.conf.config"))
+    layers.append(checked_layer(WEBUI_LINK, link_config, source=link_source))
+    values: dict[str, Any] = {}
+    provenance: dict[str, Provenance] = {}
+    for layer in layers:
+        _merge(values, layer.values)
+        for path in _leaf_paths(layer.values):
+            for stale in [k for k in provenance if k.startswith(".".join(path) + ".")]:
+                del provenance[stale]
+            provenance[".".join(path)] = Provenance(layer.name, layer.source(path))
+    _enforce_limits(spec, values, provenance)
+    return ResolvedConfig(symbol, values, provenance)
+
+
+def _merge(target: dict[str, Any], layer: dict[str, Any]) -> None:
+    """Deep-merge mappings; lists and scalars replace."""
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _leaf_paths(values: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for key, value in values.items():
+        path = (*prefix, key)
+        paths += _leaf_paths(value, path) if isinstance(value, dict) and value else [path]
+    return paths
+
+
+def _enforce_limits(spec: Spec, values: dict[str, Any], provenance: dict[str, Provenance]) -> None:
+    for (section, key), limit_name in BOUNDED_KEYS.items():
+        limit = getattr(spec.limits, limit_name)
+        value = values[section][key]
+        if value > limit:
+            origin = provenance[f"{section}.{key}"]
+            raise ConfigBoundsError(f"{section}.{key}", value, f"limits.{limit_name}={limit}", origin.layer, origin.source)
+
+
+def _schema_layer() -> Layer:
+    values = schemas.defaults(schemas.STAGE_CONFIG)
+    sources = {path: f"schemas/sections/{path[0]}.schema.json" for path in _leaf_paths(values)}
+    return Layer(SCHEMA_DEFAULTS, values, sources)
+
+
+def resolve_shared(spec: Spec, *, conf_config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings that are not per symbol (which WebUI, which MLflow): layers 1-3 and 5."""
+    layers = [_schema_layer(), Layer(SPEC_DEFAULTS, spec.defaults), env_layer(os.environ if environ is None else environ)]
+    layers.append(checked_layer(DAG_RUN_CONF, conf_config, source="dag_run.conf.config"))
+    values: dict[str, Any] = {}
+    for layer in layers:
+        _merge(values, layer.values)
+    return values

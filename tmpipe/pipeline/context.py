@@ -1,0 +1,47 @@
+"""What a stage knows about the DAG run it belongs to, without importing Airflow."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tmpipe.errors import SpecError
+from tmpipe.home import tmpipe_home
+from tmpipe.spec import schemas
+from tmpipe.spec.validation import validate_data
+
+MODES = tuple(schemas.schema("urn:tmpipe:mode")["enum"])
+
+
+@dataclass(frozen=True)
+class RunContext:
+    dag_id: str
+    dag_run_id: str
+    logical_date: str | None
+    conf: dict[str, Any]
+    spec_path: str
+    map_index: int = -1
+    try_number: int = 1
+    task_url: str | None = None
+    # (conn_id) -> (host/base_url, password); set by operators so the core never imports Airflow.
+    connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = field(default=None, repr=False)
+
+    def mode(self, default: str) -> str:
+        return self.conf.get("mode") or default
+
+    def work_dir(self, symbol: str) -> Path:
+        """Scratch space for one symbol of one run (data copies, bundles before upload)."""
+        safe_run = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dag_run_id)
+        path = tmpipe_home() / "work" / self.dag_id / safe_run / symbol
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def check_conf(conf: dict[str, Any]) -> dict[str, Any]:
+    """dag_run.conf validated against its schema; a bad mode names the valid ones."""
+    problems = validate_data(conf, "urn:tmpipe:dag_run_conf", file="dag_run.conf")
+    if problems:
+        raise SpecError(problems)
+    return conf

@@ -1,0 +1,161 @@
+"""The pipeline's stages as plain functions: resolve, train/backtest, infer, review, persist.
+
+Each Airflow operator calls exactly one of these and returns its small reference dict to
+XCom; big things (results, bundles, traces) travel through MLflow artifacts. Everything
+here runs without Airflow, so it is tested directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
+from tmpipe.errors import ModeError
+from tmpipe.pipeline.context import MODES, RunContext, check_conf
+from tmpipe.spec.loader import load_spec
+from tmpipe.spec.model import Spec
+from tmpipe.store.base import SelectedSymbol, find_link, select_symbols
+from tmpipe.store.factory import open_store
+from tmpipe.store.models import ArtifactCreate
+from tmpipe.symbols import validate_symbol
+
+log = logging.getLogger(__name__)
+
+NOTES_MAX_CHARS = 500
+
+
+def resolve_symbols(ctx: RunContext) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The run's symbols, and per symbol its WebUI link layer (config, link id, notes).
+
+    Fails the whole run, before any symbol work, on a bad conf or mode.
+    """
+    spec = load_spec(ctx.spec_path)
+    conf = check_conf(ctx.conf)
+    mode = ctx.mode(spec.default_mode)
+    if mode not in MODES:
+        raise ModeError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    shared = resolve_shared(spec, conf_config=conf.get("config"))
+    store = open_store(shared["webui"], connection_lookup=ctx.connection_lookup)
+    max_symbols = min(conf.get("max_symbols") or spec.limits.max_symbols, spec.limits.max_symbols)
+    requested = [conf["symbol"]] if conf.get("symbol") else conf.get("symbols")
+    if requested:
+        known = store.list_workflow_symbols(enabled_only=False)
+        selected = [find_link(known, validate_symbol(s), spec.dag.dag_id) for s in requested][:max_symbols]
+    else:
+        selected = select_symbols(store.list_workflow_symbols(enabled_only=True), spec.dag.dag_id, max_symbols)
+    log.info("mode=%s symbols=%s", mode, [s.symbol for s in selected])
+    return [s.symbol for s in selected], {s.symbol: _link_layer(s) for s in selected}
+
+
+def _link_layer(selected: SelectedSymbol) -> dict[str, Any]:
+    notes = (selected.notes or "")[:NOTES_MAX_CHARS] or None
+    return {"link_id": selected.link_id, "config": selected.link_config, "notes": notes}
+
+
+class SymbolStage:
+    """Shared set-up of the per-symbol stages: spec, mode, resolved config, MLflow run."""
+
+    def __init__(self, ctx: RunContext, symbol: str, link: dict[str, Any] | None):
+        self.ctx = ctx
+        self.symbol = validate_symbol(symbol)
+        self.spec: Spec = load_spec(ctx.spec_path)
+        self.mode = ctx.mode(self.spec.default_mode)
+        self.link = link or {"link_id": None, "config": {}, "notes": None}
+        self.config: ResolvedConfig = resolve(
+            self.spec,
+            self.symbol,
+            conf_config=ctx.conf.get("config"),
+            link_config=self.link.get("config"),
+            link_source=f"webui link {self.link.get('link_id')}",
+        )
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.config.section(name)
+
+    def tracker(self):
+        from tmpipe.pipeline.tracker import SymbolTracker
+
+        return SymbolTracker(self)
+
+
+def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[str, Any]:
+    stage = SymbolStage(ctx, symbol, link)
+    tracker = stage.tracker()
+    with tracker.stage("train_backtest", final=stage.mode == "train_backtest"):
+        from tmpipe.engine import train_backtest as run_engine
+
+        out_dir = ctx.work_dir(symbol) / "train_backtest"
+        result = run_engine(stage.config.values, symbol=symbol, out_dir=out_dir, progress=_log_progress(symbol))
+        registration = tracker.log_training(result, out_dir)
+        test = result["metrics"]["test"]
+        return {
+            **tracker.reference(),
+            "model_version": registration.get("version"),
+            "promoted": registration.get("promoted"),
+            "test_sharpe": round(test["sharpe"], 4),
+            "test_total_return": round(test["total_return"], 4),
+            "excess_return": round(result["excess_return"], 4),
+            "data_sha256": result["data_fingerprint"]["sha256"],
+        }
+
+
+def inference(ctx: RunContext, symbol: str, link: dict[str, Any] | None, trained: dict[str, Any] | None) -> dict[str, Any]:
+    stage = SymbolStage(ctx, symbol, link)
+    tracker = stage.tracker()
+    with tracker.stage("inference"):
+        from tmpipe.engine import infer
+
+        model_dir = tracker.model_for_inference(trained, ctx.work_dir(symbol) / "model")
+        result = infer(model_dir, stage.config.values, symbol=symbol)
+        tracker.log_inference(result)
+        return {**tracker.reference(), "action": result["action"], "as_of": result["as_of"], "target_position": result["target_position"]}
+
+
+def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_resolver=None) -> dict[str, Any]:
+    stage = SymbolStage(ctx, symbol, link)
+    tracker = stage.tracker()
+    with tracker.stage("review"):
+        from tmpipe.review import build_evidence, review_signal
+
+        engine_result, inference_result = tracker.engine_outputs()
+        evidence = build_evidence(
+            engine_result, inference_result, symbol=symbol, lineage=tracker.lineage(engine_result), notes=stage.link.get("notes")
+        )
+        outcome = review_signal(evidence, stage.section("review"), symbol=symbol, api_key_resolver=api_key_resolver)
+        tracker.log_review(evidence, outcome.signal, outcome.trace)
+        signal = outcome.signal
+        return {
+            **tracker.reference(),
+            "action": signal["action"],
+            "confidence": signal["confidence"],
+            "review_status": signal["review_status"],
+        }
+
+
+def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[str, Any]:
+    """Write ``signal`` and ``llm`` artifacts, then attach MLflow lineage; idempotent on retry."""
+    stage = SymbolStage(ctx, symbol, link)
+    tracker = stage.tracker()
+    with tracker.stage("persist", final=True):
+        signal, trace = tracker.review_outputs()
+        store = open_store(stage.section("webui"), connection_lookup=ctx.connection_lookup)
+        ids = {}
+        for artifact_type, content in (("signal", signal), ("llm", trace)):
+            saved = store.save_artifact(
+                ArtifactCreate(dag_id=ctx.dag_id, dag_run_id=ctx.dag_run_id, symbol=symbol, artifact_type=artifact_type, content=content)
+            )
+            run = tracker.reference()
+            store.set_lineage(saved.id, run["mlflow_run_id"], run["mlflow_experiment_id"])
+            ids[f"{artifact_type}_artifact_id"] = saved.id
+        return {**tracker.reference(), **ids, "action": signal["action"], "confidence": signal["confidence"]}
+
+
+def _log_progress(symbol: str):
+    def report(event: dict[str, Any]) -> None:
+        log.info("%s epoch %s: %s", symbol, event.get("epoch"), {k: v for k, v in event.items() if k != "epoch"})
+
+    return report
+
+
+STAGES = ("train_backtest", "inference", "review", "persist")

@@ -1,0 +1,122 @@
+"""Load a pipeline spec or a WebUI link config: parse, validate, check limits, type."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from tmpipe.errors import SpecError
+from tmpipe.spec import schemas
+from tmpipe.spec.model import DagSettings, Limits, Spec
+from tmpipe.spec.problems import Problem
+from tmpipe.spec.validation import validate_document
+from tmpipe.spec.yaml_positions import PositionedDocument, load_positioned
+
+# (section, key) of a stage setting -> the spec limit that bounds it.
+BOUNDED_KEYS: dict[tuple[str, str], str] = {
+    ("trademaster", "epochs"): "max_epochs",
+    ("data", "lookback"): "max_lookback",
+}
+
+
+def default_spec_path() -> Path:
+    """The spec in ./dag_specs when run from a checkout, else the packaged copy."""
+    local = Path("dag_specs/trademaster_autogen_pipeline_workflow.yaml")
+    if local.is_file():
+        return local
+    from importlib.resources import files
+
+    return Path(str(files("tmpipe.dag_specs").joinpath("trademaster_autogen_pipeline_workflow.yaml")))
+
+
+def read_positioned(path: Path) -> tuple[PositionedDocument, bytes]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = Problem(str(path), 1, exc.start + 1, "$", "file is not UTF-8")
+        return PositionedDocument(file=str(path), data=None, problems=[problem]), raw
+    return load_positioned(text, str(path)), raw
+
+
+def spec_problems(doc: PositionedDocument) -> list[Problem]:
+    """Every problem of a spec document: syntax, duplicates, schema, then limits."""
+    if doc.problems or doc.data is None:
+        return sorted(doc.problems)
+    if not isinstance(doc.data, dict):
+        return [doc.problem((), "a spec must be a mapping of keys such as dag, defaults, symbols")]
+    problems = validate_document(doc, schemas.PIPELINE_SPEC)
+    if not problems:
+        problems = _limit_problems(doc)
+    return sorted(problems)
+
+
+def _limit_problems(doc: PositionedDocument) -> list[Problem]:
+    limits = {**schemas.defaults(schemas.PIPELINE_SPEC)["limits"], **doc.data.get("limits", {})}
+    layers: list[tuple[tuple, dict[str, Any]]] = [(("defaults",), doc.data.get("defaults", {}))]
+    layers += [(("symbols", sym), cfg) for sym, cfg in doc.data.get("symbols", {}).items()]
+    problems = []
+    for prefix, layer in layers:
+        for (section, key), limit in BOUNDED_KEYS.items():
+            value = layer.get(section, {}).get(key)
+            if value is not None and value > limits[limit]:
+                problems.append(
+                    doc.problem((*prefix, section, key), f"{value} exceeds limits.{limit} = {limits[limit]}")
+                )
+    return problems
+
+
+def load_spec(path: str | Path | None = None) -> Spec:
+    """Load and validate a spec; raise ``SpecError`` listing every problem at once."""
+    spec_path = Path(path) if path else default_spec_path()
+    if not spec_path.is_file():
+        raise SpecError([Problem(str(spec_path), 1, 1, "$", "no such spec file")])
+    doc, raw = read_positioned(spec_path)
+    problems = spec_problems(doc)
+    if problems:
+        raise SpecError(problems)
+    return build_spec(doc, hashlib.sha256(raw).hexdigest())
+
+
+def build_spec(doc: PositionedDocument, sha256: str) -> Spec:
+    spec_defaults = schemas.defaults(schemas.PIPELINE_SPEC)
+    data = doc.data
+    dag = {**spec_defaults["dag"], **data.get("dag", {})}
+    return Spec(
+        path=doc.file,
+        sha256=sha256,
+        document=doc,
+        dag=DagSettings(**{**dag, "tags": tuple(dag["tags"])}),
+        default_mode=data.get("modes", {}).get("default", spec_defaults["modes"]["default"]),
+        limits=Limits(**{**spec_defaults["limits"], **data.get("limits", {})}),
+        demo_symbols=tuple(data.get("demo_symbols", spec_defaults["demo_symbols"])),
+        defaults=data.get("defaults", {}),
+        symbols=data.get("symbols", {}),
+    )
+
+
+def link_config_problems(doc: PositionedDocument) -> list[Problem]:
+    if doc.problems or doc.data is None:
+        return sorted(doc.problems)
+    if not isinstance(doc.data, dict):
+        return [doc.problem((), "a link config must be a JSON object of stage sections")]
+    return validate_document(doc, schemas.STAGE_CONFIG)
+
+
+def validate_paths(paths: list[Path]) -> list[Problem]:
+    """``tmpipe validate``: specs (*.yaml, *.yml) and link configs (*.json), dirs recursed."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+        else:
+            files.append(path)
+    problems: list[Problem] = []
+    for file in files:
+        if not file.is_file():
+            problems.append(Problem(str(file), 1, 1, "$", "no such file"))
+            continue
+        doc, _ = read_positioned(file)
+        problems += link_config_problems(doc) if file.suffix == ".json" else spec_problems(doc)
+    return problems

@@ -1,0 +1,46 @@
+"""Typed view of a validated pipeline spec; knows nothing of Airflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tmpipe.spec.yaml_positions import PositionedDocument
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    dag_id: str
+    description: str
+    schedule: str | None
+    start_date: str
+    catchup: bool
+    max_active_runs: int
+    max_active_symbols: int
+    owner: str
+    retries: int
+    retry_delay_seconds: int
+    execution_timeout_minutes: int
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_epochs: int
+    max_lookback: int
+    max_symbols: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loaded spec. ``defaults`` and ``symbols`` stay partial: the resolver layers them."""
+
+    path: str
+    sha256: str
+    document: PositionedDocument = field(repr=False)
+    dag: DagSettings
+    default_mode: str
+    limits: Limits
+    demo_symbols: tuple[str, ...]
+    defaults: dict[str, Any]
+    symbols: dict[str, dict[str, Any]]

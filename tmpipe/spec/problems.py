@@ -1,0 +1,28 @@
+"""One validation problem, printed as ``FILE:LINE:COL: json.path: message``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+
+
+def json_path(parts: tuple | list) -> str:
+    """``('defaults', 'review', 'agents', 0, 'name')`` -> ``defaults.review.agents[0].name``."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "$"

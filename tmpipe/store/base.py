@@ -1,0 +1,63 @@
+"""The artifacts-store interface, and symbol selection that works on any store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tmpipe.store.models import Artifact, ArtifactCreate, WorkflowLink, WorkflowSymbol
+
+
+class ArtifactStore(Protocol):
+    """Implemented by the HTTP client and the embedded SQLite store, with equal semantics."""
+
+    def list_workflow_symbols(self, enabled_only: bool = True) -> list[WorkflowSymbol]: ...
+
+    def add_symbol(self, symbol: str, *, priority: int = 100, enabled: bool = True) -> WorkflowSymbol: ...
+
+    def add_link(
+        self, symbol: str, dag_id: str, *, config: dict[str, Any] | None = None, active: bool = True, notes: str | None = None
+    ) -> WorkflowLink: ...
+
+    def save_artifact(self, artifact: ArtifactCreate) -> Artifact: ...
+
+    def set_lineage(self, artifact_id: int, mlflow_run_id: str, mlflow_experiment_id: str) -> Artifact: ...
+
+    def list_artifacts(
+        self,
+        *,
+        dag_id: str | None = None,
+        dag_run_id: str | None = None,
+        symbol: str | None = None,
+        artifact_type: str | None = None,
+    ) -> list[Artifact]: ...
+
+
+@dataclass(frozen=True)
+class SelectedSymbol:
+    """A symbol chosen for a run, with its link's config layer and notes."""
+
+    symbol: str
+    link_id: int | None
+    link_config: dict[str, Any]
+    notes: str | None
+
+
+def select_symbols(symbols: list[WorkflowSymbol], dag_id: str, max_symbols: int) -> list[SelectedSymbol]:
+    """Enabled symbols with an active link to ``dag_id``, by priority then name, at most ``max_symbols``."""
+    chosen = []
+    for entry in sorted(symbols, key=lambda s: (s.priority, s.symbol)):
+        link = next((l for l in entry.links if l.dag_id == dag_id and l.is_active), None)
+        if entry.enabled and link is not None:
+            chosen.append(SelectedSymbol(entry.symbol, link.id, link.config, link.notes))
+    return chosen[:max_symbols]
+
+
+def find_link(symbols: list[WorkflowSymbol], symbol: str, dag_id: str) -> SelectedSymbol:
+    """The link layer for one symbol (empty when the symbol has no active link)."""
+    for entry in symbols:
+        if entry.symbol == symbol:
+            link = next((l for l in entry.links if l.dag_id == dag_id and l.is_active), None)
+            if link is not None:
+                return SelectedSymbol(symbol, link.id, link.config, link.notes)
+    return SelectedSymbol(symbol, None, {}, None)

@@ -1,0 +1,65 @@
+"""Wire models of the WebUI backend API, shared by the client, the embedded store and the server."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tmpipe.symbols import SYMBOL_PATTERN
+
+ArtifactType = Literal["signal", "llm"]
+SymbolName = Field(pattern=SYMBOL_PATTERN.pattern, description="Validated symbol name.")
+
+
+class WorkflowLink(BaseModel):
+    id: int
+    dag_id: str
+    is_active: bool = True
+    config: dict[str, Any] = Field(default_factory=dict, description="Stage config fragment (schemas/stage_config.schema.json).")
+    notes: str | None = None
+
+
+class WorkflowSymbol(BaseModel):
+    id: int
+    symbol: str = SymbolName
+    enabled: bool = True
+    priority: int = Field(100, description="Lower runs first.")
+    links: list[WorkflowLink] = Field(default_factory=list)
+
+
+class SymbolCreate(BaseModel):
+    symbol: str = SymbolName
+    enabled: bool = True
+    priority: int = 100
+
+
+class LinkCreate(BaseModel):
+    dag_id: str
+    is_active: bool = True
+    config: dict[str, Any] = Field(default_factory=dict)
+    notes: str | None = None
+
+
+class ArtifactCreate(BaseModel):
+    """Writes are idempotent per (dag_id, dag_run_id, symbol, artifact_type)."""
+
+    dag_id: str
+    dag_run_id: str
+    symbol: str = SymbolName
+    artifact_type: ArtifactType
+    content: dict[str, Any]
+
+
+class LineageUpdate(BaseModel):
+    mlflow_run_id: str
+    mlflow_experiment_id: str
+
+
+class Artifact(ArtifactCreate):
+    id: int
+    mlflow_run_id: str | None = None
+    mlflow_experiment_id: str | None = None
+    created_at: datetime
+    updated_at: datetime

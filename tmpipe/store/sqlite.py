@@ -1,0 +1,152 @@
+"""Embedded WebUI store on SQLite: the default for local runs and what `tmpipe webui serve` serves."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from tmpipe.errors import NotFoundError, StoreError
+from tmpipe.store.models import Artifact, ArtifactCreate, WorkflowLink, WorkflowSymbol
+from tmpipe.symbols import validate_symbol
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflow_symbols (
+    id INTEGER PRIMARY KEY, symbol TEXT NOT NULL UNIQUE, enabled INTEGER NOT NULL, priority INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workflow_links (
+    id INTEGER PRIMARY KEY, symbol_id INTEGER NOT NULL REFERENCES workflow_symbols(id),
+    dag_id TEXT NOT NULL, is_active INTEGER NOT NULL, config TEXT NOT NULL, notes TEXT,
+    UNIQUE (symbol_id, dag_id)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id INTEGER PRIMARY KEY, dag_id TEXT NOT NULL, dag_run_id TEXT NOT NULL, symbol TEXT NOT NULL,
+    artifact_type TEXT NOT NULL, content TEXT NOT NULL,
+    mlflow_run_id TEXT, mlflow_experiment_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (dag_id, dag_run_id, symbol, artifact_type)
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class SqliteArtifactStore:
+    """Same semantics as the HTTP API; safe for several processes (WAL, busy timeout)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def list_workflow_symbols(self, enabled_only: bool = True) -> list[WorkflowSymbol]:
+        with self._connect() as db:
+            where = "WHERE enabled = 1" if enabled_only else ""
+            rows = db.execute(f"SELECT * FROM workflow_symbols {where} ORDER BY priority, symbol").fetchall()
+            links = db.execute("SELECT * FROM workflow_links ORDER BY id").fetchall()
+        by_symbol: dict[int, list[WorkflowLink]] = {}
+        for link in links:
+            by_symbol.setdefault(link["symbol_id"], []).append(_link(link))
+        return [
+            WorkflowSymbol(id=r["id"], symbol=r["symbol"], enabled=bool(r["enabled"]), priority=r["priority"], links=by_symbol.get(r["id"], []))
+            for r in rows
+        ]
+
+    def add_symbol(self, symbol: str, *, priority: int = 100, enabled: bool = True) -> WorkflowSymbol:
+        validate_symbol(symbol)
+        with self._connect() as db:
+            try:
+                cursor = db.execute(
+                    "INSERT INTO workflow_symbols (symbol, enabled, priority) VALUES (?, ?, ?)", (symbol, int(enabled), priority)
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"symbol {symbol} already exists", status=409) from exc
+        return WorkflowSymbol(id=cursor.lastrowid, symbol=symbol, enabled=enabled, priority=priority)
+
+    def add_link(
+        self, symbol: str, dag_id: str, *, config: dict[str, Any] | None = None, active: bool = True, notes: str | None = None
+    ) -> WorkflowLink:
+        with self._connect() as db:
+            row = db.execute("SELECT id FROM workflow_symbols WHERE symbol = ?", (symbol,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no workflow symbol {symbol}")
+            cursor = db.execute(
+                "INSERT INTO workflow_links (symbol_id, dag_id, is_active, config, notes) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (symbol_id, dag_id) DO UPDATE SET is_active = excluded.is_active, "
+                "config = excluded.config, notes = excluded.notes RETURNING id",
+                (row["id"], dag_id, int(active), json.dumps(config or {}), notes),
+            )
+            link_id = cursor.fetchone()[0]
+        return WorkflowLink(id=link_id, dag_id=dag_id, is_active=active, config=config or {}, notes=notes)
+
+    def save_artifact(self, artifact: ArtifactCreate) -> Artifact:
+        now = _now()
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO artifacts (dag_id, dag_run_id, symbol, artifact_type, content, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, dag_run_id, symbol, artifact_type) "
+                "DO UPDATE SET content = excluded.content, updated_at = excluded.updated_at",
+                (artifact.dag_id, artifact.dag_run_id, artifact.symbol, artifact.artifact_type, json.dumps(artifact.content), now, now),
+            )
+            row = db.execute(
+                "SELECT * FROM artifacts WHERE dag_id = ? AND dag_run_id = ? AND symbol = ? AND artifact_type = ?",
+                (artifact.dag_id, artifact.dag_run_id, artifact.symbol, artifact.artifact_type),
+            ).fetchone()
+        return _artifact(row)
+
+    def set_lineage(self, artifact_id: int, mlflow_run_id: str, mlflow_experiment_id: str) -> Artifact:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE artifacts SET mlflow_run_id = ?, mlflow_experiment_id = ?, updated_at = ? WHERE id = ?",
+                (mlflow_run_id, mlflow_experiment_id, _now(), artifact_id),
+            )
+            row = db.execute("SELECT * FROM artifacts WHERE id = ?", (artifact_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no artifact {artifact_id}")
+        return _artifact(row)
+
+    def get_artifact(self, artifact_id: int) -> Artifact:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM artifacts WHERE id = ?", (artifact_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no artifact {artifact_id}")
+        return _artifact(row)
+
+    def list_artifacts(
+        self,
+        *,
+        dag_id: str | None = None,
+        dag_run_id: str | None = None,
+        symbol: str | None = None,
+        artifact_type: str | None = None,
+    ) -> list[Artifact]:
+        filters = {"dag_id": dag_id, "dag_run_id": dag_run_id, "symbol": symbol, "artifact_type": artifact_type}
+        clauses = [(f"{column} = ?", value) for column, value in filters.items() if value is not None]
+        where = ("WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else ""
+        with self._connect() as db:
+            rows = db.execute(f"SELECT * FROM artifacts {where} ORDER BY id", [v for _, v in clauses]).fetchall()
+        return [_artifact(r) for r in rows]
+
+
+def _link(row: sqlite3.Row) -> WorkflowLink:
+    return WorkflowLink(id=row["id"], dag_id=row["dag_id"], is_active=bool(row["is_active"]), config=json.loads(row["config"]), notes=row["notes"])
+
+
+def _artifact(row: sqlite3.Row) -> Artifact:
+    return Artifact(**{**dict(row), "content": json.loads(row["content"])})

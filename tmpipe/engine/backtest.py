@@ -1,0 +1,77 @@
+"""Greedy policy rollouts over a split: positions, equity curves and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tmpipe.engine.data import SplitBars, iso
+from tmpipe.engine.environment import ActionSpace, equity_curve
+from tmpipe.engine.metrics import compute_metrics, returns_from_equity
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A greedy pass over the decision bars of one split (bars after the warm-up)."""
+
+    dates: pd.Series
+    close: np.ndarray
+    actions: np.ndarray  # action index per decision bar (flat after ruin)
+    positions: np.ndarray
+    equity: np.ndarray
+    q_values: np.ndarray  # (bars, actions) at the position actually held
+
+    @property
+    def returns(self) -> np.ndarray:
+        return returns_from_equity(self.equity)
+
+
+def greedy_actions(q: np.ndarray, start_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Follow argmax Q from a flat start; q is (bars, positions, actions), position = last action.
+
+    The best action for every (bar, position) pair is computed in one array op; the loop
+    only chains the integer choices.
+    """
+    best = q.argmax(axis=2)
+    actions = np.empty(len(q), dtype=np.int64)
+    held = start_index
+    for t in range(len(q)):
+        held = actions[t] = best[t, held]
+    previous = np.concatenate([[start_index], actions[:-1]])
+    return actions, q[np.arange(len(q)), previous]
+
+
+def rollout(q: np.ndarray, split: SplitBars, lookback: int, space: ActionSpace, cost_rate: float,
+            initial_cash: float) -> Rollout:
+    decisions = split.bars.iloc[lookback - 1 :]
+    close = decisions["close"].to_numpy(np.float64)
+    actions, q_held = greedy_actions(q, space.flat)
+    equity, positions = equity_curve(close, space.positions[actions], cost_rate, initial_cash)
+    actions = np.where(positions == space.positions[actions], actions, space.flat)  # flat after ruin
+    return Rollout(decisions["date"].reset_index(drop=True), close, actions, positions, equity, q_held)
+
+
+def rollout_metrics(result: Rollout, bars_per_year: float) -> dict:
+    return compute_metrics(result.returns, result.positions[:-1], bars_per_year)
+
+
+def buy_and_hold(result: Rollout, cost_rate: float, initial_cash: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fully invested from the first decision bar, paying the same entry cost."""
+    return equity_curve(result.close, np.ones_like(result.close), cost_rate, initial_cash)
+
+
+def write_equity_curve(path: Path, result: Rollout, buy_and_hold_equity: np.ndarray) -> Path:
+    frame = pd.DataFrame(
+        {
+            "date": [iso(d) for d in result.dates],
+            "close": result.close,
+            "position": result.positions,
+            "equity": result.equity,
+            "buy_and_hold": buy_and_hold_equity,
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path

@@ -1,0 +1,67 @@
+"""TradeMaster's algorithmic-trading features and the agent's observation windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PRICE_COLUMNS = ["open", "high", "low", "close", "adjcp"]
+MA_WINDOWS = (5, 10, 15, 20, 25, 30)
+FEATURES = ["zopen", "zhigh", "zlow", "zadjcp", "zclose"] + [f"zd_{k}" for k in MA_WINDOWS]
+TRADEMASTER_COLUMNS = ["tic", "date", *PRICE_COLUMNS, *FEATURES]
+
+
+def add_z_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add TradeMaster's z-features computed from the prices, causally.
+
+    zclose of the first bar is 0 and zd_k uses the bars available so far while fewer than k
+    exist (TradeMaster back-fills instead, which leaks the future into the first k bars).
+    """
+    out = frame.copy()
+    close = out["close"]
+    out["zopen"] = out["open"] / close - 1
+    out["zhigh"] = out["high"] / close - 1
+    out["zlow"] = out["low"] / close - 1
+    out["zadjcp"] = out["adjcp"] / close - 1
+    out["zclose"] = (close / close.shift(1) - 1).fillna(0.0)
+    for k in MA_WINDOWS:
+        out[f"zd_{k}"] = close.rolling(k, min_periods=1).mean() / close - 1
+    return out
+
+
+def normalisation_stats(train: pd.DataFrame) -> dict:
+    """Per-feature mean and std of the training split (std floored so constants stay finite)."""
+    values = train[FEATURES].to_numpy(np.float64)
+    std = values.std(axis=0)
+    return {
+        "mean": values.mean(axis=0).tolist(),
+        "std": np.where(std > 1e-12, std, 1.0).tolist(),
+    }
+
+
+def observation_windows(frame: pd.DataFrame, stats: dict, lookback: int) -> np.ndarray:
+    """All windows at once: row i holds the normalised features of bars i..i+lookback-1.
+
+    Shape (len(frame) - lookback + 1, lookback * len(FEATURES)), float32; the decision for
+    row i is taken at the close of bar i + lookback - 1.
+    """
+    values = (frame[FEATURES].to_numpy(np.float64) - np.asarray(stats["mean"])) / np.asarray(stats["std"])
+    windows = np.lib.stride_tricks.sliding_window_view(values, lookback, axis=0)  # (n, F, L)
+    return np.ascontiguousarray(windows.transpose(0, 2, 1).reshape(len(windows), -1), dtype=np.float32)
+
+
+def future_volatility(close: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Realised volatility of the next ``horizon`` log returns after each bar, and a validity mask.
+
+    The auxiliary target of the DeepScalper head; the last bars, which lack a full horizon,
+    are masked out of the loss.
+    """
+    log_returns = np.diff(np.log(close))
+    target = np.zeros(len(close))
+    valid = np.zeros(len(close), dtype=bool)
+    if len(log_returns) >= horizon:
+        ahead = np.lib.stride_tricks.sliding_window_view(log_returns, horizon)
+        stds = ahead.std(axis=1) if horizon > 1 else np.abs(ahead[:, 0])
+        target[: len(stds)] = stds
+        valid[: len(stds)] = True
+    return target, valid

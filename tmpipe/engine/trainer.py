@@ -1,0 +1,139 @@
+"""Training loop: parallel environments, epsilon-greedy exploration, validation-based selection."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from tmpipe.engine.backtest import rollout, rollout_metrics
+from tmpipe.engine.data import Dataset
+from tmpipe.engine.environment import ActionSpace, step_rewards
+from tmpipe.engine.features import future_volatility, normalisation_stats, observation_windows
+
+
+@dataclass
+class TrainOutcome:
+    network: object  # the selected QNetwork
+    epochs: list[dict]
+    chosen_epoch: int
+    chosen_reason: str
+    stats: dict
+    space: ActionSpace
+    torch_threads: int
+    env_steps: int
+
+
+@contextlib.contextmanager
+def deterministic_torch(seed: int):
+    """Seed torch and force deterministic kernels, restoring the global flag afterwards."""
+    import torch
+
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def cost_rate(trademaster: dict) -> float:
+    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])
+
+
+def evaluate(network, windows, space: ActionSpace, split, lookback: int, trademaster: dict, bars_per_year: float):
+    """Greedy rollout of ``network`` over one split, and its metrics."""
+    import torch
+
+    from tmpipe.engine.agent import q_table
+
+    q = q_table(network, torch.from_numpy(windows), torch.tensor(space.position_feature(np.arange(len(space.names))), dtype=torch.float32))
+    result = rollout(q, split, lookback, space, cost_rate(trademaster), float(trademaster["initial_cash"]))
+    return result, rollout_metrics(result, bars_per_year)
+
+
+def _selection_score(metrics: dict) -> float:
+    # A policy that never trades has no Sharpe (zero volatility); it scores as 0.
+    return metrics["sharpe"] if metrics["sharpe"] is not None else 0.0
+
+
+def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+    """Train for up to ``epochs`` epochs and keep the network with the best validation Sharpe."""
+    import torch
+
+    from tmpipe.engine.agent import DQNAgent, ReplayBuffer
+
+    hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
+    threads = len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    space = ActionSpace.from_config(hyper)
+    train_bars = dataset.splits["train"].bars
+    stats = normalisation_stats(train_bars)
+    windows = {name: observation_windows(split.bars, stats, lookback) for name, split in dataset.splits.items()}
+    close = train_bars["close"].to_numpy(np.float64)[lookback - 1 :]
+    next_returns = close[1:] / close[:-1] - 1.0  # one per transition window 0..N-1
+    vol, vol_valid = future_volatility(close, int(hyper["volatility_horizon"]))
+    vol_scale = vol[vol_valid].mean() if vol_valid.any() and vol[vol_valid].mean() > 0 else 1.0
+
+    rng = np.random.default_rng(int(hyper["seed"]))
+    with deterministic_torch(int(hyper["seed"])):
+        agent = DQNAgent(windows["train"], space.position_feature(np.arange(len(space.names))), hyper)
+        vol_target = torch.tensor(vol / vol_scale, dtype=torch.float32)
+        vol_mask = torch.tensor(vol_valid, dtype=torch.float32)
+        buffer = ReplayBuffer(int(hyper["replay_size"]))
+        chunks = [c for c in np.array_split(np.arange(len(next_returns)), int(hyper["parallel_envs"])) if len(c)]
+        starts = np.array([c[0] for c in chunks])
+        lengths = np.array([len(c) for c in chunks])
+        steps_per_epoch = int(lengths.max())
+        total_steps = max(1, int(hyper["epochs"]) * steps_per_epoch - 1)
+        cost = cost_rate(hyper)
+        records, best_score, best_state, best_epoch, env_steps = [], -np.inf, None, 0, 0
+        stop_reason = f"ran all {hyper['epochs']} epochs"
+        for epoch in range(1, int(hyper["epochs"]) + 1):
+            began, losses, epsilon = time.perf_counter(), [], float(hyper["epsilon_start"])
+            held = np.full(len(chunks), space.flat)
+            for step in range(steps_per_epoch):
+                active = step < lengths
+                window, position = starts[active] + step, held[active]
+                progress_frac = min(1.0, ((epoch - 1) * steps_per_epoch + step) / total_steps)
+                epsilon = hyper["epsilon_start"] + (hyper["epsilon_end"] - hyper["epsilon_start"]) * progress_frac
+                action = agent.greedy(window, position)
+                explore = rng.random(len(window)) < epsilon
+                action = np.where(explore, rng.integers(0, len(space.names), len(window)), action)
+                reward, ruined = step_rewards(space.positions[position], space.positions[action],
+                                              next_returns[window], cost)
+                buffer.add(window, position, action, reward, ruined)
+                held[active] = np.where(ruined, space.flat, action)
+                env_steps += len(window)
+                if buffer.size >= hyper["batch_size"]:
+                    losses.append(agent.learn(buffer, buffer.sample(rng, int(hyper["batch_size"])), vol_target, vol_mask))
+            _, train_metrics = evaluate(agent.online, windows["train"], space, dataset.splits["train"], lookback, hyper, dataset.bars_per_year)
+            _, valid_metrics = evaluate(agent.online, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
+            record = {
+                "epoch": epoch,
+                "loss": float(np.mean(losses)) if losses else None,
+                "train_return": train_metrics["total_return"],
+                "valid_return": valid_metrics["total_return"],
+                "valid_sharpe": valid_metrics["sharpe"],
+                "epsilon": float(epsilon),
+                "seconds": time.perf_counter() - began,
+            }
+            records.append(record)
+            if progress is not None:
+                progress(dict(record))
+            score = _selection_score(valid_metrics)
+            if score > best_score:
+                best_score, best_epoch, best_state = score, epoch, copy.deepcopy(agent.online.state_dict())
+            elif epoch - best_epoch >= int(hyper["early_stopping_patience"]):
+                stop_reason = f"early stopping after epoch {epoch} ({hyper['early_stopping_patience']} epochs without improvement)"
+                break
+        agent.online.load_state_dict(best_state)
+    reason = (f"best validation Sharpe ({best_score:.4f}; a policy that never trades scores 0) "
+              f"at epoch {best_epoch} of {len(records)}; {stop_reason}")
+    return TrainOutcome(agent.online, records, best_epoch, reason, stats, space, threads, env_steps)

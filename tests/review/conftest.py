@@ -1,0 +1,90 @@
+"""Engine and inference results as plain dicts following docs/contracts.md, and a loopback fake endpoint."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from tmpipe.review.schemas import fill_defaults
+
+LINEAGE = {"dag_id": "trademaster_autogen_pipeline_workflow", "dag_run_id": "manual__2024-06-28",
+           "mlflow_run_id": "0123abcd", "mlflow_experiment_id": "7", "model_uri": "models:/tmpipe.AAPL.deepscalper/3",
+           "data_sha256": None}
+
+
+def _metrics(total, sharpe, drawdown, vol=0.22):
+    return {"total_return": total, "annual_return": total * 2, "annual_volatility": vol, "sharpe": sharpe,
+            "sortino": sharpe * 1.3, "max_drawdown": drawdown, "calmar": 0.8, "win_rate": 0.54, "turnover": 3.1,
+            "bars": 126, "bars_per_year": 252}
+
+
+def write_equity_curve(path: Path, rows: int = 60) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "close", "position", "equity", "buy_and_hold"])
+        for i in range(rows):
+            close = 180 + 5 * math.sin(i / 6) + 0.2 * i
+            writer.writerow([f"2024-04-{i % 28 + 1:02d}" if i < 28 else f"2024-05-{i % 28 + 1:02d}"
+                             if i < 56 else f"2024-06-{i % 28 + 1:02d}", round(close, 4), 1, 1 + i / 500, 1 + i / 600])
+    return path
+
+
+@pytest.fixture
+def engine_result(tmp_path: Path) -> dict:
+    return {
+        "schema_version": 1, "kind": "train_backtest", "backend": "builtin", "symbol": "AAPL", "agent": "deepscalper",
+        "epochs": [{"epoch": 0, "loss": 0.1, "train_return": 0.05, "valid_return": 0.02, "valid_sharpe": 0.9,
+                    "epsilon": 0.1, "seconds": 1.2}],
+        "chosen_epoch": 0, "chosen_reason": "best validation sharpe",
+        "metrics": {"valid": _metrics(0.04, 0.9, 0.12), "test": _metrics(0.12, 1.25, 0.18),
+                    "buy_and_hold": _metrics(0.08, 0.7, 0.22)},
+        "excess_return": 0.04,
+        "equity_curve_path": str(write_equity_curve(tmp_path / "equity_curve.csv")),
+        "model_dir": str(tmp_path / "model"),
+        "last_action": {"action": "long", "target_position": 1.0, "date": "2024-06-28"},
+        "config": {"data": {}, "trademaster": {}},
+        "data_fingerprint": {"sha256": "ab" * 32, "first_timestamp": "2019-01-02", "last_timestamp": "2024-06-28",
+                             "rows": 1383},
+        "splits": {}, "wall_time_seconds": 12.5, "seed": 7, "torch_threads": 1,
+    }
+
+
+@pytest.fixture
+def inference_result(tmp_path: Path) -> dict:
+    return {
+        "schema_version": 1, "kind": "inference", "backend": "builtin", "symbol": "AAPL", "as_of": "2024-06-28",
+        "action": "long", "target_position": 1.0, "q_values": {"short": -0.2, "flat": 0.1, "long": 0.6},
+        "probabilities": {"short": 0.17, "flat": 0.21, "long": 0.62}, "reference_price": 210.62,
+        "window": {"first_timestamp": "2024-04-01", "last_timestamp": "2024-06-28", "bars": 60},
+        "market": {"last_close": 210.62, "return_1d": 0.004, "return_20d": 0.061,
+                   "realised_volatility_20d": 0.24, "trend_slope_20d": 0.0021},
+        "model_dir": str(tmp_path / "model"),
+    }
+
+
+@pytest.fixture
+def evidence(engine_result: dict, inference_result: dict) -> dict:
+    from tmpipe.review import build_evidence
+
+    return build_evidence(engine_result, inference_result, symbol="AAPL", lineage=LINEAGE)
+
+
+@pytest.fixture
+def review_config() -> dict:
+    return fill_defaults({})
+
+
+def with_changes(config: dict, **changes) -> dict:
+    """A copy of ``config`` with dotted keys (``thresholds.max_drawdown``) set."""
+    out = copy.deepcopy(config)
+    for dotted, value in changes.items():
+        target = out
+        *parents, last = dotted.split("__")
+        for parent in parents:
+            target = target[parent]
+        target[last] = value
+    return out

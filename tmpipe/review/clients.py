@@ -1,0 +1,208 @@
+"""Model clients for the review team: choosing the provider, recording every call, naming failures.
+
+The recording wrapper sees exactly what each agent sends and receives, so the trace holds the
+prompts as sent, the answers, token usage and timing, and the real exception type of a failed
+call (AgentChat itself re-raises agent failures as a bare RuntimeError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncGenerator, Callable, Mapping, Sequence
+
+from autogen_core.models import ChatCompletionClient, CreateResult, ModelInfo, RequestUsage
+
+from tmpipe.errors import ReviewError
+from tmpipe.review.rules_client import RULES_MODEL_LABEL, RULES_MODEL_NAME, RulesChatCompletionClient
+
+ApiKeyResolver = Callable[[dict], "str | None"]
+ENDPOINT_MODEL_INFO = ModelInfo(vision=False, function_calling=False, json_output=False, family="unknown",
+                                structured_output=False, multiple_system_messages=True)
+
+
+@dataclass
+class CallLog:
+    """Every model call of one review, in the order the calls started."""
+
+    calls: list[dict] = field(default_factory=list)
+    attempt: int = 0
+
+    def errors(self) -> list[dict]:
+        return [call for call in self.calls if call["error"] is not None]
+
+
+@dataclass
+class ClientSet:
+    """A client factory per agent plus what the trace may say about the configuration."""
+
+    for_agent: Callable[[str, str], ChatCompletionClient]
+    reviewer: dict
+    recorded_config: dict
+    secrets: list[str]
+    log: CallLog
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for close in self.closers:
+            await close()
+
+
+def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None = None) -> ClientSet:
+    """Clients for ``review_config['model_client']``; raises ReviewError when one cannot be set up."""
+    cfg = review_config["model_client"]
+    provider = cfg["provider"]
+    log = CallLog()
+    recorded = {key: cfg[key] for key in sorted(cfg)}
+    if provider == "rules":
+        recorded = {"provider": "rules", "model": RULES_MODEL_NAME}
+        reviewer = {"provider": "rules", "model": RULES_MODEL_NAME, "is_llm": False, "label": RULES_MODEL_LABEL}
+        return ClientSet(lambda name, role: RecordingClient(RulesChatCompletionClient(role, review_config), name, log),
+                         reviewer, recorded, [], log)
+    if provider == "replay":
+        from autogen_ext.models.replay import ReplayChatCompletionClient
+
+        answers = load_replay_answers(cfg["replay_file"])
+        shared = ReplayChatCompletionClient(answers, model_info=ENDPOINT_MODEL_INFO)
+        name = Path(cfg["replay_file"]).name
+        reviewer = {"provider": "replay", "model": f"replay:{name}", "is_llm": False,
+                    "label": f"replayed answers from {name} (scripted, not an LLM)"}
+        return ClientSet(lambda agent, role: RecordingClient(shared, agent, log), reviewer, recorded, [], log,
+                         [shared.close])
+    if provider == "openai":
+        from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+        key, source = resolve_api_key(cfg, api_key_resolver)
+        recorded["api_key_source"] = source
+        recorded["client_max_retries"] = 0
+        shared = OpenAIChatCompletionClient(
+            model=cfg["model"], base_url=cfg["base_url"], api_key=key, temperature=cfg["temperature"],
+            timeout=cfg["timeout_seconds"], max_retries=0, model_info=ENDPOINT_MODEL_INFO)
+        reviewer = {"provider": "openai", "model": f"openai-compatible:{cfg['model']}", "is_llm": True,
+                    "label": f"LLM {cfg['model']} at {cfg['base_url'] or 'the OpenAI default endpoint'}"}
+        return ClientSet(lambda agent, role: RecordingClient(shared, agent, log), reviewer, recorded, [key], log,
+                         [shared.close])
+    raise ReviewError(f"review.model_client.provider {provider!r} is not one of rules|openai|replay")
+
+
+def resolve_api_key(cfg: dict, api_key_resolver: ApiKeyResolver | None) -> tuple[str, str]:
+    """The API key and where it came from (the resolver, else the env var named by api_key_env)."""
+    if api_key_resolver is not None:
+        key = api_key_resolver(dict(cfg))
+        if key:
+            return key, "resolver" + (f" (airflow connection {cfg['airflow_conn_id']})" if cfg.get("airflow_conn_id") else "")
+    env = cfg.get("api_key_env")
+    if env and os.environ.get(env):
+        return os.environ[env], f"env:{env}"
+    raise ReviewError(f"no API key for review.model_client: set the environment variable {env or '(api_key_env unset)'}"
+                      + (" or give an api_key_resolver" if api_key_resolver is None else ", the resolver returned none"))
+
+
+def load_replay_answers(path: str | None) -> list[str]:
+    """Answers from a replay file: a JSON list of strings, or ``{"responses": [...]}``."""
+    if not path:
+        raise ReviewError("review.model_client.provider is replay but replay_file is not set")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReviewError(f"{path}: cannot read replay answers: {exc}") from exc
+    answers = data.get("responses") if isinstance(data, dict) else data
+    if not isinstance(answers, list) or not all(isinstance(a, (str, dict)) for a in answers):
+        raise ReviewError(f"{path}: replay file must be a list of answers or {{\"responses\": [...]}}")
+    return [a if isinstance(a, str) else json.dumps(a, sort_keys=True) for a in answers]
+
+
+def classify_error(exc: BaseException) -> dict:
+    """``{kind, detail, http_status}`` for a failed model call or conversation."""
+    detail = f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai ships with autogen-ext[openai]
+        openai = None
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return {"kind": "timeout", "detail": detail, "http_status": None}
+    if openai is not None:
+        if isinstance(exc, openai.APITimeoutError):
+            return {"kind": "timeout", "detail": detail, "http_status": None}
+        if isinstance(exc, openai.RateLimitError):
+            return {"kind": "rate_limited", "detail": detail, "http_status": exc.status_code}
+        if isinstance(exc, openai.APIConnectionError):
+            return {"kind": "network", "detail": detail, "http_status": None}
+        if isinstance(exc, openai.APIStatusError):
+            return {"kind": "endpoint_error", "detail": detail, "http_status": exc.status_code}
+    return {"kind": "model_error", "detail": detail, "http_status": None}
+
+
+class RecordingClient(ChatCompletionClient):
+    """Delegates to ``inner`` and appends each call (prompts, answer, usage, timing, error) to ``log``."""
+
+    def __init__(self, inner: ChatCompletionClient, agent: str, log: CallLog):
+        self._inner, self._agent, self._log = inner, agent, log
+        self._last = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+
+    async def create(self, messages: Sequence[Any], **kwargs: Any) -> CreateResult:
+        call = {"attempt": self._log.attempt, "agent": self._agent, "prompts": [_llm_message(m) for m in messages],
+                "response": None, "finish_reason": None, "usage": None, "error": None,
+                "timing": {"started_at": _now(), "finished_at": None, "duration_ms": None}}
+        self._log.calls.append(call)
+        started = time.perf_counter()
+        try:
+            result = await self._inner.create(messages, **kwargs)
+        except BaseException as exc:
+            call["error"] = classify_error(exc) if not isinstance(exc, asyncio.CancelledError) else {
+                "kind": "timeout", "detail": "call cancelled when the review timed out", "http_status": None}
+            raise
+        finally:
+            call["timing"].update(finished_at=_now(), duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        call["response"] = result.content if isinstance(result.content, str) else json.dumps(
+            [c.model_dump() for c in result.content], sort_keys=True)
+        call["finish_reason"] = result.finish_reason
+        call["usage"] = {"prompt": result.usage.prompt_tokens, "completion": result.usage.completion_tokens}
+        self._last = result.usage
+        self._total = RequestUsage(self._total.prompt_tokens + result.usage.prompt_tokens,
+                                   self._total.completion_tokens + result.usage.completion_tokens)
+        return result
+
+    async def create_stream(self, messages: Sequence[Any], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
+        result = await self.create(messages, **kwargs)
+        yield result
+
+    async def close(self) -> None:
+        return None  # the shared inner client is closed once by ClientSet.close
+
+    def actual_usage(self) -> RequestUsage:
+        return self._last
+
+    def total_usage(self) -> RequestUsage:
+        return self._total
+
+    def count_tokens(self, messages: Sequence[Any], **kwargs: Any) -> int:
+        return self._inner.count_tokens(messages, **kwargs)
+
+    def remaining_tokens(self, messages: Sequence[Any], **kwargs: Any) -> int:
+        return self._inner.remaining_tokens(messages, **kwargs)
+
+    @property
+    def capabilities(self) -> Any:
+        return self._inner.model_info
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._inner.model_info
+
+
+def _llm_message(message: Any) -> dict:
+    content = message.content
+    if not isinstance(content, str):
+        content = json.dumps([c.model_dump() if hasattr(c, "model_dump") else str(c) for c in content], sort_keys=True)
+    return {"type": message.type, "source": getattr(message, "source", None), "content": content}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()

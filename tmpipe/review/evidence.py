@@ -1,0 +1,158 @@
+"""The evidence pack: the one compact JSON document the review agents see about the market."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from tmpipe.errors import ReviewError
+from tmpipe.review.schemas import EVIDENCE, schema_problems
+
+ACTION_TO_SIGNAL = {"long": "BUY", "short": "SELL", "flat": "HOLD"}
+LINEAGE_KEYS = ("dag_id", "dag_run_id", "mlflow_run_id", "mlflow_experiment_id", "model_uri", "data_sha256")
+METRIC_KEYS = ("total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
+               "calmar", "win_rate", "turnover", "bars")
+MARKET_KEYS = ("last_close", "return_1d", "return_20d", "realised_volatility_20d", "trend_slope_20d")
+NOTES_MAX_CHARS = 4000
+
+
+def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, lineage: dict,
+                   notes: str | None = None) -> dict:
+    """Evidence pack (``schemas/evidence.schema.json``) from the engine and inference contracts.
+
+    ``notes`` is outside text (for example a WebUI link-config note); it is stored as quoted,
+    explicitly untrusted data so that no agent prompt ever presents it as an instruction.
+    """
+    action = inference_result.get("action")
+    if action not in ACTION_TO_SIGNAL:
+        raise ReviewError(f"{symbol}: inference action {action!r} is not one of short|flat|long")
+    probabilities = inference_result.get("probabilities")
+    if probabilities is not None:
+        probabilities = {k: _number(probabilities.get(k)) for k in ("short", "flat", "long")}
+        if any(v is None for v in probabilities.values()):
+            probabilities = None
+    metrics = engine_result.get("metrics") or {}
+    market = inference_result.get("market") or {}
+    window = inference_result.get("window")
+    fingerprint = engine_result.get("data_fingerprint") or {}
+    evidence = {
+        "schema_version": 1,
+        "symbol": symbol,
+        "as_of": _text(inference_result.get("as_of")),
+        "inference": {
+            "action": action,
+            "implied_signal": ACTION_TO_SIGNAL[action],
+            "target_position": _number(inference_result.get("target_position")),
+            "probabilities": probabilities,
+            "confidence": probabilities[action] if probabilities else None,
+            "reference_price": _number(inference_result.get("reference_price", market.get("last_close"))),
+            "source": "backtest_last_action" if inference_result.get("kind") == "backtest_last_action" else "inference",
+        },
+        "backtest": {
+            "backend": _text(engine_result.get("backend")),
+            "agent": _text(engine_result.get("agent")),
+            "chosen_epoch": engine_result.get("chosen_epoch"),
+            "test": _metrics(metrics.get("test")),
+            "buy_and_hold": _metrics(metrics.get("buy_and_hold")),
+            "excess_return": _number(engine_result.get("excess_return")),
+        },
+        "market": {
+            **{key: _number(market.get(key)) for key in MARKET_KEYS},
+            "window": None if window is None else {
+                "first_timestamp": _text(window.get("first_timestamp")),
+                "last_timestamp": _text(window.get("last_timestamp")),
+                "bars": window.get("bars"),
+            },
+        },
+        "lineage": {key: _text((lineage or {}).get(key)) for key in LINEAGE_KEYS},
+        "data": {
+            "sha256": _text(fingerprint.get("sha256")),
+            "first_timestamp": _text(fingerprint.get("first_timestamp")),
+            "last_timestamp": _text(fingerprint.get("last_timestamp")),
+            "rows": fingerprint.get("rows"),
+        },
+        "notes": None if notes is None else {"trust": "untrusted_outside_text", "text": str(notes)[:NOTES_MAX_CHARS]},
+    }
+    if evidence["lineage"]["data_sha256"] is None:
+        evidence["lineage"]["data_sha256"] = evidence["data"]["sha256"]
+    problems = schema_problems(evidence, EVIDENCE)
+    if problems:
+        raise ReviewError(f"{symbol}: evidence pack is invalid: " + "; ".join(problems))
+    return evidence
+
+
+def inference_from_backtest(engine_result: dict) -> dict:
+    """An inference-shaped dict from the backtest's ``last_action`` and its equity curve.
+
+    Used when only a train_backtest result is at hand (CLI ``--engine-result`` without
+    ``--inference``): there are no probabilities, so the confidence is unknown.
+    """
+    last = engine_result.get("last_action") or {}
+    closes, dates = _read_closes(engine_result.get("equity_curve_path"))
+    bars_per_year = ((engine_result.get("metrics") or {}).get("test") or {}).get("bars_per_year") or 252
+    return {
+        "kind": "backtest_last_action",
+        "symbol": engine_result.get("symbol"),
+        "as_of": last.get("date") or (dates[-1] if dates else None),
+        "action": last.get("action"),
+        "target_position": last.get("target_position"),
+        "probabilities": None,
+        "reference_price": closes[-1] if closes else None,
+        "window": {"first_timestamp": dates[0], "last_timestamp": dates[-1], "bars": len(dates)} if dates else None,
+        "market": market_stats(closes, bars_per_year),
+    }
+
+
+def market_stats(closes: list[float], bars_per_year: float = 252) -> dict:
+    """Last close, 1- and 20-bar returns, annualised 20-bar realised volatility, 20-bar trend slope."""
+    stats = dict.fromkeys(MARKET_KEYS)
+    if not closes:
+        return stats
+    stats["last_close"] = closes[-1]
+    if len(closes) >= 2:
+        stats["return_1d"] = closes[-1] / closes[-2] - 1
+    if len(closes) >= 21:
+        recent = closes[-21:]
+        stats["return_20d"] = recent[-1] / recent[0] - 1
+        logs = [math.log(b / a) for a, b in zip(recent, recent[1:])]
+        mean = sum(logs) / len(logs)
+        variance = sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)
+        stats["realised_volatility_20d"] = math.sqrt(variance * bars_per_year)
+        # Least-squares slope of the last 20 closes, per bar, relative to their mean price.
+        ys = recent[1:]
+        xs = range(len(ys))
+        x_mean, y_mean = (len(ys) - 1) / 2, sum(ys) / len(ys)
+        slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys)) / sum((x - x_mean) ** 2 for x in xs)
+        stats["trend_slope_20d"] = slope / y_mean
+    return {key: _number(value) for key, value in stats.items()}
+
+
+def _read_closes(path: str | None) -> tuple[list[float], list[str]]:
+    if not path or not Path(path).is_file():
+        return [], []
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("close")]
+    return [float(row["close"]) for row in rows], [row["date"] for row in rows]
+
+
+def _metrics(values: dict | None) -> dict:
+    values = values or {}
+    out = {key: _number(values.get(key)) for key in METRIC_KEYS}
+    out["bars"] = int(values["bars"]) if values.get("bars") is not None else None
+    return out
+
+
+def _number(value: object) -> float | None:
+    """A finite float rounded to 6 decimals (compact and stable), else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(number, 6) if math.isfinite(number) else None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

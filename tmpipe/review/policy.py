@@ -1,0 +1,120 @@
+"""The review policy: thresholds that turn the inferred action into an approved or downgraded signal.
+
+Pure functions over the evidence pack. The rules model speaks them; the guardrails enforce
+them on whatever any model writes, so thresholds hold whichever provider is configured.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+TRADING_DAYS_PER_YEAR = 252
+_HORIZON_DAYS = {"m": 1 / 390, "h": 1 / 6.5, "d": 1.0, "w": 5.0}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One threshold check with the numbers it used."""
+
+    name: str
+    value: float | None
+    limit: float
+    passed: bool
+
+    def describe(self) -> str:
+        shown = "unknown" if self.value is None else f"{self.value:.4f}"
+        relation = {"max_drawdown": "<=", "min_sharpe": ">=", "min_confidence": ">="}[self.name]
+        label = {"max_drawdown": "test max drawdown", "min_sharpe": "test Sharpe",
+                 "min_confidence": "confidence"}[self.name]
+        return f"{label} {shown} {relation} {self.limit:.4f}: {'PASS' if self.passed else 'FAIL'}"
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """What the policy makes of the evidence: the action, why, and the protective levels."""
+
+    implied_signal: str
+    action: str
+    status: str
+    confidence: float
+    checks: tuple[Check, ...]
+    target_position: float
+    reference_price: float | None
+    stop_loss: float | None
+    take_profit: float | None
+
+    @property
+    def failed(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
+
+    def downgrade_reason(self) -> str | None:
+        if self.status != "downgraded":
+            return None
+        return "; ".join(check.describe() for check in self.failed)
+
+
+def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
+    """Apply max_drawdown, min_sharpe and min_confidence to the inferred action."""
+    thresholds = review_config["thresholds"]
+    inference = evidence["inference"]
+    test = evidence["backtest"]["test"]
+    implied = inference["implied_signal"]
+    confidence = inference["confidence"]
+    drawdown, sharpe = test["max_drawdown"], test["sharpe"]
+    checks = (
+        Check("max_drawdown", drawdown, thresholds["max_drawdown"],
+              drawdown is not None and drawdown <= thresholds["max_drawdown"]),
+        Check("min_sharpe", sharpe, thresholds["min_sharpe"], sharpe is not None and sharpe >= thresholds["min_sharpe"]),
+        Check("min_confidence", confidence, thresholds["min_confidence"],
+              confidence is not None and confidence >= thresholds["min_confidence"]),
+    )
+    probabilities = inference["probabilities"] or {}
+    if implied == "HOLD" or all(check.passed for check in checks):
+        action, status = implied, "approved"
+        confidence = confidence if confidence is not None else 0.0
+    else:
+        action, status = "HOLD", "downgraded"
+        confidence = probabilities.get("flat", 0.0)
+    reference = inference["reference_price"]
+    position = _target_position(action, inference["target_position"])
+    stop_loss, take_profit = protective_levels(
+        action, reference, horizon_volatility(evidence, review_config["horizon"]),
+        review_config["stop_loss_sigmas"], review_config["take_profit_sigmas"])
+    return PolicyDecision(implied, action, status, round(float(confidence), 6), checks, position, reference,
+                          stop_loss, take_profit)
+
+
+def horizon_days(horizon: str) -> float:
+    """Trading days in a horizon such as ``5d``, ``4h``, ``30m`` or ``2w``."""
+    match = re.fullmatch(r"([0-9]+)([mhdw])", horizon)
+    if not match:
+        raise ValueError(f"horizon {horizon!r} is not like 5d, 4h, 30m or 2w")
+    return int(match.group(1)) * _HORIZON_DAYS[match.group(2)]
+
+
+def horizon_volatility(evidence: dict, horizon: str) -> float | None:
+    """Expected return standard deviation over the horizon (20-bar realised vol, else test vol)."""
+    annual = evidence["market"]["realised_volatility_20d"] or evidence["backtest"]["test"]["annual_volatility"]
+    if annual is None:
+        return None
+    return annual * math.sqrt(horizon_days(horizon) / TRADING_DAYS_PER_YEAR)
+
+
+def protective_levels(action: str, reference: float | None, volatility: float | None,
+                      stop_sigmas: float, take_sigmas: float) -> tuple[float | None, float | None]:
+    """Stop loss and take profit ``sigmas`` horizon-volatilities away from the reference price."""
+    if action == "HOLD" or reference is None or volatility is None:
+        return None, None
+    direction = 1 if action == "BUY" else -1
+    stop = reference * (1 - direction * stop_sigmas * volatility)
+    take = reference * (1 + direction * take_sigmas * volatility)
+    return round(stop, 4), round(take, 4)
+
+
+def _target_position(action: str, inferred: float | None) -> float:
+    if action == "HOLD":
+        return 0.0
+    size = min(abs(inferred), 1.0) if inferred else 1.0
+    return size if action == "BUY" else -size

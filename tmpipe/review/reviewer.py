@@ -1,0 +1,203 @@
+"""review_signal: run the team with bounded retries and turn the result into a signal and a sealed trace."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from tmpipe.errors import ReviewError
+from tmpipe.review.clients import ApiKeyResolver, ClientSet, build_clients, classify_error
+from tmpipe.review.policy import evaluate_policy
+from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
+from tmpipe.review.signal import check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
+from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
+from tmpipe.review.trace import entry, interleave, redact, seal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """The TradingSignal and the sealed reasoning trace of one review."""
+
+    signal: dict
+    trace: dict
+
+
+def review_signal(evidence: dict, review_config: dict, *, symbol: str,
+                  api_key_resolver: ApiKeyResolver | None = None) -> ReviewOutcome:
+    """Review ``evidence`` with the configured team; always returns a schema-valid signal.
+
+    Raises ReviewError only for a bad config or evidence pack; model failures, timeouts and
+    invalid answers end in a ``fallback`` HOLD with the cause recorded.
+    """
+    config = fill_defaults(review_config)
+    problems = schema_problems(config, REVIEW_SECTION) + [f"evidence {p}" for p in schema_problems(evidence, EVIDENCE)]
+    if problems:
+        raise ReviewError(f"{symbol}: cannot review: " + "; ".join(problems))
+    coroutine = _review(evidence, config, symbol, api_key_resolver)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    # Called from inside an event loop (a notebook, an async operator): run on a private loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None) -> ReviewOutcome:
+    started_at, clock = _now(), time.perf_counter()
+    plan = plan_team(config, symbol)
+    decision = evaluate_policy(evidence, config)
+    entries: list[dict] = []
+    attempts: list[dict] = []
+    signal = cause = None
+    termination = "none"
+    try:
+        clients = build_clients(config, resolver)
+    except ReviewError as exc:
+        clients = None
+        cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
+        termination = "configuration"
+    budget_left = config["token_budget"]
+    deadline = clock + config["timeout_seconds"]
+    feedback: list[str] | None = None
+    for attempt in range(config["max_retries"] + 1) if clients else ():
+        clients.log.attempt = attempt
+        time_left, used_before = deadline - time.perf_counter(), _usage(clients)["total"]
+        if time_left <= 0 or budget_left <= 0:
+            kind = "timeout" if time_left <= 0 else "token_budget"
+            cause, termination = {"kind": kind, "detail": f"nothing left of review.{_ALLOWANCE[kind]} before attempt {attempt}",
+                                  "http_status": None}, kind
+            break
+        task = task_message(config, symbol, evidence, feedback)
+        result = await _run_attempt(plan, config, clients, task, attempt, budget_left, time_left)
+        budget_left -= _usage(clients)["total"] - used_before
+        entries += interleave(attempt, result["messages"], [c for c in clients.log.calls if c["attempt"] == attempt])
+        fired, error = result["fired"], result["error"]
+        termination = "error" if error and error["kind"] != "timeout" else next((t for t in TERMINATIONS if t in fired), "none")
+        record = {"attempt": attempt, "terminated_by": fired, "stop_reason": result["stop_reason"], "problems": [], "error": error}
+        attempts.append(record)
+        entries.append(entry(attempt, "termination", "team", "Termination",
+                             {"terminated_by": fired, "stop_reason": result["stop_reason"], "error": error}))
+        written = [m for m in result["messages"] if m.source == plan.writer]
+        if error:
+            cause = error
+            break
+        if not written:
+            kind = termination if termination in ("token_budget", "timeout", "max_messages") else "invalid_output"
+            cause = {"kind": kind, "detail": f"the conversation stopped ({result['stop_reason']}) before "
+                                             f"{plan.writer} wrote a signal", "http_status": None}
+            break
+        draft, problems = parse_draft(written[-1].to_text())
+        override = None
+        if draft is not None:
+            risk_texts = [m.to_text() for m in result["messages"] if m.source in plan.risk_managers]
+            more, override = check_draft(draft, decision, risk_texts)
+            problems += more
+        if not problems:
+            candidate = finalize_signal(draft, decision, symbol=symbol, evidence=evidence, horizon=config["horizon"],
+                                        reviewer_model=_reviewer(clients)["model"], token_usage=_tokens(clients),
+                                        override=override, min_confidence=config["thresholds"]["min_confidence"])
+            problems = signal_problems(candidate)
+            signal = None if problems else candidate
+        record["problems"] = problems
+        entries.append(entry(attempt, "guardrail", "guardrails", "DraftCheck",
+                             {"accepted": not problems, "problems": problems, "draft": draft, "override": override}))
+        if signal is not None:
+            cause = None
+            break
+        feedback = problems
+        cause = {"kind": "invalid_output", "detail": f"signal rejected after {attempt + 1} attempt(s): "
+                                                     + "; ".join(problems), "http_status": None}
+    reviewer = _reviewer(clients, config)
+    if signal is None:
+        signal = fallback_signal(cause, symbol=symbol, evidence=evidence, horizon=config["horizon"],
+                                 reviewer_model=reviewer["model"], token_usage=_tokens(clients))
+        log.warning("%s: review fell back to HOLD (%s): %s", symbol, cause["kind"], cause["detail"])
+    if clients is not None:
+        await clients.close()
+    trace = {
+        "schema_version": 1,
+        "kind": "review_trace",
+        "symbol": symbol,
+        "reviewer": reviewer,
+        "model_client": clients.recorded_config if clients else _recorded_without_client(config),
+        "team": plan.as_record(config),
+        "evidence": evidence,
+        "task_prompt": task_message(config, symbol, evidence),
+        "attempts": attempts,
+        "retries": max(0, len(attempts) - 1),
+        "termination_reason": termination,
+        "outcome": {"action": signal["action"], "confidence": signal["confidence"],
+                    "review_status": signal["review_status"], "fallback_cause": signal["fallback_cause"]},
+        "token_usage": _tokens(clients),
+        "entries": entries,
+        "timing": {"started_at": started_at, "finished_at": _now(),
+                   "duration_ms": round((time.perf_counter() - clock) * 1000, 3)},
+    }
+    secrets = clients.secrets if clients else []
+    return ReviewOutcome(redact(signal, secrets), seal(redact(trace, secrets)))
+
+
+async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attempt: int, budget: int,
+                       time_left: float) -> dict:
+    from autogen_agentchat.base import TaskResult
+
+    built = build_team(plan, config, clients, token_budget=budget, timeout_seconds=time_left)
+    messages: list = []
+    outcome = {"stop_reason": None, "error": None}
+
+    async def consume() -> None:
+        async for item in built.team.run_stream(task=task):
+            if isinstance(item, TaskResult):
+                outcome["stop_reason"] = item.stop_reason
+            elif hasattr(item, "source") and not type(item).__name__.endswith("Event"):
+                messages.append(item)
+
+    try:
+        await asyncio.wait_for(consume(), timeout=time_left)
+    except asyncio.TimeoutError:
+        built.fired.append("timeout")
+        outcome["error"] = {"kind": "timeout", "detail": f"review.timeout_seconds={config['timeout_seconds']} "
+                                                         f"reached during attempt {attempt}", "http_status": None}
+    except Exception as exc:  # AgentChat wraps agent failures; the recorder kept the real one
+        failed = [c["error"] for c in clients.log.calls if c["attempt"] == attempt and c["error"]]
+        outcome["error"] = failed[-1] if failed else classify_error(exc)
+    return {"messages": messages, "fired": list(dict.fromkeys(built.fired)), **outcome}
+
+
+_ALLOWANCE = {"timeout": "timeout_seconds", "token_budget": "token_budget"}
+
+
+def _usage(clients: ClientSet | None) -> dict:
+    calls = clients.log.calls if clients else []
+    prompt = sum(c["usage"]["prompt"] for c in calls if c["usage"])
+    completion = sum(c["usage"]["completion"] for c in calls if c["usage"])
+    return {"prompt": prompt, "completion": completion, "total": prompt + completion}
+
+
+def _tokens(clients: ClientSet | None) -> dict:
+    usage = _usage(clients)
+    return {"prompt": usage["prompt"], "completion": usage["completion"]}
+
+
+def _reviewer(clients: ClientSet | None, config: dict | None = None) -> dict:
+    if clients is not None:
+        return clients.reviewer
+    cfg = config["model_client"]
+    return {"provider": cfg["provider"], "model": f"{cfg['provider']}:{cfg['model']}", "is_llm": cfg["provider"] == "openai",
+            "label": "no model client could be set up"}
+
+
+def _recorded_without_client(config: dict) -> dict:
+    cfg = config["model_client"]
+    return {key: cfg[key] for key in sorted(cfg)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()

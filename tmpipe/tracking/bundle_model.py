@@ -1,0 +1,78 @@
+"""The engine's model bundle as an MLflow pyfunc model, so the registry can hold it.
+
+The bundle directory is stored unchanged under ``artifacts/bundle`` of the pyfunc model;
+``predict`` delegates to ``tmpipe.engine.infer`` (imported lazily: registering a model
+does not need the engine, only serving it does). Imported only when a model is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import mlflow.pyfunc
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+BUNDLE_ARTIFACT = "bundle"
+BUNDLE_SUBDIR = Path("artifacts") / BUNDLE_ARTIFACT
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "symbol"), ColSpec("string", "config_json")]),
+    outputs=Schema(
+        [
+            ColSpec("string", "symbol"),
+            ColSpec("string", "as_of"),
+            ColSpec("string", "action"),
+            ColSpec("double", "target_position"),
+            ColSpec("double", "reference_price"),
+        ]
+    ),
+)
+
+
+class TradingBundleModel(mlflow.pyfunc.PythonModel):
+    """One row per (symbol, resolved stage config as JSON) -> the engine's latest action."""
+
+    def load_context(self, context) -> None:
+        self.bundle_dir = Path(context.artifacts[BUNDLE_ARTIFACT])
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        from tmpipe.engine import infer
+
+        rows = []
+        for record in model_input.to_dict(orient="records"):
+            result = infer(self.bundle_dir, json.loads(record["config_json"]), symbol=record["symbol"])
+            rows.append(
+                {
+                    "symbol": str(result["symbol"]),
+                    "as_of": str(result["as_of"]),
+                    "action": str(result["action"]),
+                    "target_position": float(result["target_position"]),
+                    "reference_price": float(result["reference_price"]),
+                }
+            )
+        return pd.DataFrame(rows, columns=SIGNATURE.outputs.input_names())
+
+
+def save_bundle_model(model_dir: str | Path, dest: str | Path, *, requirements: list[str]) -> Path:
+    """Write a pyfunc model directory at ``dest`` that embeds the bundle at ``model_dir``.
+
+    ``requirements`` is given explicitly so MLflow does not spawn a process to infer them.
+    """
+    dest = Path(dest)
+    with warnings.catch_warnings():
+        # predict needs the engine and market data, so there is no input example to run.
+        warnings.filterwarnings("ignore", message=".*input_example.*")
+        warnings.filterwarnings("ignore", message=".*type hints.*")
+        mlflow.pyfunc.save_model(
+            path=str(dest),
+            python_model=TradingBundleModel(),
+            artifacts={BUNDLE_ARTIFACT: str(model_dir)},
+            signature=SIGNATURE,
+            pip_requirements=requirements,
+        )
+    return dest

@@ -1,0 +1,85 @@
+"""Turn the resolved config into MLflow params and a provenance document (pure helpers)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+SECRET_MARKERS = ("key", "token", "password", "secret")
+REDACTED = "<redacted>"
+
+# MLflow limits (mlflow.utils.validation); copied so this module stays import-light.
+MAX_PARAM_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+
+
+def is_secret_key(dotted_key: str) -> bool:
+    """Any part of the key mentions key/token/password/secret (case-insensitive)."""
+    lowered = dotted_key.lower()
+    return any(marker in lowered for marker in SECRET_MARKERS)
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to dotted keys; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, prefix=f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def loggable_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """Flattened, secret-free params with MLflow-sized keys and values."""
+    params: dict[str, str] = {}
+    for key, value in flatten(config).items():
+        if is_secret_key(key) or len(key) > MAX_PARAM_KEY_LENGTH:
+            continue
+        params[key] = _as_text(value)[:MAX_PARAM_VALUE_LENGTH]
+    return params
+
+
+def redact(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Copy of ``config`` with secret-named leaves replaced by a marker."""
+    clean: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            clean[key] = redact(value, prefix=f"{dotted}.")
+        elif is_secret_key(dotted) and value is not None:
+            clean[key] = REDACTED
+        else:
+            clean[key] = value
+    return clean
+
+
+def _provenance_of(dotted_key: str, provenance: Mapping[str, Any]) -> Any:
+    """Exact key, else the closest parent key the resolver recorded (whole section set)."""
+    key = dotted_key
+    while True:
+        if key in provenance:
+            return provenance[key]
+        if "." not in key:
+            return None
+        key = key.rsplit(".", 1)[0]
+
+
+def provenance_document(config: Mapping[str, Any], provenance: Mapping[str, Any]) -> dict:
+    """``{resolved: <nested config>, keys: {dotted: {value, set_by}}}``, secrets redacted."""
+    clean = redact(config)
+    return {
+        "resolved": clean,
+        "keys": {
+            key: {"value": value, "set_by": _provenance_of(key, provenance)}
+            for key, value in flatten(clean).items()
+        },
+    }

@@ -1,0 +1,195 @@
+"""Register each symbol's model, promote it behind a gate, and load the promoted one back.
+
+Registered model name: ``{prefix}.{symbol}.{agent}``. The alias (``champion`` by default)
+moves only when the backtest passes the gate, so ``inference`` mode always gets a model
+that did; a version that fails the gate is still registered, for the record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tmpipe.errors import ModelNotPromotedError, TrackingError
+from tmpipe.tracking.context import quote_filter_value
+from tmpipe.tracking.runs import _set_tags, client_for
+from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, MODEL_ARTIFACT_DIR
+from tmpipe.tracking.retry import with_retry
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+BUNDLE_SUBDIR = Path("artifacts") / "bundle"  # same as tmpipe.tracking.bundle_model
+
+
+def registered_model_name(prefix: str, symbol: str, agent: str) -> str:
+    return f"{prefix}.{symbol}.{agent}"
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
+    """The promotion checks with the numbers they used; missing numbers fail a check."""
+    metrics = engine_result.get("metrics", {})
+    test = metrics.get("test") or {}
+    bench = metrics.get("buy_and_hold") or {}
+    test_return = _finite(test.get("total_return"))
+    bench_return = _finite(bench.get("total_return"))
+    drawdown = _finite(test.get("max_drawdown"))
+    required = bool(promotion_cfg.get("require_beat_buy_and_hold", True))
+    limit = float(promotion_cfg.get("max_drawdown", 0.5))
+    beat = test_return is not None and bench_return is not None and test_return > bench_return
+    checks = {
+        "beat_buy_and_hold": {
+            "required": required,
+            "test_total_return": test_return,
+            "buy_and_hold_total_return": bench_return,
+            "passed": beat or not required,
+        },
+        "max_drawdown": {
+            "limit": limit,
+            "test_max_drawdown": drawdown,
+            "passed": drawdown is not None and drawdown <= limit,
+        },
+    }
+    return {"passed": all(check["passed"] for check in checks.values()), "checks": checks}
+
+
+def _ensure_registered_model(client: MlflowClient, name: str, description: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, description=description)
+    except MlflowException as exc:  # exists already, possibly created by a parallel task
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS" and "already exists" not in str(exc):
+            raise
+
+
+def _version_for_run(client: MlflowClient, name: str, run_id: str, tags: dict[str, str]):
+    found = client.search_model_versions(
+        f"name = {quote_filter_value(name)} AND run_id = {quote_filter_value(run_id)}"
+    )
+    if found:
+        return min(found, key=lambda mv: int(mv.version))
+    return client.create_model_version(
+        name, source=f"runs:/{run_id}/{MODEL_ARTIFACT_DIR}", run_id=run_id, tags=tags
+    )
+
+
+@with_retry("register and promote model")
+def register_and_promote(
+    run_id: str,
+    symbol: str,
+    agent: str,
+    engine_result: dict,
+    promotion_cfg: dict,
+    prefix: str,
+    *,
+    tracking_uri: str,
+) -> dict:
+    """Register the run's ``model/`` (once per run) and set the alias if the gate passes.
+
+    Returns ``{model_name, version, alias, promoted, model_uri, gate}``; the gate outcome is
+    also written as run tags and model-version tags.
+    """
+    client = client_for(tracking_uri)
+    name = registered_model_name(prefix, symbol, agent)
+    alias = promotion_cfg.get("alias", "champion")
+    _ensure_registered_model(client, name, f"tmpipe {agent} agent for {symbol}")
+    version = _version_for_run(client, name, run_id, {"symbol": symbol, "agent": agent})
+    gate = evaluate_gate(engine_result, promotion_cfg)
+    gate_tags = {
+        "gate.passed": gate["passed"],
+        **{f"gate.{key}": json.dumps(check, sort_keys=True) for key, check in gate["checks"].items()},
+    }
+    for key, value in gate_tags.items():
+        client.set_model_version_tag(name, version.version, key, str(value))
+    if gate["passed"]:
+        client.set_registered_model_alias(name, alias, version.version)
+    _set_tags(
+        client,
+        run_id,
+        {
+            **gate_tags,
+            "registry.model_name": name,
+            "registry.version": version.version,
+            "registry.promoted": gate["passed"],
+            "registry.alias": alias if gate["passed"] else None,
+        },
+    )
+    return {
+        "model_name": name,
+        "version": str(version.version),
+        "alias": alias,
+        "promoted": gate["passed"],
+        "model_uri": f"models:/{name}/{version.version}",
+        "gate": gate,
+    }
+
+
+@dataclass(frozen=True)
+class PromotedModel:
+    """A promoted model downloaded to local disk, with the backtest it was promoted on."""
+
+    model_name: str
+    version: str
+    alias: str
+    run_id: str
+    model_uri: str
+    pyfunc_dir: Path
+    model_dir: Path
+    engine_result: dict
+
+
+def _is_missing(exc: Exception) -> bool:
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower()
+
+
+@with_retry("load promoted model")
+def load_promoted_model(
+    tracking_uri: str, prefix: str, symbol: str, agent: str, alias: str, dest_dir: str | Path
+) -> PromotedModel:
+    """Download the version behind ``alias`` into ``dest_dir/v<version>``.
+
+    ``model_dir`` is the engine bundle (what ``tmpipe.engine.infer`` takes);
+    ``engine_result`` is the train/backtest result logged with it, for the review evidence.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(tracking_uri)
+    name = registered_model_name(prefix, symbol, agent)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if not _is_missing(exc):
+            raise
+        raise ModelNotPromotedError(
+            f"symbol {symbol} has no model with alias {alias} in registered model {name}; "
+            "run mode train_backtest first"
+        ) from exc
+    if not version.run_id:
+        raise TrackingError(f"{name} version {version.version} has no source run to download from")
+    target = Path(dest_dir) / f"v{version.version}"
+    target.mkdir(parents=True, exist_ok=True)
+    pyfunc_dir = Path(client.download_artifacts(version.run_id, MODEL_ARTIFACT_DIR, str(target)))
+    result_path = client.download_artifacts(version.run_id, ENGINE_RESULT_ARTIFACT, str(target))
+    model_dir = pyfunc_dir / BUNDLE_SUBDIR
+    if not model_dir.is_dir():
+        raise TrackingError(f"{name} version {version.version}: no bundle at {MODEL_ARTIFACT_DIR}/{BUNDLE_SUBDIR}")
+    return PromotedModel(
+        model_name=name,
+        version=str(version.version),
+        alias=alias,
+        run_id=version.run_id,
+        model_uri=f"models:/{name}@{alias}",
+        pyfunc_dir=pyfunc_dir,
+        model_dir=model_dir,
+        engine_result=json.loads(Path(result_path).read_text()),
+    )

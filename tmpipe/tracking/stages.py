@@ -1,0 +1,242 @@
+"""Log each pipeline stage's output into the symbol's run.
+
+Every function is safe to run again on the same run (a retried task): params already logged
+are left alone, metric points already present are not duplicated, artifacts are overwritten
+with the same content at the same paths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+import tempfile
+import time
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tmpipe.tracking.params import loggable_params, provenance_document
+from tmpipe.tracking.retry import with_retry
+from tmpipe.tracking.runs import _set_tags, client_for
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+CONFIG_ARTIFACT = "config/resolved_config.yaml"
+ENGINE_RESULT_ARTIFACT = "engine/result.json"
+EQUITY_CSV_ARTIFACT_DIR = "backtest"
+MODEL_ARTIFACT_DIR = "model"
+INFERENCE_ARTIFACT = "inference/result.json"
+REVIEW_ARTIFACTS = ("review/evidence.json", "review/signal.json", "review/trace.json")
+
+CURVE_KEYS = ("loss", "train_return", "valid_return", "valid_sharpe")
+METRIC_PREFIXES = {"valid": "valid_", "test": "test_", "buy_and_hold": "bh_"}
+MODEL_REQUIREMENTS = ("tmpipe", "mlflow", "torch", "pandas", "numpy")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def _same(a: float | None, b: float) -> bool:
+    return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
+
+
+def _log_metrics_once(
+    client: MlflowClient,
+    run_id: str,
+    scalars: Mapping[str, Any],
+    curves: Mapping[str, list[tuple[int, Any]]] | None = None,
+) -> int:
+    """Log scalars (step 0) and curves (step = epoch), skipping points already recorded."""
+    from mlflow.entities import Metric
+    from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+
+    now = int(time.time() * 1000)
+    latest = client.get_run(run_id).data.metrics
+    batch = []
+    for key, raw in scalars.items():
+        value = _number(raw)
+        if value is not None and not _same(latest.get(key), value):
+            batch.append(Metric(key, value, now, 0))
+    for key, points in (curves or {}).items():
+        history = client.get_metric_history(run_id, key) if key in latest else []
+        recorded = {(m.step, m.value) for m in history}
+        for step, raw in points:
+            value = _number(raw)
+            if value is not None and (step, value) not in recorded:
+                batch.append(Metric(key, value, now, int(step)))
+    for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=batch[start : start + MAX_METRICS_PER_BATCH])
+    return len(batch)
+
+
+def _log_json(client: MlflowClient, run_id: str, payload: Any, artifact_file: str) -> None:
+    client.log_text(run_id, json.dumps(payload, indent=2, sort_keys=True, default=str), artifact_file)
+
+
+@with_retry("log config")
+def log_config(
+    run_id: str, resolved_config: Mapping, provenance: Mapping, *, tracking_uri: str
+) -> dict[str, str]:
+    """Flattened params (no secrets) and ``config/resolved_config.yaml`` with provenance.
+
+    MLflow forbids changing a param; a key already logged with another value (the config
+    changed between tries) keeps its first value, is reported in a warning and in the
+    returned dict, and the YAML artifact shows the current value.
+    """
+    import yaml
+    from mlflow.entities import Param
+    from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+
+    client = client_for(tracking_uri)
+    existing = client.get_run(run_id).data.params
+    params = loggable_params(resolved_config)
+    new = [Param(k, v) for k, v in params.items() if k not in existing]
+    conflicts = {k: v for k, v in params.items() if k in existing and existing[k] != v}
+    if conflicts:
+        log.warning("run %s keeps earlier values of params %s", run_id, sorted(conflicts))
+    for start in range(0, len(new), MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, params=new[start : start + MAX_PARAMS_TAGS_PER_BATCH])
+    document = provenance_document(resolved_config, provenance)
+    client.log_text(run_id, yaml.safe_dump(document, sort_keys=True), CONFIG_ARTIFACT)
+    return conflicts
+
+
+def _requirements() -> list[str]:
+    pins = []
+    for package in MODEL_REQUIREMENTS:
+        try:
+            pins.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def _fingerprint_tags(engine_result: Mapping) -> dict[str, Any]:
+    fingerprint = engine_result.get("data_fingerprint") or {}
+    return {f"data.{k}": fingerprint.get(k) for k in ("sha256", "first_timestamp", "last_timestamp", "rows")}
+
+
+def train_backtest_metrics(engine_result: Mapping) -> dict[str, Any]:
+    """``valid_*``, ``test_*``, ``bh_*`` metrics plus excess return and model choice."""
+    metrics: dict[str, Any] = {}
+    for split, prefix in METRIC_PREFIXES.items():
+        for name, value in (engine_result.get("metrics", {}).get(split) or {}).items():
+            metrics[f"{prefix}{name}"] = value
+    metrics["excess_return"] = engine_result.get("excess_return")
+    metrics["chosen_epoch"] = engine_result.get("chosen_epoch")
+    metrics["wall_time_seconds"] = engine_result.get("wall_time_seconds")
+    return metrics
+
+
+@with_retry("log train/backtest")
+def log_train_backtest(
+    run_id: str, engine_result: Mapping, out_dir: str | Path, *, tracking_uri: str
+) -> dict[str, str]:
+    """Curves, metrics, equity CSV + PNG, ``engine/result.json`` and the pyfunc model.
+
+    Artifacts: ``backtest/equity_curve.csv|png``, ``engine/result.json`` and ``model/`` (a
+    pyfunc model; the engine bundle is kept verbatim under ``model/artifacts/bundle``).
+    Returns artifact references small enough for XCom.
+    """
+    from tmpipe.tracking.bundle_model import save_bundle_model
+    from tmpipe.tracking.plots import plot_equity_curve
+
+    client = client_for(tracking_uri)
+    epochs = engine_result.get("epochs") or []
+    curves = {key: [(e["epoch"], e.get(key)) for e in epochs] for key in CURVE_KEYS}
+    _log_metrics_once(client, run_id, train_backtest_metrics(engine_result), curves)
+
+    equity_csv = Path(engine_result["equity_curve_path"])
+    symbol = engine_result.get("symbol", "")
+    plot = plot_equity_curve(
+        equity_csv,
+        Path(out_dir) / "equity_curve.png",
+        title=f"{symbol} {engine_result.get('agent', '')}: strategy vs buy and hold (test)",
+    )
+    client.log_artifact(run_id, str(equity_csv), EQUITY_CSV_ARTIFACT_DIR)
+    client.log_artifact(run_id, str(plot), EQUITY_CSV_ARTIFACT_DIR)
+    _log_json(client, run_id, dict(engine_result), ENGINE_RESULT_ARTIFACT)
+    with tempfile.TemporaryDirectory(prefix="tmpipe-model-") as scratch:
+        model_path = save_bundle_model(
+            engine_result["model_dir"], Path(scratch) / "model", requirements=_requirements()
+        )
+        client.log_artifacts(run_id, str(model_path), MODEL_ARTIFACT_DIR)
+
+    last_action = engine_result.get("last_action") or {}
+    _set_tags(
+        client,
+        run_id,
+        {
+            **_fingerprint_tags(engine_result),
+            "agent": engine_result.get("agent"),
+            "engine": engine_result.get("backend"),
+            "chosen_reason": engine_result.get("chosen_reason"),
+            "backtest.last_action": last_action.get("action"),
+        },
+    )
+    return {
+        "model_uri": f"runs:/{run_id}/{MODEL_ARTIFACT_DIR}",
+        "equity_plot": f"{EQUITY_CSV_ARTIFACT_DIR}/{plot.name}",
+        "engine_result": ENGINE_RESULT_ARTIFACT,
+    }
+
+
+@with_retry("log inference")
+def log_inference(run_id: str, inference_result: Mapping, *, tracking_uri: str) -> None:
+    """``inference/result.json``, action probabilities and Q-values as metrics, action tag."""
+    client = client_for(tracking_uri)
+    scalars: dict[str, Any] = {
+        "inference_target_position": inference_result.get("target_position"),
+        "inference_reference_price": inference_result.get("reference_price"),
+    }
+    for group in ("probabilities", "q_values"):
+        for action, value in (inference_result.get(group) or {}).items():
+            scalars[f"inference_{group}_{action}"] = value
+    for name, value in (inference_result.get("market") or {}).items():
+        scalars[f"market_{name}"] = value
+    _log_metrics_once(client, run_id, scalars)
+    _log_json(client, run_id, dict(inference_result), INFERENCE_ARTIFACT)
+    _set_tags(
+        client,
+        run_id,
+        {"inference.action": inference_result.get("action"), "inference.as_of": inference_result.get("as_of")},
+    )
+
+
+@with_retry("log review")
+def log_review(
+    run_id: str, evidence: Mapping, signal: Mapping, trace: Mapping, *, tracking_uri: str
+) -> None:
+    """Evidence, signal and trace JSON artifacts; confidence metric; signal action tag."""
+    client = client_for(tracking_uri)
+    for payload, artifact_file in zip((evidence, signal, trace), REVIEW_ARTIFACTS, strict=True):
+        _log_json(client, run_id, dict(payload), artifact_file)
+    usage = signal.get("token_usage") or {}
+    _log_metrics_once(
+        client,
+        run_id,
+        {
+            "confidence": signal.get("confidence"),
+            "signal_target_position": signal.get("target_position"),
+            "review_prompt_tokens": usage.get("prompt"),
+            "review_completion_tokens": usage.get("completion"),
+        },
+    )
+    _set_tags(
+        client,
+        run_id,
+        {
+            "signal.action": signal.get("action"),
+            "signal.review_status": signal.get("review_status"),
+            "signal.reviewer_model": signal.get("reviewer_model"),
+        },
+    )

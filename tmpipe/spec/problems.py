@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, order=True)
@@ -23,6 +27,8 @@ def json_path(parts: tuple | list) -> str:
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not _IDENTIFIER.fullmatch(str(part)):
+            text += f"[{json.dumps(str(part))}]"
         else:
             text += f".{part}" if text else str(part)
     return text or "$"

@@ -39,14 +39,22 @@ def _to_problems(doc: PositionedDocument, error: ValidationError, root: tuple) -
         for key in _unexpected_keys(error):
             yield doc.problem((*path, key), _unknown_key_message(key, allowed), key=True)
         return
-    if error.validator == "propertyNames":
-        name = error.instance
-        yield doc.problem((*path, name), f"invalid name {name!r}: {_plain(error.message)}", key=True)
+    if "propertyNames" in error.schema_path:
+        yield doc.problem((*path, error.instance), _symbol_message(error), key=True)
+        return
+    if error.schema.get("$id") == schemas.SYMBOL:
+        yield doc.problem(path, _symbol_message(error))
         return
     if error.validator == "required":
         yield doc.problem(path, error.message.replace("property", "key"))
         return
     yield doc.problem(path, _plain(error.message))
+
+
+def _symbol_message(error: ValidationError) -> str:
+    if error.schema.get("$id") == schemas.SYMBOL:
+        return f"invalid symbol name {error.instance!r}: {error.schema['description']}"
+    return f"invalid name {error.instance!r}: {_plain(error.message)}"
 
 
 def _unexpected_keys(error: ValidationError) -> list[str]:

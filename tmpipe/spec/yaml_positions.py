@@ -101,6 +101,11 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Positi
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, (*path, index), doc) for index, item in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+    try:
+        value = loader.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an impossible date such as 2024-13-45
+        line, column = _mark(node)
+        doc.problems.append(Problem(doc.file, line, column, json_path(path), f"invalid value {node.value!r}: {exc}"))
+        return None
     # Unquoted dates are a YAML convenience; the schemas (and JSON) speak ISO strings.
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value

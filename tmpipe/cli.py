@@ -1,0 +1,156 @@
+"""``tmpipe``: validate, render, explain and run the pipeline; serve the WebUI store.
+
+Command names and options are stable: scripts and CI depend on them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from tmpipe.errors import SpecError, TmpipeError
+
+SPEC_OPTION = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None, help="Spec YAML (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).")
+
+
+def _json_arg(value: str | None, what: str) -> dict[str, Any]:
+    """A JSON object given inline or as @path."""
+    if not value:
+        return {}
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{what} must be a JSON object")
+    return data
+
+
+def _fail(exc: TmpipeError) -> None:
+    for line in str(exc).splitlines():
+        click.echo(line, err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tmpipe")
+def main() -> None:
+    """YAML-driven Airflow pipeline: TradeMaster training, AutoGen review, MLflow lineage."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Validate specs (*.yaml) and WebUI link configs (*.json); default: dag_specs/."""
+    from tmpipe.spec.loader import validate_paths
+
+    targets = list(paths) or [Path("dag_specs")]
+    problems = validate_paths(targets)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        sys.exit(1)
+    click.echo(f"ok: {', '.join(str(t) for t in targets)}", err=True)
+
+
+@main.command()
+@SPEC_OPTION
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def render(spec_path: Path | None, fmt: str) -> None:
+    """Print the dag-factory config the spec generates."""
+    from tmpipe.generator import dag_factory_config
+    from tmpipe.spec.loader import load_spec
+
+    try:
+        config = dag_factory_config(load_spec(spec_path))
+    except SpecError as exc:
+        _fail(exc)
+    click.echo(json.dumps(config, indent=2) if fmt == "json" else yaml.safe_dump(config, sort_keys=False, width=120))
+
+
+@main.command()
+@click.option("--symbol", required=True, help="Symbol to resolve.")
+@SPEC_OPTION
+@click.option("--conf", "conf_json", default=None, help="dag_run.conf as JSON or @file (its 'config' is layer 5).")
+@click.option("--link-config", "link_json", default=None, help="WebUI link config as JSON or @file (layer 6).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def explain(symbol: str, spec_path: Path | None, conf_json: str | None, link_json: str | None, as_json: bool) -> None:
+    """Show a symbol's resolved config and which layer set each key."""
+    from tmpipe.config.resolver import resolve
+    from tmpipe.pipeline.context import check_conf
+    from tmpipe.spec.loader import load_spec
+
+    conf = _json_arg(conf_json, "--conf")
+    link_config = _json_arg(link_json, "--link-config")
+    try:
+        spec = load_spec(spec_path)
+        check_conf(conf)
+        resolved = resolve(spec, symbol, conf_config=conf.get("config"), link_config=link_config, link_source="--link-config")
+    except TmpipeError as exc:
+        _fail(exc)
+    rows = [
+        {"key": key, "value": _lookup(resolved.values, key), "layer": origin.layer, "source": origin.source}
+        for key, origin in sorted(resolved.provenance.items())
+    ]
+    if as_json:
+        click.echo(json.dumps({"symbol": symbol, "config": resolved.values, "provenance": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{symbol}: resolved config")
+    for column in ("key", "value", "layer", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["key"], json.dumps(row["value"]), row["layer"], row["source"] or "")
+    Console(width=200).print(table)
+
+
+def _lookup(values: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        values = values[part]
+    return values
+
+
+@main.command()
+@SPEC_OPTION
+@click.option("--symbols", default=None, help="Comma-separated symbols (default: the WebUI's enabled symbols).")
+@click.option("--mode", type=click.Choice(["both", "train_backtest", "inference"]), default=None)
+@click.option("--conf", "conf_json", default=None, help="Extra dag_run.conf as JSON or @file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, as_json: bool) -> None:
+    """One local DAG run in-process on the embedded defaults (TMPIPE_HOME, default ./.tmpipe)."""
+    from tmpipe.pipeline.context import check_conf
+    from tmpipe.pipeline.summary import render_table
+    from tmpipe.runner import run_local
+    from tmpipe.spec.loader import default_spec_path, load_spec
+
+    conf = _json_arg(conf_json, "--conf")
+    if symbols:
+        conf["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
+    if mode:
+        conf["mode"] = mode
+    path = spec_path or default_spec_path()
+    try:
+        load_spec(path)
+        check_conf(conf)
+    except TmpipeError as exc:
+        _fail(exc)
+    outcome = run_local(path, conf)
+    if as_json:
+        click.echo(json.dumps({"dag_run_id": outcome.dag_run_id, "state": outcome.state, "tracking_uri": outcome.tracking_uri, **outcome.summary}, indent=2))
+    else:
+        click.echo(render_table(outcome.summary))
+        click.echo(f"dag run {outcome.dag_run_id}: {outcome.state}; MLflow: {outcome.tracking_uri}")
+    sys.exit(0 if outcome.ok else 1)
+
+
+from tmpipe.store.cli import webui  # noqa: E402 - subcommand groups register after main
+
+main.add_command(webui)

@@ -1,0 +1,92 @@
+"""``tmpipe run``: one DAG run in-process (``dag.test()``) on the embedded defaults.
+
+Airflow reads its settings at import, so the environment is set first and Airflow is
+imported only inside these functions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tmpipe import airflow_env
+from tmpipe.home import tmpipe_home
+from tmpipe.spec.loader import load_spec
+from tmpipe.spec.model import Spec
+
+SUMMARY_TASK = "summarize"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    dag_run_id: str
+    state: str
+    summary: dict[str, Any]
+    tracking_uri: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "success"
+
+
+def prepare_home(home: Path, spec_path: Path) -> None:
+    """Airflow metadata DB migrated and the embedded WebUI store seeded with demo symbols."""
+    airflow_env.apply(airflow_env.embedded_airflow_env(home))
+    os.environ["TMPIPE_SPEC"] = str(spec_path.absolute())
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, text=True)
+
+
+def seed_demo_symbols(spec: Spec, store) -> list[str]:
+    """Demo symbols linked to this DAG, only into an empty store."""
+    if store.list_workflow_symbols(enabled_only=False):
+        return []
+    for priority, symbol in enumerate(spec.demo_symbols):
+        store.add_symbol(symbol, priority=priority)
+        store.add_link(symbol, spec.dag.dag_id, notes="demo symbol seeded by tmpipe run")
+    return list(spec.demo_symbols)
+
+
+def run_local(spec_path: Path, conf: dict[str, Any]) -> RunOutcome:
+    """Trigger one DAG run in-process and collect its summary."""
+    home = tmpipe_home()
+    prepare_home(home, spec_path)
+    spec = load_spec(spec_path)
+    from tmpipe.config.resolver import resolve_shared
+    from tmpipe.store.factory import open_store
+
+    shared = resolve_shared(spec, conf_config=conf.get("config"))
+    if shared["webui"]["backend"] == "embedded":
+        seed_demo_symbols(spec, open_store(shared["webui"]))
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(airflow_env.installed_dags_folder()))
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    dag = bag.get_dag(spec.dag.dag_id)
+    dag_run = dag.test(run_conf=conf)
+    summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
+    from tmpipe.tracking import resolve_tracking_uri
+
+    return RunOutcome(dag_run.run_id, str(dag_run.state), summary, resolve_tracking_uri(shared["mlflow"], home))
+
+
+def read_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=run_id, key="summary", task_ids=SUMMARY_TASK, dag_ids=dag_id)
+        ).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def states_summary(dag_run, mode: str) -> dict[str, Any]:
+    """When summarize itself never ran: say which tasks failed."""
+    failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) in ("failed", "upstream_failed")]
+    return {"mode": mode, "symbols": [], "error": f"no summary; failed tasks: {', '.join(failed) or 'none'}"}

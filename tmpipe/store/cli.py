@@ -1,0 +1,84 @@
+"""``tmpipe webui``: serve the embedded store over the WebUI API, and manage symbols and links."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tmpipe.store.factory import embedded_store_path
+
+URL_OPTION = click.option("--url", default=None, help="WebUI base URL; default: the embedded store under TMPIPE_HOME.")
+DEFAULT_DAG_ID = "trademaster_autogen_pipeline_workflow"
+
+
+def _store(url: str | None):
+    if url:
+        from tmpipe.store.http import HttpArtifactStore
+
+        return HttpArtifactStore(url)
+    from tmpipe.store.sqlite import SqliteArtifactStore
+
+    return SqliteArtifactStore(embedded_store_path())
+
+
+@click.group()
+def webui() -> None:
+    """The WebUI artifacts store."""
+
+
+@webui.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--db", type=click.Path(path_type=Path), default=None, help="SQLite file (default: TMPIPE_HOME/webui/webui.db).")
+def serve(host: str, port: int, db: Path | None) -> None:
+    """Serve the embedded store over the WebUI HTTP API (OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from tmpipe.store.server import create_app
+    from tmpipe.store.sqlite import SqliteArtifactStore
+
+    app = create_app(SqliteArtifactStore(db or embedded_store_path()))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@webui.command("add-symbol")
+@click.argument("symbol")
+@click.option("--priority", default=100, show_default=True, type=int, help="Lower runs first.")
+@click.option("--disabled", is_flag=True)
+@click.option("--link/--no-link", default=True, show_default=True, help=f"Also link it to {DEFAULT_DAG_ID}.")
+@click.option("--config", "config_json", default=None, help="Link config JSON or @file (validated against the stage config schema).")
+@click.option("--notes", default=None)
+@URL_OPTION
+def add_symbol(symbol: str, priority: int, disabled: bool, link: bool, config_json: str | None, notes: str | None, url: str | None) -> None:
+    """Add a symbol (and by default its link to the pipeline DAG)."""
+    from tmpipe.cli import _json_arg
+    from tmpipe.config.layers import checked_layer
+
+    config = _json_arg(config_json, "--config")
+    checked_layer("webui link config", config, source="--config")
+    store = _store(url)
+    store.add_symbol(symbol, priority=priority, enabled=not disabled)
+    if link:
+        store.add_link(symbol, DEFAULT_DAG_ID, config=config, notes=notes)
+    click.echo(f"added {symbol}")
+
+
+@webui.command("list")
+@URL_OPTION
+def list_symbols(url: str | None) -> None:
+    """List symbols and their links."""
+    for entry in _store(url).list_workflow_symbols(enabled_only=False):
+        click.echo(json.dumps(entry.model_dump()))
+
+
+@webui.command()
+def openapi() -> None:
+    """Print the API contract (OpenAPI JSON) the HTTP client expects."""
+    from tmpipe.store.server import create_app
+    from tmpipe.store.sqlite import SqliteArtifactStore
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        click.echo(json.dumps(create_app(SqliteArtifactStore(Path(tmp) / "x.db")).openapi(), indent=2))

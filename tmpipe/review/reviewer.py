@@ -15,7 +15,7 @@ from tmpipe.review.policy import evaluate_policy
 from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
 from tmpipe.review.signal import check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
-from tmpipe.review.trace import entry, interleave, redact, seal
+from tmpipe.review.trace import entry, interleave, redact, redacting_logs, seal
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,22 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
     started_at, clock = _now(), time.perf_counter()
     plan = plan_team(config, symbol)
     decision = evaluate_policy(evidence, config)
-    entries: list[dict] = []
-    attempts: list[dict] = []
-    signal = cause = None
-    termination = "none"
+    cause, termination = None, "none"
     try:
         clients = build_clients(config, resolver)
     except ReviewError as exc:
         clients = None
         cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
         termination = "configuration"
+    with redacting_logs(clients.secrets if clients else []):
+        return await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
+
+
+async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock):
+    """The attempts loop, the fallback and the trace (split from _review for the log redaction)."""
+    entries: list[dict] = []
+    attempts: list[dict] = []
+    signal = None
     budget_left = config["token_budget"]
     deadline = clock + config["timeout_seconds"]
     feedback: list[str] | None = None
@@ -79,7 +85,10 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
         budget_left -= _usage(clients)["total"] - used_before
         entries += interleave(attempt, result["messages"], [c for c in clients.log.calls if c["attempt"] == attempt])
         fired, error = result["fired"], result["error"]
-        termination = "error" if error and error["kind"] != "timeout" else next((t for t in TERMINATIONS if t in fired), "none")
+        if error:
+            termination = "timeout" if error["kind"] == "timeout" else "error"
+        else:
+            termination = next((t for t in TERMINATIONS if t in fired), "none")
         record = {"attempt": attempt, "terminated_by": fired, "stop_reason": result["stop_reason"], "problems": [], "error": error}
         attempts.append(record)
         entries.append(entry(attempt, "termination", "team", "Termination",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +102,44 @@ def redact(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, list):
         return [redact(item, secrets) for item in value]
     return value
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if any(secret in message or secret in (record.exc_text or "") for secret in self._secrets):
+            record.msg, record.args = redact(message, self._secrets), None
+            record.exc_text = redact(record.exc_text, self._secrets)
+        return True
+
+
+@contextmanager
+def redacting_logs(secrets: list[str]):
+    """While active, log records reaching the root's or the model libraries' handlers have secrets removed.
+
+    Endpoints may echo the key in an error body, and autogen_core logs agent failures verbatim.
+    """
+    secrets = [secret for secret in secrets if secret]
+    if not secrets:
+        yield
+        return
+    log_filter = _RedactingFilter(secrets)
+    loggers = [logging.getLogger(name) for name in ("", "autogen_core", "autogen_agentchat", "openai", "httpx")]
+    handlers = {handler for logger in loggers for handler in logger.handlers}
+    for target in [*loggers, *handlers]:
+        target.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        for target in [*loggers, *handlers]:
+            target.removeFilter(log_filter)
 
 
 def without_timing(value: Any) -> Any:

@@ -1,0 +1,3 @@
+from tmpipe.cli import main
+
+main()

@@ -70,6 +70,7 @@ def train_backtest(config: dict, *, symbol: str, out_dir: Path, progress: Callab
         "initial_cash": float(hyper["initial_cash"]), "normalisation": outcome.stats,
         "bars_per_year": dataset.bars_per_year, "data_fingerprint": data_fingerprint,
         "chosen_epoch": outcome.chosen_epoch, "seed": int(hyper["seed"]),
+        "data_config": copy.deepcopy(config["data"]),
     })
     last = int(test.actions[-1])
     return {

@@ -12,7 +12,7 @@ import pandas as pd
 from tmpipe.engine import demo
 from tmpipe.engine.defaults import check_symbol
 from tmpipe.engine.features import FEATURES, TRADEMASTER_COLUMNS, add_z_features
-from tmpipe.engine.validation import check_columns, check_length, check_values
+from tmpipe.engine.validation import check_columns, check_length, check_values, iso
 from tmpipe.errors import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -146,7 +146,7 @@ def infer_bars_per_year(dates: pd.Series) -> float:
     Daily bars: 365 when weekends carry bars (crypto), else 252. Intraday: bars per active day
     times 365 or 252 the same way. Coarser bars: 365.25 days divided by the spacing.
     """
-    stamps = pd.DatetimeIndex(dates)
+    stamps = pd.DatetimeIndex(dates).as_unit("ns")
     if len(stamps) < 2:
         raise DataError("cannot infer bars_per_year from fewer than 2 bars")
     spacing_days = float(np.median(np.diff(stamps.asi8))) / 86_400e9
@@ -212,9 +212,3 @@ def fingerprint(frame: pd.DataFrame) -> dict:
         "last_timestamp": iso(frame["date"].iloc[-1]),
         "rows": int(len(frame)),
     }
-
-
-def iso(timestamp) -> str:
-    """ISO 8601; just the date for bars stamped at midnight."""
-    ts = pd.Timestamp(timestamp)
-    return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()

@@ -1,44 +1,26 @@
 """Schema defaults for the engine's own entry points (CLI, benchmarks, tests).
 
-The pipeline's config resolver fills every key from the same schemas; this helper lets the
-engine run on its own without depending on that resolver.
+The pipeline's config resolver fills every key from the same schemas; these helpers let the
+engine run on its own without a spec. Schemas are read through tmpipe.spec.schemas, the one
+registry of the project's JSON Schemas.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import re
-from functools import lru_cache
-from importlib.resources import files
 
 from tmpipe.errors import SymbolError
+from tmpipe.spec import schemas
 
 SECTIONS = ("data", "trademaster", "review", "mlflow", "webui")
-
-
-@lru_cache(maxsize=None)
-def load_schema(name: str) -> dict:
-    """A JSON schema shipped in tmpipe.schemas, e.g. 'sections/data' or 'engine_result'."""
-    resource = files("tmpipe.schemas").joinpath(*f"{name}.schema.json".split("/"))
-    return json.loads(resource.read_text(encoding="utf-8"))
-
-
-def _defaults_of(schema: dict) -> dict:
-    out = {}
-    for key, prop in schema.get("properties", {}).items():
-        if "default" in prop:
-            out[key] = copy.deepcopy(prop["default"])
-        elif prop.get("type") == "object" and "properties" in prop:
-            out[key] = _defaults_of(prop)
-    return out
+ENGINE_RESULT = "urn:tmpipe:engine_result"
 
 
 def schema_defaults(section: str) -> dict:
     """Every key of one config section at its schema default (nested objects included)."""
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}; expected one of {', '.join(SECTIONS)}")
-    return _defaults_of(load_schema(f"sections/{section}"))
+    return schemas.defaults(f"urn:tmpipe:section:{section}")
 
 
 def default_config(**overrides: dict) -> dict:
@@ -51,7 +33,19 @@ def default_config(**overrides: dict) -> dict:
 
 def check_symbol(symbol: str) -> str:
     """Reject a symbol that is not safe inside a path (pattern from schemas/symbol.schema.json)."""
-    pattern = load_schema("symbol")["pattern"]
+    pattern = schemas.schema(schemas.SYMBOL)["pattern"]
     if not isinstance(symbol, str) or not re.fullmatch(pattern, symbol):
         raise SymbolError(f"symbol {symbol!r} does not match {pattern}")
     return symbol
+
+
+def result_errors(result: dict) -> list[str]:
+    """Schema violations of an engine result (empty when valid), as 'path: message' lines."""
+    from jsonschema import Draft202012Validator
+
+    kind = result.get("kind") if isinstance(result, dict) else None
+    if kind in ("train_backtest", "inference"):  # name the offending key, not just "no oneOf branch"
+        validator = Draft202012Validator({"$ref": f"{ENGINE_RESULT}#/$defs/{kind}"}, registry=schemas.registry())
+    else:
+        validator = schemas.validator(ENGINE_RESULT)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(result)]

@@ -94,7 +94,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
         total_steps = max(1, int(hyper["epochs"]) * steps_per_epoch - 1)
         cost = cost_rate(hyper)
         records, best_score, best_state, best_epoch, env_steps = [], -np.inf, None, 0, 0
-        stop_reason = f"ran all {hyper['epochs']} epochs"
+        stop_reason = f"no early stop within {hyper['epochs']} epoch(s)"
         for epoch in range(1, int(hyper["epochs"]) + 1):
             began, losses, epsilon = time.perf_counter(), [], float(hyper["epsilon_start"])
             held = np.full(len(chunks), space.flat)

@@ -11,10 +11,16 @@ from tmpipe.errors import DataError
 REQUIRED_COLUMNS = ["date", "open", "high", "low", "close"]
 
 
+def iso(timestamp) -> str:
+    """ISO 8601; just the date for bars stamped at midnight."""
+    ts = pd.Timestamp(timestamp)
+    return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+
+
 def _where(frame: pd.DataFrame, position: int) -> str:
     """'data row N (date D)': N counts data rows from 1, as a spreadsheet user would."""
     date = frame["date"].iloc[position]
-    shown = "missing" if pd.isna(date) else str(date)
+    shown = "missing" if pd.isna(date) else iso(date)
     return f"data row {position + 1} (date {shown})"
 
 
@@ -40,7 +46,7 @@ def check_values(frame: pd.DataFrame, source: str) -> None:
         if bad.any():
             first = int(np.argmax(bad))
             raise DataError(
-                f"column {column!r} has a non-positive price {frame[column].iloc[first]!r} at {_where(frame, first)}",
+                f"column {column!r} has a non-positive price {float(frame[column].iloc[first])!r} at {_where(frame, first)}",
                 source,
             )
     stamps = frame["date"].to_numpy("datetime64[ns]").astype(np.int64)
@@ -49,7 +55,7 @@ def check_values(frame: pd.DataFrame, source: str) -> None:
         first = int(np.argmax(not_increasing)) + 1
         raise DataError(
             f"timestamps are not strictly increasing at {_where(frame, first)} "
-            f"(previous {frame['date'].iloc[first - 1]})",
+            f"(previous {iso(frame['date'].iloc[first - 1])})",
             source,
         )
 

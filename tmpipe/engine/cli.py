@@ -1,0 +1,123 @@
+"""``tmpipe engine``: train/backtest and infer with the built-in engine, without Airflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tmpipe.engine.defaults import default_config
+from tmpipe.errors import TmpipeError
+
+DEMO_PREFIX = "demo:"
+
+
+def data_section(data: str, base: dict | None = None) -> dict:
+    """--data value -> data section: 'demo:sp500|nasdaq|synthetic', a file, or a split directory."""
+    section = dict(base or default_config()["data"])
+    if data.startswith(DEMO_PREFIX):
+        section.update(source="demo", demo_series=data[len(DEMO_PREFIX):], path=None)
+    else:
+        suffix = Path(data).suffix.lower()
+        section.update(source="parquet" if suffix in (".parquet", ".pq") else "csv", path=data)
+    return section
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.4f}" if isinstance(value, float) else str(value)
+
+
+def _print_train_result(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    test, hold = result["metrics"]["test"], result["metrics"]["buy_and_hold"]
+    table = Table(title=f"{result['symbol']}: test split, agent vs buy-and-hold")
+    table.add_column("metric")
+    table.add_column("agent", justify="right")
+    table.add_column("buy & hold", justify="right")
+    for key in test:
+        table.add_row(key, _fmt(test[key]), _fmt(hold[key]))
+    console = Console()
+    console.print(table)
+    last = result["last_action"]
+    console.print(f"excess return {result['excess_return']:+.4f}; chosen epoch {result['chosen_epoch']}: {result['chosen_reason']}")
+    console.print(f"last action {last['action']} ({last['target_position']:+g}) on {last['date']}")
+    console.print(f"equity curve {result['equity_curve_path']}\nmodel {result['model_dir']}")
+
+
+def _print_epoch(record: dict, err: bool) -> None:
+    sharpe = _fmt(record["valid_sharpe"])
+    loss = _fmt(record["loss"])
+    click.echo(
+        f"epoch {record['epoch']}: loss {loss} train_return {record['train_return']:+.4f} "
+        f"valid_return {record['valid_return']:+.4f} valid_sharpe {sharpe} "
+        f"epsilon {record['epsilon']:.3f} {record['seconds']:.2f}s",
+        err=err,
+    )
+
+
+engine = click.Group("engine", help="Train, backtest and infer with the built-in TradeMaster engine.")
+
+
+@engine.command("train-backtest")
+@click.option("--data", "data", required=True, help="CSV/Parquet file, TradeMaster split directory, or demo:sp500|nasdaq|synthetic.")
+@click.option("--symbol", required=True, help="Symbol name (also fills '{symbol}' in the path).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (default from the schema).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default from the schema).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (epoch lines go to stderr).")
+def train_backtest_command(data: str, symbol: str, epochs: int | None, seed: int | None, out_dir: Path, as_json: bool) -> None:
+    """Train on the train split, select on valid, backtest on test; schema defaults for the rest."""
+    from tmpipe.engine.api import train_backtest
+
+    config = default_config()
+    config["data"] = data_section(data, config["data"])
+    if epochs is not None:
+        config["trademaster"]["epochs"] = epochs
+    if seed is not None:
+        config["trademaster"]["seed"] = seed
+    try:
+        result = train_backtest(config, symbol=symbol, out_dir=out_dir, progress=lambda r: _print_epoch(r, err=as_json))
+    except TmpipeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        _print_train_result(result)
+
+
+@engine.command("infer")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Model bundle directory.")
+@click.option("--data", "data", required=True, help="CSV/Parquet file, TradeMaster split directory, or demo:...")
+@click.option("--symbol", default=None, help="Symbol (default: the one the bundle was trained on).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def infer_command(model_dir: Path, data: str, symbol: str | None, as_json: bool) -> None:
+    """The action for the last bar, replaying the saved policy over the test window."""
+    from tmpipe.engine.api import infer
+    from tmpipe.engine.bundle import load_bundle
+
+    try:
+        metadata = load_bundle(model_dir).metadata
+        config = default_config()
+        config["data"] = data_section(data, metadata.get("data_config", config["data"]))
+        result = infer(model_dir, config, symbol=symbol or metadata["symbol"])
+    except TmpipeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['symbol']} as of {result['as_of']}: {result['action']} (target position {result['target_position']:+g}) "
+               f"at {result['reference_price']:,.4f}")
+    click.echo("probabilities " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["probabilities"].items()))
+
+
+def main() -> None:  # pragma: no cover - `python -m tmpipe.engine.cli`
+    engine()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,31 @@ def write_equity_curve(path: Path, rows: int = 60) -> Path:
             writer.writerow([f"2024-04-{i % 28 + 1:02d}" if i < 28 else f"2024-05-{i % 28 + 1:02d}"
                              if i < 56 else f"2024-06-{i % 28 + 1:02d}", round(close, 4), 1, 1 + i / 500, 1 + i / 600])
     return path
+
+
+def _load_sibling(name: str):
+    """Load a helper module next to this file (the suite runs with --import-mode=importlib)."""
+    spec = importlib.util.spec_from_file_location(f"tmpipe_review_tests_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def endpoint_kit():
+    """The fake_endpoint module: FakeEndpoint (a loopback chat-completions server) and Reply."""
+    return _load_sibling("fake_endpoint")
+
+
+@pytest.fixture
+def lineage() -> dict:
+    return dict(LINEAGE)
+
+
+@pytest.fixture
+def configure():
+    return with_changes
 
 
 @pytest.fixture

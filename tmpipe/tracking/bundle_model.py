@@ -8,6 +8,7 @@ does not need the engine, only serving it does). Imported only when a model is l
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -32,30 +33,35 @@ SIGNATURE = ModelSignature(
 )
 
 
-class TradingBundleModel(mlflow.pyfunc.PythonModel):
-    """One row per (symbol, resolved stage config as JSON) -> the engine's latest action."""
+with warnings.catch_warnings():
+    # MLflow nags for type hints on predict; SIGNATURE already describes the data.
+    warnings.filterwarnings("ignore", message=".*type hints.*")
 
-    def load_context(self, context) -> None:
-        self.bundle_dir = Path(context.artifacts[BUNDLE_ARTIFACT])
+    class TradingBundleModel(mlflow.pyfunc.PythonModel):
+        """One row per (symbol, resolved stage config as JSON) -> the engine's latest action."""
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
+        def load_context(self, context) -> None:
+            self.bundle_dir = Path(context.artifacts[BUNDLE_ARTIFACT])
 
-        from tmpipe.engine import infer
+        def predict(self, context, model_input, params=None):
+            import pandas as pd
 
-        rows = []
-        for record in model_input.to_dict(orient="records"):
-            result = infer(self.bundle_dir, json.loads(record["config_json"]), symbol=record["symbol"])
-            rows.append(
-                {
-                    "symbol": str(result["symbol"]),
-                    "as_of": str(result["as_of"]),
-                    "action": str(result["action"]),
-                    "target_position": float(result["target_position"]),
-                    "reference_price": float(result["reference_price"]),
-                }
-            )
-        return pd.DataFrame(rows, columns=SIGNATURE.outputs.input_names())
+            from tmpipe.engine import infer
+
+            rows = []
+            for record in model_input.to_dict(orient="records"):
+                config = json.loads(record["config_json"])
+                result = infer(self.bundle_dir, config, symbol=record["symbol"])
+                rows.append(
+                    {
+                        "symbol": str(result["symbol"]),
+                        "as_of": str(result["as_of"]),
+                        "action": str(result["action"]),
+                        "target_position": float(result["target_position"]),
+                        "reference_price": float(result["reference_price"]),
+                    }
+                )
+            return pd.DataFrame(rows, columns=SIGNATURE.outputs.input_names())
 
 
 def save_bundle_model(model_dir: str | Path, dest: str | Path, *, requirements: list[str]) -> Path:
@@ -64,6 +70,17 @@ def save_bundle_model(model_dir: str | Path, dest: str | Path, *, requirements: 
     ``requirements`` is given explicitly so MLflow does not spawn a process to infer them.
     """
     dest = Path(dest)
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    previous_level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)  # the CloudPickle advice; the class is pickled by reference
+    try:
+        _save(model_dir, dest, requirements)
+    finally:
+        pyfunc_log.setLevel(previous_level)
+    return dest
+
+
+def _save(model_dir: str | Path, dest: Path, requirements: list[str]) -> None:
     with warnings.catch_warnings():
         # predict needs the engine and market data, so there is no input example to run.
         warnings.filterwarnings("ignore", message=".*input_example.*")
@@ -75,4 +92,3 @@ def save_bundle_model(model_dir: str | Path, dest: str | Path, *, requirements: 
             signature=SIGNATURE,
             pip_requirements=requirements,
         )
-    return dest

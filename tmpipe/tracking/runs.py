@@ -48,13 +48,13 @@ def _sqlite_file_lock(tracking_uri: str, purpose: str) -> Iterator[None]:
 def _cached_client(tracking_uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     # MLflow creates a SQLite store's tables without a lock; concurrent first touches collide.
     with _sqlite_file_lock(tracking_uri, "init"):
-        # Touch both stores so their tables exist before any concurrent writer needs them.
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         if sqlite_path(tracking_uri) is not None:
-            client._tracking_client.store  # noqa: B018 - property builds the store
-            client._get_registry_client().store  # noqa: B018
+            # Cheap reads that build both stores (and so the tables) while holding the lock.
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
     return client
 
 
@@ -152,7 +152,7 @@ def set_tags(tracking_uri: str, run_id: str, tags: dict[str, object]) -> None:
 def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
     """Give the run a terminal status (FINISHED, FAILED or KILLED)."""
     if status not in TERMINAL_STATUSES:
-        raise TrackingError(f"end_run status must be one of {TERMINAL_STATUSES}, got {status!r}")
+        raise TrackingError(f"end_run needs a terminal status {TERMINAL_STATUSES}, got {status!r}")
     client_for(tracking_uri).set_terminated(run_id, status=status)
 
 

@@ -35,6 +35,7 @@ INFERENCE_ARTIFACT = "inference/result.json"
 REVIEW_ARTIFACTS = ("review/evidence.json", "review/signal.json", "review/trace.json")
 
 CURVE_KEYS = ("loss", "train_return", "valid_return", "valid_sharpe")
+CURVE_PREFIX = "epoch/"  # "epoch/valid_sharpe" must not collide with the chosen model's valid_sharpe
 METRIC_PREFIXES = {"valid": "valid_", "test": "test_", "buy_and_hold": "bh_"}
 MODEL_REQUIREMENTS = ("tmpipe", "mlflow", "torch", "pandas", "numpy")
 
@@ -143,6 +144,7 @@ def log_train_backtest(
 ) -> dict[str, str]:
     """Curves, metrics, equity CSV + PNG, ``engine/result.json`` and the pyfunc model.
 
+    Curves are ``epoch/<key>`` at step = epoch; metrics ``valid_*``, ``test_*``, ``bh_*``.
     Artifacts: ``backtest/equity_curve.csv|png``, ``engine/result.json`` and ``model/`` (a
     pyfunc model; the engine bundle is kept verbatim under ``model/artifacts/bundle``).
     Returns artifact references small enough for XCom.
@@ -152,7 +154,7 @@ def log_train_backtest(
 
     client = client_for(tracking_uri)
     epochs = engine_result.get("epochs") or []
-    curves = {key: [(e["epoch"], e.get(key)) for e in epochs] for key in CURVE_KEYS}
+    curves = {f"{CURVE_PREFIX}{key}": [(e["epoch"], e.get(key)) for e in epochs] for key in CURVE_KEYS}
     _log_metrics_once(client, run_id, train_backtest_metrics(engine_result), curves)
 
     equity_csv = Path(engine_result["equity_curve_path"])

@@ -1,0 +1,106 @@
+"""Registry gate, alias promotion and loading the promoted model back (SQLite store)."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from tmpipe.errors import ModelNotPromotedError
+from tmpipe.tracking import (
+    client_for,
+    get_or_create_run,
+    load_promoted_model,
+    log_train_backtest,
+    register_and_promote,
+)
+
+
+def _trained_run(context_factory, engine_result_factory, tracking_uri, tmp_path, dag_run_id, **result_kwargs):
+    ctx = context_factory(dag_run_id=dag_run_id)
+    run = get_or_create_run(ctx)
+    result = engine_result_factory(name=dag_run_id, **result_kwargs)
+    log_train_backtest(run.run_id, result, tmp_path / f"out-{dag_run_id}", tracking_uri=tracking_uri)
+    return run, result
+
+
+def _same_tree(left: Path, right: Path) -> bool:
+    files = sorted(p.relative_to(left) for p in left.rglob("*") if p.is_file())
+    other = sorted(p.relative_to(right) for p in right.rglob("*") if p.is_file())
+    match, mismatch, errors = filecmp.cmpfiles(left, right, [str(f) for f in files], shallow=False)
+    return files == other and not mismatch and not errors and len(match) == len(files)
+
+
+def test_gate_promotes_and_load_round_trips_bundle(
+    context_factory, engine_result_factory, tracking_uri, tmp_path, promotion
+):
+    run, result = _trained_run(context_factory, engine_result_factory, tracking_uri, tmp_path, "manual__1")
+    outcome = register_and_promote(run.run_id, "AAPL", "dqn", result, promotion, "tmpipe", tracking_uri=tracking_uri)
+    assert outcome["model_name"] == "tmpipe.AAPL.dqn"
+    assert outcome["version"] == "1" and outcome["promoted"] is True
+    assert outcome["gate"]["checks"]["beat_buy_and_hold"] == {
+        "required": True, "test_total_return": 0.12, "buy_and_hold_total_return": 0.05, "passed": True}
+    # registering the same run again (a retried task) reuses its version
+    again = register_and_promote(run.run_id, "AAPL", "dqn", result, promotion, "tmpipe", tracking_uri=tracking_uri)
+    assert again["version"] == "1"
+    client = client_for(tracking_uri)
+    assert len(client.search_model_versions("name = 'tmpipe.AAPL.dqn'")) == 1
+    tags = client.get_run(run.run_id).data.tags
+    assert tags["gate.passed"] == "True" and tags["registry.version"] == "1"
+
+    promoted = load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
+    assert (promoted.version, promoted.run_id) == ("1", run.run_id)
+    assert promoted.model_uri == "models:/tmpipe.AAPL.dqn@champion"
+    assert _same_tree(Path(result["model_dir"]), promoted.model_dir)
+    assert promoted.engine_result["metrics"] == result["metrics"]
+    assert promoted.engine_result["data_fingerprint"]["sha256"] == "cd" * 32
+
+    import mlflow.pyfunc  # the registered model is a loadable pyfunc model
+
+    loaded = mlflow.pyfunc.load_model(str(promoted.pyfunc_dir))
+    assert loaded.metadata.get_input_schema().input_names() == ["symbol", "config_json"]
+    assert Path(loaded.unwrap_python_model().bundle_dir, "weights.pt").is_file()
+
+
+def test_failed_gate_registers_but_keeps_previous_champion(
+    context_factory, engine_result_factory, tracking_uri, tmp_path, promotion
+):
+    good, good_result = _trained_run(
+        context_factory, engine_result_factory, tracking_uri, tmp_path, "manual__1", bundle_text="good")
+    register_and_promote(good.run_id, "AAPL", "dqn", good_result, promotion, "tmpipe", tracking_uri=tracking_uri)
+    bad, bad_result = _trained_run(
+        context_factory, engine_result_factory, tracking_uri, tmp_path, "manual__2",
+        test_return=0.01, bh_return=0.05, test_drawdown=0.7, bundle_text="bad")
+    outcome = register_and_promote(bad.run_id, "AAPL", "dqn", bad_result, promotion, "tmpipe", tracking_uri=tracking_uri)
+    assert outcome["version"] == "2" and outcome["promoted"] is False
+    checks = outcome["gate"]["checks"]
+    assert checks["beat_buy_and_hold"]["passed"] is False
+    assert checks["max_drawdown"] == {"limit": 0.5, "test_max_drawdown": 0.7, "passed": False}
+    client = client_for(tracking_uri)
+    assert client.get_model_version("tmpipe.AAPL.dqn", "2").tags["gate.passed"] == "False"
+    assert client.get_run(bad.run_id).data.tags["registry.promoted"] == "False"
+
+    promoted = load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
+    assert promoted.version == "1" and promoted.run_id == good.run_id
+    assert (promoted.model_dir / "weights.pt").read_bytes().startswith(b"good")
+
+
+def test_missing_promoted_model_gives_clear_error(
+    context_factory, engine_result_factory, tracking_uri, tmp_path, promotion
+):
+    with pytest.raises(ModelNotPromotedError) as missing_model:
+        load_promoted_model(tracking_uri, "tmpipe", "MSFT", "dqn", "champion", tmp_path / "dl")
+    assert str(missing_model.value) == (
+        "symbol MSFT has no model with alias champion in registered model tmpipe.MSFT.dqn; "
+        "run mode train_backtest first"
+    )
+    assert missing_model.value.retryable is False
+
+    # registered, but never promoted: still no champion
+    run, result = _trained_run(context_factory, engine_result_factory, tracking_uri, tmp_path, "manual__1",
+                               test_return=0.0, bh_return=0.05)
+    assert not register_and_promote(run.run_id, "AAPL", "dqn", result, promotion, "tmpipe",
+                                    tracking_uri=tracking_uri)["promoted"]
+    with pytest.raises(ModelNotPromotedError, match="symbol AAPL has no model with alias champion"):
+        load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")

@@ -45,7 +45,7 @@ def train_backtest(config: dict, *, symbol: str, out_dir: Path, progress: Callab
     """Train on the train split, pick the epoch by validation, backtest on test; see the contract."""
     check_symbol(symbol)
     if config["trademaster"]["backend"] == "upstream":
-        return _upstream("train_backtest")(config, symbol=symbol, out_dir=out_dir, progress=progress)
+        return _upstream("train_backtest_upstream")(config, symbol=symbol, out_dir=out_dir, progress=progress)
     began = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
     """Replay the saved policy over the test window of freshly loaded data; the last bar's action."""
     check_symbol(symbol)
     if config["trademaster"]["backend"] == "upstream":
-        return _upstream("infer")(model_dir, config, symbol=symbol)
+        return _upstream("infer_upstream")(model_dir, config, symbol=symbol)
     import torch
 
     from tmpipe.engine.agent import q_table

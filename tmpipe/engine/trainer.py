@@ -70,7 +70,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
     from tmpipe.engine.agent import DQNAgent, ReplayBuffer
 
     hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
-    threads = len(os.sched_getaffinity(0))
+    threads = int(hyper.get("torch_threads") or len(os.sched_getaffinity(0)))
     torch.set_num_threads(threads)
     space = ActionSpace.from_config(hyper)
     train_bars = dataset.splits["train"].bars

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from tmpipe.errors import ReviewError
 from tmpipe.review.clients import ApiKeyResolver, ClientSet, build_clients, classify_error
+from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
 from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
 from tmpipe.review.signal import check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
@@ -60,8 +61,12 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
         clients = None
         cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
         termination = "configuration"
-    with redacting_logs(clients.secrets if clients else []):
-        return await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
+    with redacting_logs(clients.secrets if clients else []), review_span(symbol, evidence) as span:
+        outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
+        if span is not None:
+            span.set_inputs({"symbol": symbol, "evidence": evidence})
+            span.set_outputs({"signal": outcome.signal, "trace_head": outcome.trace["chain"]["head"]})
+        return outcome
 
 
 async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock):

@@ -104,11 +104,49 @@ def run_builtin(args) -> dict:
 def run_upstream(args) -> dict | None:
     """Same runs through tmpipe.engine.upstream; None unless both TMPIPE_TRADEMASTER_* are set.
 
-    Upstream trains in child processes, so its peak RSS is that of the largest child.
+    Upstream trains in child processes: peak RSS is the largest child's own (os.wait4), env
+    steps/s use the exact steps of one upstream train episode (rows - lookback - 5 hindsight
+    bars), and the children's wall times show upstream's fixed cost of starting three processes.
     """
     if not os.environ.get("TMPIPE_TRADEMASTER_HOME") or not os.environ.get("TMPIPE_TRADEMASTER_PYTHON"):
         return None
-    return _run_backend(args, "upstream", lambda: resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+    def echo(seed: int):
+        def report(event: dict) -> None:  # upstream's raw output lines carry no epoch; only records are shown
+            if "epoch" in event and not args.json:
+                print(f"[upstream] seed {seed} epoch {event['epoch']}: upstream valid return "
+                      f"{event['valid_return']:+.4f} {event['seconds']:.2f}s")
+        return report
+
+    runs, hold, peaks = [], None, []
+    with tempfile.TemporaryDirectory(prefix="tmpipe-bench-upstream-") as scratch:
+        for seed in range(args.seed, args.seed + args.seeds):
+            config = _config(args, seed, "upstream")
+            result = train_backtest(config, symbol=args.symbol, out_dir=Path(scratch) / f"seed{seed}", progress=echo(seed))
+            run = _summarise_run(result, config["data"]["lookback"])
+            facts = result["upstream"]
+            epoch_seconds = sum(e["seconds"] for e in result["epochs"])
+            run["env_steps_per_second"] = len(result["epochs"]) * facts["train_env_steps_per_epoch"] / epoch_seconds
+            run["process_seconds"] = {name: p["seconds"] for name, p in facts["processes"].items()}
+            run["upstream_own_test_total_return"] = facts["test"]["upstream_total_return"]
+            run["upstream_nonpositive_equity_bars"] = facts["test"]["upstream_nonpositive_equity_bars"]
+            peaks.append(max(p["peak_rss_mb"] for p in facts["processes"].values()))
+            runs.append(run)
+            hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
+            if not args.json:
+                t = run["test"]
+                print(f"[upstream] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
+                      f"(upstream's own {run['upstream_own_test_total_return']:+.4f}; {run['wall_time_seconds']:.1f}s, "
+                      f"processes {json.dumps({k: round(v, 1) for k, v in run['process_seconds'].items()})})")
+    return {
+        "runs": runs,
+        "median_test_sharpe": statistics.median(r["test"]["sharpe"] if r["test"]["sharpe"] is not None else 0.0 for r in runs),
+        "median_test_total_return": statistics.median(r["test"]["total_return"] for r in runs),
+        "median_seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in runs),
+        "median_env_steps_per_second": statistics.median(r["env_steps_per_second"] for r in runs),
+        "buy_and_hold": hold,
+        "peak_rss_mb": max(peaks),
+    }
 
 
 def ratios(builtin: dict, upstream: dict) -> dict:

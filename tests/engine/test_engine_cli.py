@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from tmpipe.engine.cli import engine
 
 
-def test_train_backtest_then_infer_json(tmp_path, ohlc_frame):
+def test_train_backtest_then_infer_json(tmp_path):
     from tmpipe.engine.demo import synthetic_series
 
     data = tmp_path / "SYN.csv"

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from tmpipe.engine.backtest import buy_and_hold, rollout, rollout_metrics, write_equity_curve
+from tmpipe.engine.backtest import buy_and_hold, rollout, write_equity_curve
 from tmpipe.engine.bundle import load_bundle, save_bundle
 from tmpipe.engine.data import Dataset, fingerprint, iso, load_dataset
 from tmpipe.engine.defaults import check_symbol

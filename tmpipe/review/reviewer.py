@@ -75,7 +75,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
     attempts: list[dict] = []
     signal = None
     budget_left = config["token_budget"]
-    deadline = clock + config["timeout_seconds"]
+    deadline = time.perf_counter() + config["timeout_seconds"]  # the conversation's clock, not client setup
     feedback: list[str] | None = None
     for attempt in range(config["max_retries"] + 1) if clients else ():
         clients.log.attempt = attempt

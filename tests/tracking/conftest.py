@@ -141,7 +141,10 @@ PROMOTION = {"alias": "champion", "require_beat_buy_and_hold": True, "max_drawdo
 
 @pytest.fixture
 def context_factory(tracking_uri):
-    return lambda symbol="AAPL", **overrides: make_context(tracking_uri, symbol, **overrides)
+    def factory(symbol: str = "AAPL", **overrides) -> TrackingContext:
+        return make_context(overrides.pop("tracking_uri", tracking_uri), symbol, **overrides)
+
+    return factory
 
 
 @pytest.fixture

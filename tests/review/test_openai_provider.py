@@ -196,3 +196,22 @@ def test_prompt_injection_in_link_note_cannot_change_the_output(lineage, GOOD, R
         assert task.index("IGNORE ALL PREVIOUS") > marker
         assert "```" not in task[marker:]  # backticks escaped: the note cannot close a fence
     assert trace["evidence"]["notes"] == {"trust": "untrusted_outside_text", "text": INJECTION}
+
+
+def test_selector_team_asks_the_endpoint_who_speaks_next(Reply, FakeEndpoint, evidence, endpoint_config):
+    order = ["analyst", "risk_manager", "signal_writer"]
+
+    def behaviour(role: str, request: dict) -> Reply:
+        if role == "selector":
+            spoken = sum(1 for r in endpoint.requests if r["role"] != "selector")
+            return Reply(content=order[spoken])
+        return Reply(content=GOOD_TALK[role])
+
+    with FakeEndpoint(behaviour) as endpoint:
+        outcome = review_signal(evidence, endpoint_config(endpoint, team="selector"), symbol="AAPL")
+    assert_valid(outcome)
+    assert outcome.signal["action"] == "BUY"
+    assert endpoint.roles() == ["selector", "analyst", "selector", "risk_manager", "selector", "signal_writer"]
+    sources = [e["source"] for e in outcome.trace["entries"] if e["kind"] in ("model_call", "message")]
+    assert sources == ["user", "selector", "analyst", "analyst", "selector", "risk_manager", "risk_manager",
+                       "selector", "signal_writer", "signal_writer"]

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any, AsyncGenerator, Callable, Sequence
 
 from autogen_core.models import ChatCompletionClient, CreateResult, ModelInfo, RequestUsage
 

@@ -161,6 +161,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
 async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attempt: int, budget: int,
                        time_left: float) -> dict:
     from autogen_agentchat.base import TaskResult
+    from autogen_agentchat.messages import BaseChatMessage
 
     built = build_team(plan, config, clients, token_budget=budget, timeout_seconds=time_left)
     messages: list = []
@@ -170,7 +171,7 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
         async for item in built.team.run_stream(task=task):
             if isinstance(item, TaskResult):
                 outcome["stop_reason"] = item.stop_reason
-            elif hasattr(item, "source") and not type(item).__name__.endswith("Event"):
+            elif isinstance(item, BaseChatMessage):
                 messages.append(item)
 
     try:

@@ -11,10 +11,14 @@ SYMBOL = "SYN"
 
 
 def _synthetic_config(**trademaster) -> dict:
-    """~300 synthetic weekday bars and 2 epochs: the engine's fast test setting."""
+    """~300 synthetic weekday bars and 2 epochs: the engine's fast test setting.
+
+    One torch thread: on a busy 2-core machine two spinning threads make a tiny network's
+    epochs up to 10x slower (benchmarks/README.md); results are the same either way.
+    """
     return default_config(
         data={"source": "demo", "demo_series": "synthetic", "synthetic_rows": 300},
-        trademaster={"epochs": 2, **trademaster},
+        trademaster={"epochs": 2, "torch_threads": 1, **trademaster},
     )
 
 

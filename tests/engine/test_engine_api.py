@@ -107,3 +107,12 @@ def test_unsafe_symbol_and_missing_bundle(trained, tmp_path):
         train_backtest(config, symbol="a/b", out_dir=tmp_path)
     with pytest.raises(EngineError, match="not a model bundle"):
         infer(tmp_path, config, symbol=SYMBOL)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(synthetic_config, tmp_path):
+    result = train_backtest(synthetic_config(epochs=4, early_stopping_patience=1), symbol=SYMBOL, out_dir=tmp_path)
+    ran, chosen = len(result["epochs"]), result["chosen_epoch"]
+    sharpes = [e["valid_sharpe"] or 0.0 for e in result["epochs"]]
+    # each epoch either improved the best validation Sharpe or was the last one run
+    assert all(sharpes[i] > max(sharpes[:i]) for i in range(1, ran - 1))
+    assert ran == 4 or (ran == chosen + 1 and "early stopping after epoch" in result["chosen_reason"])

@@ -132,3 +132,9 @@ def test_synthetic_demo_is_seeded_per_symbol():
     assert load_bars(config, "AAA").equals(a)
     assert not np.allclose(a["close"], b["close"])
     assert not np.allclose(a["close"], load_bars({**config, "synthetic_seed": 1}, "AAA")["close"])
+
+
+def test_yfinance_source_without_the_package_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "yfinance", None)  # import fails as if not installed
+    with pytest.raises(DataError, match=r"pip install 'tmpipe\[yfinance\]'"):
+        load_bars({**schema_defaults("data"), "source": "yfinance"}, "SPY")

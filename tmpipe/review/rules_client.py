@@ -125,6 +125,9 @@ def signal_writer_text(evidence: dict, decision: PolicyDecision, config: dict) -
     test = evidence["backtest"]["test"]
     if decision.status == "downgraded":
         rationale = f"Inferred {decision.implied_signal} downgraded to HOLD by the review policy: {decision.downgrade_reason()}."
+    elif decision.action == "HOLD":
+        rationale = (f"HOLD as inferred by the agent (flat); no position to approve. Policy checks for reference: "
+                     f"{'; '.join(check.describe() for check in decision.checks)}.")
     else:
         rationale = (f"{decision.action} as inferred by the agent; all policy checks pass "
                      f"({'; '.join(check.describe() for check in decision.checks)}).")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -81,6 +83,15 @@ def save_bundle_model(model_dir: str | Path, dest: str | Path, *, requirements: 
 
 
 def _save(model_dir: str | Path, dest: Path, requirements: list[str]) -> None:
+    # MLflow stores an artifact directory under its own base name, so stage the bundle as
+    # ``bundle`` to make it land at BUNDLE_SUBDIR whatever the engine called its folder.
+    with tempfile.TemporaryDirectory(prefix="tmpipe-bundle-") as staging:
+        staged = Path(staging) / BUNDLE_ARTIFACT
+        shutil.copytree(model_dir, staged)
+        _save_pyfunc(staged, dest, requirements)
+
+
+def _save_pyfunc(model_dir: Path, dest: Path, requirements: list[str]) -> None:
     with warnings.catch_warnings():
         # predict needs the engine and market data, so there is no input example to run.
         warnings.filterwarnings("ignore", message=".*input_example.*")

@@ -215,3 +215,13 @@ def test_selector_team_asks_the_endpoint_who_speaks_next(Reply, FakeEndpoint, ev
     sources = [e["source"] for e in outcome.trace["entries"] if e["kind"] in ("model_call", "message")]
     assert sources == ["user", "selector", "analyst", "analyst", "selector", "risk_manager", "risk_manager",
                        "selector", "signal_writer", "signal_writer"]
+
+
+def test_resolver_may_also_name_the_endpoint(GOOD, FakeEndpoint, evidence, endpoint_config):
+    with FakeEndpoint(GOOD) as endpoint:
+        config = endpoint_config(endpoint, model_client__base_url=None, model_client__airflow_conn_id="llm_default")
+        outcome = review_signal(evidence, config, symbol="AAPL",
+                                api_key_resolver=lambda cfg: {"api_key": FAKE_KEY, "base_url": endpoint.base_url})
+    assert_valid(outcome)
+    assert outcome.signal["action"] == "BUY" and len(endpoint.requests) == 3
+    assert outcome.trace["model_client"]["base_url"] == endpoint.base_url

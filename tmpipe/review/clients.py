@@ -21,7 +21,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, ModelInfo, R
 from tmpipe.errors import ReviewError
 from tmpipe.review.rules_client import RULES_MODEL_LABEL, RULES_MODEL_NAME, RulesChatCompletionClient
 
-ApiKeyResolver = Callable[[dict], "str | None"]
+ApiKeyResolver = Callable[[dict], "str | dict | None"]
 ENDPOINT_MODEL_INFO = ModelInfo(vision=False, function_calling=False, json_output=False, family="unknown",
                                 structured_output=False, multiple_system_messages=True)
 
@@ -77,28 +77,33 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
     if provider == "openai":
         from autogen_ext.models.openai import OpenAIChatCompletionClient
 
-        key, source = resolve_api_key(cfg, api_key_resolver)
-        recorded["api_key_source"] = source
-        recorded["client_max_retries"] = 0
+        key, base_url, source = resolve_api_key(cfg, api_key_resolver)
+        recorded.update(api_key_source=source, base_url=base_url, client_max_retries=0)
         shared = OpenAIChatCompletionClient(
-            model=cfg["model"], base_url=cfg["base_url"], api_key=key, temperature=cfg["temperature"],
+            model=cfg["model"], base_url=base_url, api_key=key, temperature=cfg["temperature"],
             timeout=cfg["timeout_seconds"], max_retries=0, model_info=ENDPOINT_MODEL_INFO)
         reviewer = {"provider": "openai", "model": f"openai-compatible:{cfg['model']}", "is_llm": True,
-                    "label": f"LLM {cfg['model']} at {cfg['base_url'] or 'the OpenAI default endpoint'}"}
+                    "label": f"LLM {cfg['model']} at {base_url or 'the OpenAI default endpoint'}"}
         return ClientSet(lambda agent, role: RecordingClient(shared, agent, log), reviewer, recorded, [key], log,
                          [shared.close])
     raise ReviewError(f"review.model_client.provider {provider!r} is not one of rules|openai|replay")
 
 
-def resolve_api_key(cfg: dict, api_key_resolver: ApiKeyResolver | None) -> tuple[str, str]:
-    """The API key and where it came from (the resolver, else the env var named by api_key_env)."""
+def resolve_api_key(cfg: dict, api_key_resolver: ApiKeyResolver | None) -> tuple[str, str | None, str]:
+    """The API key, the base URL and where the key came from (the resolver, else the env var api_key_env).
+
+    A resolver returns the key, or ``{"api_key": ..., "base_url": ...}`` when its source (an
+    Airflow connection's host) also names the endpoint; the spec's base_url wins when set.
+    """
     if api_key_resolver is not None:
-        key = api_key_resolver(dict(cfg))
+        answer = api_key_resolver(dict(cfg))
+        key, base_url = (answer.get("api_key"), answer.get("base_url")) if isinstance(answer, dict) else (answer, None)
         if key:
-            return key, "resolver" + (f" (airflow connection {cfg['airflow_conn_id']})" if cfg.get("airflow_conn_id") else "")
+            source = "resolver" + (f" (airflow connection {cfg['airflow_conn_id']})" if cfg.get("airflow_conn_id") else "")
+            return key, cfg["base_url"] or base_url, source
     env = cfg.get("api_key_env")
     if env and os.environ.get(env):
-        return os.environ[env], f"env:{env}"
+        return os.environ[env], cfg["base_url"], f"env:{env}"
     raise ReviewError(f"no API key for review.model_client: set the environment variable {env or '(api_key_env unset)'}"
                       + (" or give an api_key_resolver" if api_key_resolver is None else ", the resolver returned none"))
 

@@ -212,7 +212,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(config["data"], symbol)
-    threads = len(os.sched_getaffinity(0))
+    threads = int(hyper.get("torch_threads") or len(os.sched_getaffinity(0)))
     split_paths = boundary.write_split_csvs(dataset.splits, out_dir / "upstream_data")
     work_dir = out_dir / "upstream_work"
     upstream_cfg = boundary.build_upstream_config(config, symbol=symbol, split_paths=split_paths,
@@ -335,8 +335,3 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
         "market": _market_summary(close, float(meta["bars_per_year"])),
         "model_dir": str(model_dir),
     }
-
-
-# tmpipe.engine.api dispatches to these names.
-train_backtest = train_backtest_upstream
-infer = infer_upstream

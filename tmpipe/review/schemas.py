@@ -35,16 +35,19 @@ def schema_problems(document: object, name: str) -> list[str]:
 def fill_defaults(value: dict | None, schema: dict | None = None) -> dict:
     """``value`` with every missing key of the review section taken from the schema defaults.
 
-    Objects are filled recursively (an object's own default is the starting point);
-    arrays replace and are not merged, as in the config layers.
+    Objects are filled recursively from their properties' defaults; arrays replace and are
+    not merged, as in the config layers.
     """
     schema = schema or load_schema(REVIEW_SECTION)
     out = copy.deepcopy(value) if value is not None else copy.deepcopy(schema.get("default", {}))
     for key, sub in schema.get("properties", {}).items():
         if key not in out:
-            if "default" not in sub:
+            if "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            elif sub.get("type") == "object":
+                out[key] = {}  # filled from its properties' defaults below
+            else:
                 continue
-            out[key] = copy.deepcopy(sub["default"])
         if sub.get("type") == "object" and isinstance(out[key], dict):
             out[key] = fill_defaults(out[key], sub)
         elif key == "agents" and isinstance(out[key], list):

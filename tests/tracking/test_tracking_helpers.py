@@ -102,3 +102,10 @@ def test_gate(engine_result_factory, test_return, bh_return, drawdown, cfg, pass
     assert gate["passed"] is passed
     assert gate["checks"]["max_drawdown"]["test_max_drawdown"] == drawdown
     assert set(gate["checks"]) == {"beat_buy_and_hold", "max_drawdown"}
+
+
+def test_passwords_inside_urls_are_masked():
+    config = {"mlflow": {"tracking_uri": "https://ci:s3cr3t@127.0.0.1:5000"}, "data": {"path": "/a:b@c"}}
+    assert loggable_params(config)["mlflow.tracking_uri"] == "https://ci:***@127.0.0.1:5000"
+    assert loggable_params(config)["data.path"] == "/a:b@c"
+    assert "s3cr3t" not in repr(provenance_document(config, {}))

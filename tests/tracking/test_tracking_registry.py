@@ -52,6 +52,7 @@ def test_gate_promotes_and_load_round_trips_bundle(
     promoted = load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
     assert (promoted.version, promoted.run_id) == ("1", run.run_id)
     assert promoted.model_uri == "models:/tmpipe.AAPL.dqn@champion"
+    assert promoted.lineage_tags()["model.source_run_id"] == run.run_id
     assert _same_tree(Path(result["model_dir"]), promoted.model_dir)
     assert promoted.engine_result["metrics"] == result["metrics"]
     assert promoted.engine_result["data_fingerprint"]["sha256"] == "cd" * 32

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tmpipe.errors import TrackingError
-from tmpipe.tracking import client_for, embedded_tracking_uri, end_run, get_or_create_run, stage_run
+from tmpipe.tracking import (
+    client_for,
+    embedded_tracking_uri,
+    end_run,
+    get_or_create_run,
+    set_tags,
+    stage_run,
+)
+from tmpipe.tracking.context import sqlite_path
 
 
 def _active_runs(tracking_uri: str, experiment_id: str) -> list:
@@ -103,3 +113,28 @@ def test_concurrent_processes_share_one_fresh_sqlite_store(tmp_path):
     assert sorted(r.data.tags["symbol"] for r in runs) == ["AAPL", "MSFT", "SPY"]
     for run in runs:
         assert {"worker.0", "worker.1", "worker.2"} <= set(run.data.tags)
+
+
+@pytest.mark.slow
+def test_locked_sqlite_store_is_retried(context_factory, tracking_uri):
+    """Another process holds the database lock; the write waits, retries and lands."""
+    run = get_or_create_run(context_factory())
+    holder = sqlite3.connect(str(sqlite_path(tracking_uri)), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    released = []
+
+    class ReleaseOnRetry(logging.Handler):
+        def emit(self, record):
+            if not released:
+                holder.execute("ROLLBACK")
+                released.append(record.getMessage())
+
+    handler = ReleaseOnRetry(level=logging.WARNING)
+    logging.getLogger("tmpipe.tracking.retry").addHandler(handler)
+    try:
+        set_tags(tracking_uri, run.run_id, {"after.lock": "yes"})
+    finally:
+        logging.getLogger("tmpipe.tracking.retry").removeHandler(handler)
+        holder.close()
+    assert len(released) == 1 and "database is locked" in released[0]
+    assert client_for(tracking_uri).get_run(run.run_id).data.tags["after.lock"] == "yes"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,10 +33,17 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+@", re.IGNORECASE)
+
+
+def mask_url_passwords(text: str) -> str:
+    """``scheme://user:pw@host`` -> ``scheme://user:***@host`` (tracking or broker URLs)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}***@", text)
+
+
 def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return mask_url_passwords(text)
 
 
 def loggable_params(config: Mapping[str, Any]) -> dict[str, str]:
@@ -57,6 +65,8 @@ def redact(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
             clean[key] = redact(value, prefix=f"{dotted}.")
         elif is_secret_key(dotted) and value is not None:
             clean[key] = REDACTED
+        elif isinstance(value, str):
+            clean[key] = mask_url_passwords(value)
         else:
             clean[key] = value
     return clean

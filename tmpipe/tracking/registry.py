@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tmpipe.errors import ModelNotPromotedError, TrackingError
 from tmpipe.tracking.context import quote_filter_value
+from tmpipe.tracking.retry import with_retry
 from tmpipe.tracking.runs import _set_tags, client_for
 from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, MODEL_ARTIFACT_DIR
-from tmpipe.tracking.retry import with_retry
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -30,7 +31,7 @@ def registered_model_name(prefix: str, symbol: str, agent: str) -> str:
 
 
 def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         return None
     return float(value)
 
@@ -146,6 +147,15 @@ class PromotedModel:
     pyfunc_dir: Path
     model_dir: Path
     engine_result: dict
+
+    def lineage_tags(self) -> dict[str, str]:
+        """Tags for the inference run that used this model (which version, trained where)."""
+        return {
+            "model.name": self.model_name,
+            "model.version": self.version,
+            "model.alias": self.alias,
+            "model.source_run_id": self.run_id,
+        }
 
 
 def _is_missing(exc: Exception) -> bool:

@@ -20,11 +20,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ATTEMPTS = 6
-WAIT_INITIAL_SECONDS = 0.2
-WAIT_MAX_SECONDS = 5.0
+# Whole operations, on top of MLflow's own per-request HTTP retries
+# (MLFLOW_HTTP_REQUEST_MAX_RETRIES, default 7 with exponential backoff) for servers;
+# for SQLite this layer is the only one, and "database is locked" clears within seconds.
+ATTEMPTS = 4
+WAIT_INITIAL_SECONDS = 0.5
+WAIT_MAX_SECONDS = 8.0
 
 _TRANSIENT_TEXT = ("database is locked", "database table is locked", "could not serialize access")
+# MLflow's SQL stores report OperationalError (lost connection, lock) as TEMPORARILY_UNAVAILABLE.
+_TRANSIENT_ERROR_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 _TRANSIENT_CLASS_NAMES = {
     "ConnectionError",  # requests and builtin
     "ConnectTimeout",
@@ -65,6 +70,8 @@ def is_transient(exc: BaseException) -> bool:
     if status is not None:
         return status >= 500 or status == 429
     for item in _chain(exc):
+        if getattr(item, "error_code", None) in _TRANSIENT_ERROR_CODES:
+            return True
         if type(item).__name__ in _TRANSIENT_CLASS_NAMES:
             return True
         text = str(item).lower()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from tmpipe.tracking.retry import call_with_retry, with_retry
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
@@ -167,7 +170,10 @@ def stage_run(ctx: TrackingContext, *, last_stage: bool) -> Iterator[RunRef]:
     try:
         yield run
     except BaseException:
-        end_run(ctx.tracking_uri, run.run_id, "FAILED")
+        try:
+            end_run(ctx.tracking_uri, run.run_id, "FAILED")
+        except TrackingError as tracking_failure:  # keep the stage's own error in front
+            log.warning("could not mark run %s FAILED: %s", run.run_id, tracking_failure)
         raise
     if last_stage:
         end_run(ctx.tracking_uri, run.run_id, "FINISHED")

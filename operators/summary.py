@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -26,12 +26,10 @@ class SummarizeOperator(TmpipeOperator):
         symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID) or []
         outputs = []
         for index, symbol in enumerate(symbols):
-            stage_results, errors = {}, {}
-            for stage in STAGE_TASKS:
-                task_id = f"{self.chain_group_id}.{stage}"
-                stage_results[stage] = ti.xcom_pull(task_ids=task_id, map_indexes=index)
-                errors[stage] = ti.xcom_pull(task_ids=task_id, map_indexes=index, key=ERROR_KEY)
-            outputs.append(StageOutputs(symbol, stage_results, errors))
+            results = self._pull(ti, index, "return_value", STAGE_TASKS)
+            # Only stages without a result can have failed; pulling absent keys is logged loudly.
+            errors = self._pull(ti, index, ERROR_KEY, [stage for stage in STAGE_TASKS if results[stage] is None])
+            outputs.append(StageOutputs(symbol, results, errors))
         mode = ctx.mode(load_spec(self.spec_path).default_mode)
         summary = summarize_symbols(outputs, mode=mode)
         self.log.info("summary of %s\n%s", ctx.dag_run_id, render_table(summary))
@@ -40,3 +38,11 @@ class SummarizeOperator(TmpipeOperator):
         if failed:
             raise AirflowFailException(f"{len(failed)} of {len(summary['symbols'])} symbols failed: {', '.join(failed)}")
         return {"symbols": len(summary["symbols"]), "failed": 0}
+
+    def _pull(self, ti: Any, map_index: int, key: str, stages: Sequence[str]) -> dict[str, Any]:
+        """One symbol's XCom ``key`` of the given stages; missing ones are None."""
+        if not stages:
+            return {}
+        task_ids = [f"{self.chain_group_id}.{stage}" for stage in stages]
+        values = ti.xcom_pull(task_ids=task_ids, map_indexes=map_index, key=key) or [None] * len(stages)
+        return {stage: values[i] if i < len(values) else None for i, stage in enumerate(stages)}

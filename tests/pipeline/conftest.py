@@ -1,0 +1,79 @@
+"""Local DAG runs through `tmpipe run` in a fresh process, on a small synthetic spec."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SPEC = """\
+schema_version: 1
+dag:
+  dag_id: trademaster_autogen_pipeline_workflow
+  retries: 0
+demo_symbols: [AAA, BBB]
+defaults:
+  data:
+    source: demo
+    demo_series: synthetic
+    synthetic_rows: 260
+    lookback: 5
+  trademaster:
+    epochs: 2
+    hidden_size: 16
+    batch_size: 32
+  mlflow:
+    promotion:
+      require_beat_buy_and_hold: false
+      max_drawdown: 1.0
+symbols:
+  BROKEN:
+    data:
+      source: csv
+      path: {missing}
+"""
+
+
+@pytest.fixture
+def pipeline_spec(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.format(missing=tmp_path / "no_such_bars.csv"))
+    return path
+
+
+def run_tmpipe(home: Path, *args: str, env: dict | None = None) -> tuple[int, dict]:
+    """`tmpipe run ... --json` in its own process; returns exit code and the JSON it printed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tmpipe", "run", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPIPE_HOME": str(home), **(env or {})},
+        timeout=900,
+    )
+    start = result.stdout.find("{\n")
+    assert start >= 0, f"no JSON printed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.returncode, json.loads(result.stdout[start:])
+
+
+def xcom_sizes(home: Path) -> dict[tuple[str, int, str], int]:
+    """Size in bytes of every stored XCom value of the embedded Airflow."""
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        rows = db.execute("SELECT task_id, map_index, key, length(value) FROM xcom").fetchall()
+    return {(task, index, key): size for task, index, key, size in rows}
+
+
+def mlflow_runs(home: Path, tracking_uri: str):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiments = client.search_experiments()
+    return client, client.search_runs([e.experiment_id for e in experiments], max_results=100)
+
+
+def webui_artifacts(home: Path):
+    from tmpipe.store.sqlite import SqliteArtifactStore
+
+    return SqliteArtifactStore(home / "webui" / "webui.db").list_artifacts()

@@ -1,0 +1,67 @@
+"""`tmpipe run` end to end on the embedded defaults: Airflow, MLflow and the WebUI store."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import mlflow_runs, run_tmpipe, webui_artifacts, xcom_sizes
+
+pytestmark = pytest.mark.slow
+
+
+def test_both_mode_two_symbols(tmp_path, pipeline_spec):
+    home = tmp_path / "home"
+    code, out = run_tmpipe(home, "--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--mode", "both")
+    assert code == 0, out
+    assert out["state"] == "success"
+    rows = {row["symbol"]: row for row in out["symbols"]}
+    assert set(rows) == {"AAA", "BBB"}
+    for row in rows.values():
+        assert row["status"] == "success" and row["error"] is None
+        assert row["action"] in ("BUY", "SELL", "HOLD") and 0 <= row["confidence"] <= 1
+
+    client, runs = mlflow_runs(home, out["tracking_uri"])
+    assert sorted(r.data.tags["symbol"] for r in runs) == ["AAA", "BBB"]
+    for run in runs:
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+            a.path for d in ("backtest", "review", "model", "engine") for a in client.list_artifacts(run.info.run_id, d)
+        }
+        assert {"backtest/equity_curve.png", "review/signal.json", "review/trace.json", "model/MLmodel"} <= artifacts
+        assert "test_sharpe" in run.data.metrics and run.info.status == "FINISHED"
+        assert rows[run.data.tags["symbol"]]["mlflow_run_id"] == run.info.run_id
+
+    artifacts = webui_artifacts(home)
+    assert sorted((a.symbol, a.artifact_type) for a in artifacts) == [("AAA", "llm"), ("AAA", "signal"), ("BBB", "llm"), ("BBB", "signal")]
+    run_ids = {r.data.tags["symbol"]: (r.info.run_id, r.info.experiment_id) for r in runs}
+    for artifact in artifacts:
+        assert (artifact.mlflow_run_id, artifact.mlflow_experiment_id) == run_ids[artifact.symbol]
+    assert {rows[s]["signal_artifact_id"] for s in rows} == {a.id for a in artifacts if a.artifact_type == "signal"}
+
+    oversized = {key: size for key, size in xcom_sizes(home).items() if size >= 4096}
+    assert oversized == {}
+
+
+def test_one_symbol_failing_does_not_stop_the_other(tmp_path, pipeline_spec):
+    home = tmp_path / "home"
+    code, out = run_tmpipe(home, "--spec", str(pipeline_spec), "--symbols", "BROKEN,AAA")
+    assert code == 1 and out["state"] == "failed"
+    rows = {row["symbol"]: row for row in out["symbols"]}
+    assert rows["AAA"]["status"] == "success" and rows["AAA"]["signal_artifact_id"] is not None
+    assert rows["BROKEN"]["status"] == "failed"
+    assert rows["BROKEN"]["error"].startswith("train_backtest: DataError:") and "no_such_bars.csv" in rows["BROKEN"]["error"]
+    assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}
+
+
+def test_bad_mode_in_conf_fails_before_any_work(tmp_path, pipeline_spec):
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "tmpipe", "run", "--spec", str(pipeline_spec), "--conf", '{"mode": "sideways"}'],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPIPE_HOME": str(home)},
+    )
+    assert result.returncode == 1
+    assert "dag_run.conf:1:1: mode: 'sideways' is not one of ['both', 'train_backtest', 'inference']" in result.stderr
+    assert not (home / "mlflow").exists()

@@ -1,0 +1,154 @@
+"""The MLflow side of one symbol's stages: the shared run, what each stage logs and reads back.
+
+Tasks of one symbol may run in different processes or on different workers, so everything
+a later stage needs (engine result, model bundle, signal, trace) is read back from the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from tmpipe import __version__
+from tmpipe.home import tmpipe_home
+from tmpipe.tracking import (
+    RunRef,
+    TrackingContext,
+    client_for,
+    load_promoted_model,
+    log_config,
+    log_inference,
+    log_review,
+    log_train_backtest,
+    register_and_promote,
+    resolve_tracking_uri,
+    run_url,
+    set_tags,
+    stage_run,
+)
+from tmpipe.tracking.bundle_model import BUNDLE_SUBDIR
+from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, MODEL_ARTIFACT_DIR, REVIEW_ARTIFACTS
+
+if TYPE_CHECKING:
+    from tmpipe.pipeline.stages import SymbolStage
+
+# In inference mode the backtest behind the promoted model is copied here for the review.
+PROMOTED_RESULT_ARTIFACT = "engine/promoted_result.json"
+
+
+class SymbolTracker:
+    def __init__(self, stage: "SymbolStage"):
+        self.symbol_stage = stage
+        mlflow_cfg = stage.section("mlflow")
+        self.mlflow_cfg = mlflow_cfg
+        self.tracking_uri = resolve_tracking_uri(mlflow_cfg, tmpipe_home())
+        ctx = stage.ctx
+        self.context = TrackingContext(
+            tracking_uri=self.tracking_uri,
+            experiment=mlflow_cfg["experiment"],
+            dag_id=ctx.dag_id,
+            dag_run_id=ctx.dag_run_id,
+            symbol=stage.symbol,
+            mode=stage.mode,
+            engine_backend=stage.section("trademaster")["backend"],
+            spec_sha256=stage.spec.sha256,
+            project_version=__version__,
+            map_index=ctx.map_index,
+            try_number=ctx.try_number,
+            task_url=ctx.task_url,
+            run_timestamp=ctx.logical_date,
+        )
+        self.run: RunRef | None = None
+
+    @contextlib.contextmanager
+    def stage(self, name: str, *, final: bool = False) -> Iterator[RunRef]:
+        """Inside the symbol's run; the run ends FAILED on error, FINISHED after the last stage."""
+        with stage_run(self.context, last_stage=final) as run:
+            self.run = run
+            log_config(run.run_id, self.symbol_stage.config.values, _provenance(self.symbol_stage), tracking_uri=self.tracking_uri)
+            set_tags(self.tracking_uri, run.run_id, {"tmpipe.stage": name})
+            yield run
+
+    def reference(self) -> dict[str, Any]:
+        assert self.run is not None
+        return {
+            "mlflow_run_id": self.run.run_id,
+            "mlflow_experiment_id": self.run.experiment_id,
+            "mlflow_run_url": run_url(self.tracking_uri, self.run.experiment_id, self.run.run_id),
+        }
+
+    def log_training(self, result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+        log_train_backtest(self.run.run_id, result, out_dir, tracking_uri=self.tracking_uri)
+        return register_and_promote(
+            self.run.run_id,
+            self.symbol_stage.symbol,
+            result["agent"],
+            result,
+            self.mlflow_cfg["promotion"],
+            self.mlflow_cfg["registered_model_prefix"],
+            tracking_uri=self.tracking_uri,
+        )
+
+    def model_for_inference(self, trained: dict[str, Any] | None, dest: Path) -> Path:
+        """Mode both: this run's own model. Mode inference: the symbol's promoted model."""
+        if self.symbol_stage.mode == "both":
+            local = client_for(self.tracking_uri).download_artifacts(self.run.run_id, MODEL_ARTIFACT_DIR, str(dest))
+            return Path(local) / BUNDLE_SUBDIR
+        promoted = load_promoted_model(
+            self.tracking_uri,
+            self.mlflow_cfg["registered_model_prefix"],
+            self.symbol_stage.symbol,
+            self.symbol_stage.section("trademaster")["agent"],
+            self.mlflow_cfg["promotion"]["alias"],
+            dest,
+        )
+        self._log_json(promoted.engine_result, PROMOTED_RESULT_ARTIFACT)
+        set_tags(
+            self.tracking_uri,
+            self.run.run_id,
+            {"inference.model_uri": promoted.model_uri, "inference.model_version": promoted.version, "inference.model_run_id": promoted.run_id},
+        )
+        return promoted.model_dir
+
+    def log_inference(self, result: dict[str, Any]) -> None:
+        log_inference(self.run.run_id, result, tracking_uri=self.tracking_uri)
+
+    def engine_outputs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        engine_artifact = ENGINE_RESULT_ARTIFACT if self.symbol_stage.mode == "both" else PROMOTED_RESULT_ARTIFACT
+        return self._read_json(engine_artifact), self._read_json(INFERENCE_ARTIFACT)
+
+    def lineage(self, engine_result: dict[str, Any]) -> dict[str, Any]:
+        run = self.client_run_tags()
+        return {
+            "dag_id": self.symbol_stage.ctx.dag_id,
+            "dag_run_id": self.symbol_stage.ctx.dag_run_id,
+            "mlflow_run_id": self.run.run_id,
+            "mlflow_experiment_id": self.run.experiment_id,
+            "model_uri": run.get("inference.model_uri") or f"runs:/{self.run.run_id}/{MODEL_ARTIFACT_DIR}",
+            "data_sha256": engine_result.get("data_fingerprint", {}).get("sha256"),
+        }
+
+    def client_run_tags(self) -> dict[str, str]:
+        return client_for(self.tracking_uri).get_run(self.run.run_id).data.tags
+
+    def log_review(self, evidence: dict[str, Any], signal: dict[str, Any], trace: dict[str, Any]) -> None:
+        log_review(self.run.run_id, evidence, signal, trace, tracking_uri=self.tracking_uri)
+
+    def review_outputs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        _, signal_artifact, trace_artifact = REVIEW_ARTIFACTS
+        return self._read_json(signal_artifact), self._read_json(trace_artifact)
+
+    def _read_json(self, artifact: str) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="tmpipe-read-") as scratch:
+            local = client_for(self.tracking_uri).download_artifacts(self.run.run_id, artifact, scratch)
+            return json.loads(Path(local).read_text(encoding="utf-8"))
+
+    def _log_json(self, payload: dict[str, Any], artifact: str) -> None:
+        client_for(self.tracking_uri).log_dict(self.run.run_id, payload, artifact)
+
+
+def _provenance(stage: "SymbolStage") -> dict[str, str]:
+    return {key: str(origin) for key, origin in stage.config.provenance.items()}

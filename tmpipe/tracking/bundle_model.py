@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
@@ -35,35 +36,30 @@ SIGNATURE = ModelSignature(
 )
 
 
-with warnings.catch_warnings():
-    # MLflow nags for type hints on predict; SIGNATURE already describes the data.
-    warnings.filterwarnings("ignore", message=".*type hints.*")
+class TradingBundleModel(mlflow.pyfunc.PythonModel):
+    """One row per (symbol, resolved stage config as JSON) -> the engine's latest action."""
 
-    class TradingBundleModel(mlflow.pyfunc.PythonModel):
-        """One row per (symbol, resolved stage config as JSON) -> the engine's latest action."""
+    def load_context(self, context) -> None:
+        self.bundle_dir = Path(context.artifacts[BUNDLE_ARTIFACT])
 
-        def load_context(self, context) -> None:
-            self.bundle_dir = Path(context.artifacts[BUNDLE_ARTIFACT])
+    # The DataFrame hint tells MLflow to validate against SIGNATURE, not to infer from hints.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from tmpipe.engine import infer
 
-        def predict(self, context, model_input, params=None):
-            import pandas as pd
-
-            from tmpipe.engine import infer
-
-            rows = []
-            for record in model_input.to_dict(orient="records"):
-                config = json.loads(record["config_json"])
-                result = infer(self.bundle_dir, config, symbol=record["symbol"])
-                rows.append(
-                    {
-                        "symbol": str(result["symbol"]),
-                        "as_of": str(result["as_of"]),
-                        "action": str(result["action"]),
-                        "target_position": float(result["target_position"]),
-                        "reference_price": float(result["reference_price"]),
-                    }
-                )
-            return pd.DataFrame(rows, columns=SIGNATURE.outputs.input_names())
+        rows = []
+        for record in model_input.to_dict(orient="records"):
+            config = json.loads(record["config_json"])
+            result = infer(self.bundle_dir, config, symbol=record["symbol"])
+            rows.append(
+                {
+                    "symbol": str(result["symbol"]),
+                    "as_of": str(result["as_of"]),
+                    "action": str(result["action"]),
+                    "target_position": float(result["target_position"]),
+                    "reference_price": float(result["reference_price"]),
+                }
+            )
+        return pd.DataFrame(rows, columns=SIGNATURE.outputs.input_names())
 
 
 def save_bundle_model(model_dir: str | Path, dest: str | Path, *, requirements: list[str]) -> Path:
@@ -95,7 +91,6 @@ def _save_pyfunc(model_dir: Path, dest: Path, requirements: list[str]) -> None:
     with warnings.catch_warnings():
         # predict needs the engine and market data, so there is no input example to run.
         warnings.filterwarnings("ignore", message=".*input_example.*")
-        warnings.filterwarnings("ignore", message=".*type hints.*")
         mlflow.pyfunc.save_model(
             path=str(dest),
             python_model=TradingBundleModel(),

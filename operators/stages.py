@@ -70,8 +70,9 @@ class PersistOperator(SymbolStageOperator):
         return stages.persist(ctx, self.symbol, link)
 
 
-def _api_key_from_connection(model_client: dict[str, Any]) -> str | None:
-    """The review's API key from the Airflow connection named in the spec, if any."""
+def _api_key_from_connection(model_client: dict[str, Any]) -> dict[str, str | None] | None:
+    """The review's key (and endpoint) from the Airflow connection named in the spec, if any."""
     if not model_client.get("airflow_conn_id"):
         return None
-    return connection_lookup(model_client["airflow_conn_id"])[1]
+    base_url, key = connection_lookup(model_client["airflow_conn_id"])
+    return {"api_key": key, "base_url": base_url}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,9 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: the WebUI's enabled symbols).")
 @click.option("--mode", type=click.Choice(["both", "train_backtest", "inference"]), default=None)
 @click.option("--conf", "conf_json", default=None, help="Extra dag_run.conf as JSON or @file.")
+@click.option("--logical-date", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), default=None, help="Logical date (default now); the same date again re-runs that DAG run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, as_json: bool) -> None:
+def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, logical_date, as_json: bool) -> None:
     """One local DAG run in-process on the embedded defaults (TMPIPE_HOME, default ./.tmpipe)."""
     from tmpipe.pipeline.context import check_conf
     from tmpipe.pipeline.summary import render_table
@@ -142,7 +144,9 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
         check_conf(conf)
     except TmpipeError as exc:
         _fail(exc)
-    outcome = run_local(path, conf)
+    if logical_date is not None and logical_date.tzinfo is None:
+        logical_date = logical_date.replace(tzinfo=timezone.utc)
+    outcome = run_local(path, conf, logical_date)
     if as_json:
         click.echo(json.dumps({"dag_run_id": outcome.dag_run_id, "state": outcome.state, "tracking_uri": outcome.tracking_uri, **outcome.summary}, indent=2))
     else:
@@ -152,7 +156,9 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
 
 
 from tmpipe.engine.cli import engine  # noqa: E402 - subcommand groups register after main
+from tmpipe.review.cli import review  # noqa: E402
 from tmpipe.store.cli import webui  # noqa: E402
 
 main.add_command(engine)
+main.add_command(review)
 main.add_command(webui)

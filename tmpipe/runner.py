@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,12 @@ def seed_demo_symbols(spec: Spec, store) -> list[str]:
     return list(spec.demo_symbols)
 
 
-def run_local(spec_path: Path, conf: dict[str, Any]) -> RunOutcome:
-    """Trigger one DAG run in-process and collect its summary."""
+def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | None = None) -> RunOutcome:
+    """Trigger one DAG run in-process and collect its summary.
+
+    The run id derives from ``logical_date``; running again with the same date re-runs that
+    DAG run (Airflow replaces it), which is how a cleared run is repeated locally.
+    """
     home = tmpipe_home()
     prepare_home(home, spec_path)
     spec = load_spec(spec_path)
@@ -68,7 +73,8 @@ def run_local(spec_path: Path, conf: dict[str, Any]) -> RunOutcome:
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(spec.dag.dag_id)
-    dag_run = dag.test(run_conf=conf)
+    when = logical_date or datetime.now(timezone.utc)
+    dag_run = dag.test(run_conf=conf, logical_date=when, run_after=when)
     summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
     from tmpipe.tracking import resolve_tracking_uri
 

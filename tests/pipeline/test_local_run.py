@@ -65,3 +65,20 @@ def test_bad_mode_in_conf_fails_before_any_work(tmp_path, pipeline_spec):
     assert result.returncode == 1
     assert "dag_run.conf:1:1: mode: 'sideways' is not one of ['both', 'train_backtest', 'inference']" in result.stderr
     assert not (home / "mlflow").exists()
+
+
+def test_rerunning_the_same_dag_run_leaves_counts_unchanged(tmp_path, pipeline_spec):
+    home = tmp_path / "home"
+    args = ("--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--logical-date", "2024-06-03T00:00:00+0000")
+    code, first = run_tmpipe(home, *args)
+    assert code == 0, first
+    code, again = run_tmpipe(home, *args)
+    assert code == 0, again
+    assert first["dag_run_id"] == again["dag_run_id"] == "manual__2024-06-03T00:00:00+00:00"
+    _, runs = mlflow_runs(home, again["tracking_uri"])
+    assert len(runs) == 2
+    assert {r["mlflow_run_id"] for r in first["symbols"]} == {r["mlflow_run_id"] for r in again["symbols"]}
+    assert {int(r.data.tags["airflow.try_number"]) for r in runs} >= {1}
+    artifacts = webui_artifacts(home)
+    assert len(artifacts) == 4
+    assert {r["signal_artifact_id"] for r in first["symbols"]} == {r["signal_artifact_id"] for r in again["symbols"]}

@@ -93,9 +93,9 @@ def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) ->
             **tracker.reference(),
             "model_version": registration.get("version"),
             "promoted": registration.get("promoted"),
-            "test_sharpe": round(test["sharpe"], 4),
-            "test_total_return": round(test["total_return"], 4),
-            "excess_return": round(result["excess_return"], 4),
+            "test_sharpe": _rounded(test["sharpe"]),
+            "test_total_return": _rounded(test["total_return"]),
+            "excess_return": _rounded(result["excess_return"]),
             "data_sha256": result["data_fingerprint"]["sha256"],
         }
 
@@ -149,6 +149,11 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[s
             store.set_lineage(saved.id, run["mlflow_run_id"], run["mlflow_experiment_id"])
             ids[f"{artifact_type}_artifact_id"] = saved.id
         return {**tracker.reference(), **ids, "action": signal["action"], "confidence": signal["confidence"]}
+
+
+def _rounded(value: float | None) -> float | None:
+    """Metrics may be undefined (a policy that never trades has no Sharpe)."""
+    return None if value is None else round(value, 4)
 
 
 def _log_progress(symbol: str):

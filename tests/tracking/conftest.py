@@ -84,7 +84,7 @@ def make_engine_result(
 ) -> dict:
     """A train_backtest result per docs/contracts.md with real files behind its paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_dir = out_dir / "bundle"
+    model_dir = out_dir / "model"  # as the engine names it; the pyfunc model must rename it
     (model_dir / "nested").mkdir(parents=True, exist_ok=True)
     (model_dir / "weights.pt").write_bytes(bundle_text.encode() + bytes(range(256)))
     (model_dir / "nested" / "features.json").write_text('{"features": ["zopen", "zclose"]}')

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 BUNDLE_SUBDIR = Path("artifacts") / "bundle"  # same as tmpipe.tracking.bundle_model
 
 
+def _bundle_dir(pyfunc_dir: Path) -> Path:
+    """Where the MLmodel file says the bundle artifact is (BUNDLE_SUBDIR when it says nothing)."""
+    import yaml
+
+    mlmodel = yaml.safe_load((pyfunc_dir / "MLmodel").read_text()) if (pyfunc_dir / "MLmodel").is_file() else {}
+    artifacts = ((mlmodel or {}).get("flavors", {}).get("python_function", {}).get("artifacts") or {})
+    relative = (artifacts.get("bundle") or {}).get("path")
+    return pyfunc_dir / (relative or BUNDLE_SUBDIR)
+
+
 def registered_model_name(prefix: str, symbol: str, agent: str) -> str:
     return f"{prefix}.{symbol}.{agent}"
 
@@ -190,7 +200,7 @@ def load_promoted_model(
     target.mkdir(parents=True, exist_ok=True)
     pyfunc_dir = Path(client.download_artifacts(version.run_id, MODEL_ARTIFACT_DIR, str(target)))
     result_path = client.download_artifacts(version.run_id, ENGINE_RESULT_ARTIFACT, str(target))
-    model_dir = pyfunc_dir / BUNDLE_SUBDIR
+    model_dir = _bundle_dir(pyfunc_dir)
     if not model_dir.is_dir():
         raise TrackingError(f"{name} version {version.version}: no bundle at {MODEL_ARTIFACT_DIR}/{BUNDLE_SUBDIR}")
     return PromotedModel(

@@ -10,6 +10,7 @@ import pytest
 from tmpipe.errors import ModelNotPromotedError
 from tmpipe.tracking import (
     client_for,
+    download_run_bundle,
     get_or_create_run,
     load_promoted_model,
     log_train_backtest,
@@ -84,6 +85,9 @@ def test_failed_gate_registers_but_keeps_previous_champion(
 
     promoted = load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
     assert promoted.version == "1" and promoted.run_id == good.run_id
+    # mode "both" infers with the run's own model even when it was not promoted
+    own = download_run_bundle(tracking_uri, bad.run_id, tmp_path / "own")
+    assert (own / "weights.pt").read_bytes().startswith(b"bad")
     assert (promoted.model_dir / "weights.pt").read_bytes().startswith(b"good")
 
 

@@ -13,6 +13,7 @@ from tmpipe.tracking.context import (
 )
 from tmpipe.tracking.registry import (
     PromotedModel,
+    download_run_bundle,
     evaluate_gate,
     load_promoted_model,
     register_and_promote,
@@ -33,6 +34,7 @@ __all__ = [
     "RunRef",
     "TrackingContext",
     "client_for",
+    "download_run_bundle",
     "embedded_tracking_uri",
     "end_run",
     "evaluate_gate",

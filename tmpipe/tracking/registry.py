@@ -145,6 +145,21 @@ def register_and_promote(
     }
 
 
+@with_retry("download run model")
+def download_run_bundle(tracking_uri: str, run_id: str, dest_dir: str | Path) -> Path:
+    """The engine bundle logged by ``log_train_backtest`` in ``run_id``, on local disk.
+
+    For mode ``both``: inference uses the model this very run just trained, promoted or not.
+    """
+    target = Path(dest_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    pyfunc_dir = Path(client_for(tracking_uri).download_artifacts(run_id, MODEL_ARTIFACT_DIR, str(target)))
+    model_dir = _bundle_dir(pyfunc_dir)
+    if not model_dir.is_dir():
+        raise TrackingError(f"run {run_id} has no model bundle at {MODEL_ARTIFACT_DIR}/{BUNDLE_SUBDIR}")
+    return model_dir
+
+
 @dataclass(frozen=True)
 class PromotedModel:
     """A promoted model downloaded to local disk, with the backtest it was promoted on."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tmpipe.errors import TmpipeError
 from tmpipe.pipeline.context import RunContext
@@ -60,6 +60,8 @@ class TmpipeOperator(BaseOperator):
         ctx = run_context(context, self.spec_path)
         try:
             return self.run_stage(ctx, context)
+        except AirflowSkipException:
+            raise  # a stage the mode does not run is not an error
         except Exception as exc:
             message = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300]
             context["ti"].xcom_push(key=ERROR_KEY, value=message)

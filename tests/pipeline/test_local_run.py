@@ -82,3 +82,27 @@ def test_rerunning_the_same_dag_run_leaves_counts_unchanged(tmp_path, pipeline_s
     artifacts = webui_artifacts(home)
     assert len(artifacts) == 4
     assert {r["signal_artifact_id"] for r in first["symbols"]} == {r["signal_artifact_id"] for r in again["symbols"]}
+
+
+def test_train_backtest_then_inference_uses_the_promoted_model(tmp_path, pipeline_spec):
+    home = tmp_path / "home"
+    code, trained = run_tmpipe(home, "--spec", str(pipeline_spec), "--symbols", "AAA", "--mode", "train_backtest")
+    assert code == 0, trained
+    assert trained["symbols"][0]["status"] == "success" and trained["symbols"][0]["action"] is None
+    assert webui_artifacts(home) == []
+
+    code, inferred = run_tmpipe(home, "--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--mode", "inference")
+    assert code == 1, inferred  # BBB was never trained
+    rows = {row["symbol"]: row for row in inferred["symbols"]}
+    assert rows["AAA"]["status"] == "success" and rows["AAA"]["action"] in ("BUY", "SELL", "HOLD")
+    assert rows["BBB"]["status"] == "failed"
+    assert rows["BBB"]["error"] == (
+        "inference: ModelNotPromotedError: symbol BBB has no model with alias champion in registered model "
+        "tmpipe.BBB.deepscalper; run mode train_backtest first"
+    )
+    client, runs = mlflow_runs(home, inferred["tracking_uri"])
+    inference_run = client.get_run(rows["AAA"]["mlflow_run_id"])
+    assert inference_run.data.tags["mode"] == "inference"
+    assert inference_run.data.tags["inference.model_uri"] == "models:/tmpipe.AAA.deepscalper@champion"
+    assert not any(key.startswith("epoch/") for key in inference_run.data.metrics)  # no training here
+    assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}

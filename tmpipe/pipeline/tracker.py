@@ -29,7 +29,7 @@ from tmpipe.tracking import (
     set_tags,
     stage_run,
 )
-from tmpipe.tracking.bundle_model import BUNDLE_SUBDIR
+from tmpipe.tracking.registry import download_run_bundle
 from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, MODEL_ARTIFACT_DIR, REVIEW_ARTIFACTS
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ class SymbolTracker:
     def model_for_inference(self, trained: dict[str, Any] | None, dest: Path) -> Path:
         """Mode both: this run's own model. Mode inference: the symbol's promoted model."""
         if self.symbol_stage.mode == "both":
-            local = client_for(self.tracking_uri).download_artifacts(self.run.run_id, MODEL_ARTIFACT_DIR, str(dest))
-            return Path(local) / BUNDLE_SUBDIR
+            return download_run_bundle(self.tracking_uri, self.run.run_id, dest)
         promoted = load_promoted_model(
             self.tracking_uri,
             self.mlflow_cfg["registered_model_prefix"],

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tmpipe import airflow_env
 
 DAG_ID = "trademaster_autogen_pipeline_workflow"
@@ -55,3 +57,12 @@ def test_importing_the_dags_file_opens_no_socket(airflow_home):
 def test_dags_file_is_a_few_lines():
     code = [line for line in DAG_FILE.read_text().splitlines() if line.strip() and not line.startswith(("#", '"""'))]
     assert len(code) <= 8
+
+
+def test_a_bad_mode_fails_the_trigger_before_any_task(airflow_home):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    dag = DagBag(dag_folder=str(airflow_env.installed_dags_folder())).get_dag(DAG_ID)
+    with pytest.raises(ParamValidationError, match="sideways"):
+        dag.test(run_conf={"mode": "sideways"})

@@ -8,6 +8,7 @@ here that imports Airflow and dag-factory.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,11 @@ def build_dags(globals_dict: dict[str, Any], spec_path: str | os.PathLike[str] |
     Opens no socket and touches no database: all backend calls happen inside tasks.
     """
     os.environ.setdefault("AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY", "False")
-    from dagfactory import load_yaml_dags
-    from dagfactory.utils import cast_with_type
+    with warnings.catch_warnings():
+        # dag-factory 1.1 imports Airflow 2 paths that Airflow 3 shims with a warning each.
+        warnings.filterwarnings("ignore", message=r"The `airflow\..*` attribute is deprecated")
+        from dagfactory import load_yaml_dags
+        from dagfactory.utils import cast_with_type
 
     spec = load_spec(spec_path)
     load_yaml_dags(globals_dict=globals_dict, config_dict=cast_with_type(dag_factory_config(spec)))

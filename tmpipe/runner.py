@@ -6,6 +6,7 @@ imported only inside these functions.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -73,12 +74,23 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(spec.dag.dag_id)
+    _show_progress()
     when = logical_date or datetime.now(timezone.utc)
     dag_run = dag.test(run_conf=conf, logical_date=when, run_after=when)
     summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
     from tmpipe.tracking import resolve_tracking_uri
 
     return RunOutcome(dag_run.run_id, str(dag_run.state), summary, resolve_tracking_uri(shared["mlflow"], home))
+
+
+def _show_progress() -> None:
+    """tmpipe's own INFO lines (stages, epochs) on stderr while Airflow stays at WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    progress = logging.getLogger("tmpipe")
+    progress.handlers[:] = [handler]
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
 
 
 def read_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:

@@ -157,10 +157,16 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _log_progress(symbol: str):
+    """Per-epoch progress lines, e.g. ``SPX epoch 3: loss=0.0123 valid_return=-0.0210``."""
+
     def report(event: dict[str, Any]) -> None:
-        log.info("%s epoch %s: %s", symbol, event.get("epoch"), {k: v for k, v in event.items() if k != "epoch"})
+        if event.get("epoch") is None:
+            return
+        figures = " ".join(
+            f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in event.items()
+            if key != "epoch" and value is not None
+        )
+        log.info("%s epoch %s: %s", symbol, event["epoch"], figures)
 
     return report
-
-
-STAGES = ("train_backtest", "inference", "review", "persist")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -34,6 +35,8 @@ from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, M
 
 if TYPE_CHECKING:
     from tmpipe.pipeline.stages import SymbolStage
+
+log = logging.getLogger(__name__)
 
 # In inference mode the backtest behind the promoted model is copied here for the review.
 PROMOTED_RESULT_ARTIFACT = "engine/promoted_result.json"
@@ -68,6 +71,7 @@ class SymbolTracker:
         """Inside the symbol's run; the run ends FAILED on error, FINISHED after the last stage."""
         with stage_run(self.context, last_stage=final) as run:
             self.run = run
+            log.info("%s %s: MLflow run %s (mode %s)", self.symbol_stage.symbol, name, run.run_id, self.symbol_stage.mode)
             log_config(run.run_id, self.symbol_stage.config.values, _provenance(self.symbol_stage), tracking_uri=self.tracking_uri)
             set_tags(self.tracking_uri, run.run_id, {"tmpipe.stage": name})
             yield run

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tmpipe.engine import infer, train_backtest
+from tmpipe.engine import api, infer, train_backtest
 from tmpipe.engine.bundle import load_bundle
 from tmpipe.engine.defaults import result_errors
 from tmpipe.errors import EngineError, SymbolError
@@ -42,6 +42,44 @@ def test_results_validate_against_the_schema(trained):
     broken = json.loads(json.dumps(result))
     broken["metrics"]["test"]["max_drawdown"] = 1.5
     assert any(e.startswith("metrics/test/max_drawdown") for e in result_errors(broken))
+
+
+def test_train_backtest_and_infer_refuse_a_result_that_breaks_the_schema(trained, monkeypatch, tmp_path):
+    config, result, _ = trained
+    broken = {**json.loads(json.dumps(result)), "surprise": 1}
+    broken["metrics"]["test"]["max_drawdown"] = 1.5
+    monkeypatch.setattr(api, "_train_backtest_builtin", lambda *args, **kwargs: broken)
+    with pytest.raises(EngineError, match="builtin train_backtest result breaks") as caught:
+        train_backtest(config, symbol=SYMBOL, out_dir=tmp_path)
+    assert "'surprise' was unexpected" in str(caught.value) and "metrics/test/max_drawdown" in str(caught.value)
+    inference = infer(result["model_dir"], config, symbol=SYMBOL)
+    monkeypatch.setattr(api, "_infer_builtin", lambda *args, **kwargs: {**inference, "action": "hold"})
+    with pytest.raises(EngineError, match="builtin inference result breaks.*action"):
+        infer(result["model_dir"], config, symbol=SYMBOL)
+
+
+def test_schema_takes_upstream_results_and_keeps_the_upstream_object_to_them(trained):
+    _, result, _ = trained
+    report = {"upstream_total_return": -1.93, "upstream_min_equity": -5000.0, "upstream_nonpositive_equity_bars": 3,
+              "nonpositive_equity_bars": 0, "unchanged_price_bars": 1, "max_units": 4.0}
+    process = {"seconds": 12.5, "peak_rss_mb": 700.0}
+    upstream = {"commit": "c1c4838b518a85ecec6d4ded40be8815ade5f41d", "config_path": "/tmp/c.json", "work_dir": "/tmp/w",
+                "unmapped": {"epsilon_start": "upstream explores at one fixed rate"}, "valid": report, "test": dict(report),
+                "train_env_steps_per_epoch": 885, "processes": {"train": process, "valid": process, "test": process}}
+    epochs = [{**e, "loss": None, "valid_sharpe": None} for e in result["epochs"]]
+    shaped = {**json.loads(json.dumps(result)), "backend": "upstream", "epochs": epochs, "upstream": upstream}
+    assert result_errors(shaped) == []
+    assert result_errors({k: v for k, v in shaped.items() if k != "upstream"}) == ["<root>: 'upstream' is a required property"]
+    assert [e.split(":")[0] for e in result_errors({**shaped, "backend": "builtin"})] == ["upstream"]
+    extra = json.loads(json.dumps(shaped))
+    extra["upstream"]["surprise"] = 1
+    extra["upstream"]["test"]["sharpe"] = 0.5
+    extra["upstream"]["processes"]["train"]["cpu"] = 1
+    assert sorted(e.split(":")[0] for e in result_errors(extra)) == ["upstream", "upstream/processes/train", "upstream/test"]
+    bad = json.loads(json.dumps(shaped))
+    bad["upstream"]["unmapped"]["max_position"] = 1
+    bad["upstream"]["commit"] = "main"
+    assert sorted(e.split(":")[0] for e in result_errors(bad)) == ["upstream/commit", "upstream/unmapped/max_position"]
 
 
 def test_inference_reproduces_the_backtests_final_action(trained):

@@ -1,5 +1,8 @@
 """Metrics agree with empyrical and with hand computations, annualised with bars_per_year."""
 
+import json
+import math
+
 import empyrical
 import numpy as np
 import pytest
@@ -42,6 +45,13 @@ def test_undefined_ratios_are_none_not_nan():
     m = compute_metrics(np.zeros(10), np.zeros(10), 252.0)
     assert m["sharpe"] is None and m["calmar"] is None and m["win_rate"] is None
     assert m["max_drawdown"] == 0.0 and m["total_return"] == 0.0
+
+
+@pytest.mark.parametrize("returns", [np.zeros(10), np.full(10, 0.01)], ids=["flat", "rising"])
+def test_no_drawdown_is_positive_zero(returns):
+    # -0.0 == 0.0, so compare the sign and the JSON text that reaches MLflow and the WebUI
+    drawdown = compute_metrics(returns, np.ones(10), 252.0)["max_drawdown"]
+    assert math.copysign(1.0, drawdown) == 1.0 and json.dumps(drawdown) == "0.0"
 
 
 def test_returns_after_ruin_are_zero():

@@ -19,7 +19,7 @@ import pytest
 
 from tmpipe.engine import upstream_config as boundary
 from tmpipe.engine.data import load_dataset
-from tmpipe.engine.defaults import default_config
+from tmpipe.engine.defaults import default_config, result_errors
 from tmpipe.engine.upstream import EpochLog, remark_trades, run_child, train_backtest_upstream
 from tmpipe.errors import UpstreamError
 
@@ -207,7 +207,10 @@ def test_real_upstream_train_backtest_and_infer(tmp_path):
                      "upstream": {"home": os.environ[HOME_ENV], "python": os.environ[PYTHON_ENV]}})
     events = []
     result = train_backtest(config, symbol="SYN", out_dir=tmp_path, progress=events.append)
+    assert result_errors(result) == []  # train_backtest enforces this too; here it is checked on its own
     assert result["backend"] == "upstream" and result["upstream"]["commit"] == boundary.PINNED_COMMIT
+    assert result["upstream"]["unmapped"] == boundary.UNMAPPED_KEYS
+    assert set(result["upstream"]["processes"]) == {"train", "valid", "test"}
     assert [e["epoch"] for e in result["epochs"]] == [1] and result["chosen_epoch"] == 1
     assert any(e.get("line", "").startswith("Train Episode: [1/1]") for e in events)
     curve = pd.read_csv(result["equity_curve_path"])
@@ -219,6 +222,7 @@ def test_real_upstream_train_backtest_and_infer(tmp_path):
     assert result["excess_return"] == pytest.approx(test["total_return"] - result["metrics"]["buy_and_hold"]["total_return"])
     assert (Path(result["model_dir"]) / "best.pth").is_file()
     inference = infer(Path(result["model_dir"]), config, symbol="SYN")
+    assert result_errors(inference) == []
     assert inference["backend"] == "upstream" and inference["action"] in ("short", "flat", "long")
     assert sum(inference["probabilities"].values()) == pytest.approx(1.0)
     assert inference["action"] == max(inference["q_values"], key=inference["q_values"].get)

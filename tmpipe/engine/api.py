@@ -12,7 +12,7 @@ import numpy as np
 from tmpipe.engine.backtest import buy_and_hold, rollout, write_equity_curve
 from tmpipe.engine.bundle import load_bundle, save_bundle
 from tmpipe.engine.data import Dataset, fingerprint, iso, load_dataset
-from tmpipe.engine.defaults import check_symbol
+from tmpipe.engine.defaults import check_symbol, result_errors
 from tmpipe.engine.environment import ALL_ACTIONS, ActionSpace
 from tmpipe.engine.features import observation_windows
 from tmpipe.engine.metrics import compute_metrics, returns_from_equity
@@ -41,11 +41,29 @@ def _split_summary(dataset: Dataset) -> dict:
     }
 
 
+def checked_result(result: dict) -> dict:
+    """The result itself if it conforms to schemas/engine_result.schema.json, else EngineError naming the keys.
+
+    Every backend's result passes here, so downstream stages can rely on the contract.
+    """
+    errors = result_errors(result)
+    if errors:
+        where = f"{result.get('backend', '?')} {result.get('kind', '?')}" if isinstance(result, dict) else "engine"
+        raise EngineError(f"{where} result breaks schemas/engine_result.schema.json: " + "; ".join(errors))
+    return result
+
+
 def train_backtest(config: dict, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
     """Train on the train split, pick the epoch by validation, backtest on test; see the contract."""
     check_symbol(symbol)
     if config["trademaster"]["backend"] == "upstream":
-        return _upstream("train_backtest_upstream")(config, symbol=symbol, out_dir=out_dir, progress=progress)
+        run = _upstream("train_backtest_upstream")
+    else:
+        run = _train_backtest_builtin
+    return checked_result(run(config, symbol=symbol, out_dir=out_dir, progress=progress))
+
+
+def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None) -> dict:
     began = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +115,7 @@ def train_backtest(config: dict, *, symbol: str, out_dir: Path, progress: Callab
     }
 
 
-def _market_summary(close: np.ndarray, bars_per_year: float) -> dict:
+def market_summary(close: np.ndarray, bars_per_year: float) -> dict:
     """Recent statistics of the last (up to) 20 bars for the reviewers' evidence pack."""
     log_close = np.log(close[-21:])
     log_returns = np.diff(log_close)
@@ -115,8 +133,11 @@ def _market_summary(close: np.ndarray, bars_per_year: float) -> dict:
 def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
     """Replay the saved policy over the test window of freshly loaded data; the last bar's action."""
     check_symbol(symbol)
-    if config["trademaster"]["backend"] == "upstream":
-        return _upstream("infer_upstream")(model_dir, config, symbol=symbol)
+    run = _upstream("infer_upstream") if config["trademaster"]["backend"] == "upstream" else _infer_builtin
+    return checked_result(run(model_dir, config, symbol=symbol))
+
+
+def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
     import torch
 
     from tmpipe.engine.agent import q_table
@@ -152,9 +173,9 @@ def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
         "reference_price": float(result.close[-1]),
         "window": {"first_timestamp": iso(split.bars["date"].iloc[0]),
                    "last_timestamp": iso(split.bars["date"].iloc[-1]), "bars": int(len(split.bars))},
-        "market": _market_summary(split.bars["close"].to_numpy(np.float64), bars_per_year),
+        "market": market_summary(split.bars["close"].to_numpy(np.float64), bars_per_year),
         "model_dir": str(Path(model_dir).resolve()),
     }
 
 
-__all__ = ["train_backtest", "infer"]
+__all__ = ["train_backtest", "infer", "market_summary", "checked_result"]

@@ -41,7 +41,7 @@ def compute_metrics(returns: np.ndarray, positions: np.ndarray, bars_per_year: f
         raise ValueError("metrics need at least one return")
     total = float(np.prod(1.0 + returns) - 1.0)
     annual_return = float(empyrical.annual_return(returns, annualization=bars_per_year))
-    max_drawdown = -float(empyrical.max_drawdown(returns))
+    max_drawdown = abs(float(empyrical.max_drawdown(returns)))  # empyrical's is <= 0; abs, not -, so no -0.0
     in_market = positions != 0
     changes = np.abs(np.diff(np.concatenate([[0.0], positions])))
     return {

@@ -296,7 +296,7 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
 
     From a flat book upstream's actions sell/hold/buy one unit are exactly short/flat/long.
     """
-    from tmpipe.engine.api import _market_summary
+    from tmpipe.engine.api import market_summary
     from tmpipe.engine.data import iso, load_dataset
     from tmpipe.engine.defaults import check_symbol
 
@@ -332,6 +332,6 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
         "reference_price": float(close[-1]),
         "window": {"first_timestamp": iso(split.bars["date"].iloc[0]), "last_timestamp": iso(split.bars["date"].iloc[-1]),
                    "bars": int(len(split.bars))},
-        "market": _market_summary(close, float(meta["bars_per_year"])),
+        "market": market_summary(close, float(meta["bars_per_year"])),
         "model_dir": str(model_dir),
     }

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.slow
 
 def test_both_mode_two_symbols(tmp_path, pipeline_spec):
     home = tmp_path / "home"
-    code, out = run_tmpipe(home, "--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--mode", "both")
+    code, out = run_tmpipe(
+        home, "--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--mode", "both", env={"TMPIPE__REVIEW__MLFLOW_TRACING": "true"}
+    )
     assert code == 0, out
     assert out["state"] == "success"
     rows = {row["symbol"]: row for row in out["symbols"]}
@@ -31,6 +33,9 @@ def test_both_mode_two_symbols(tmp_path, pipeline_spec):
         assert {"backtest/equity_curve.png", "review/signal.json", "review/trace.json", "model/MLmodel"} <= artifacts
         assert "test_sharpe" in run.data.metrics and run.info.status == "FINISHED"
         assert rows[run.data.tags["symbol"]]["mlflow_run_id"] == run.info.run_id
+
+    traces = client.search_traces(locations=[runs[0].info.experiment_id])
+    assert sorted(t.info.request_metadata.get("mlflow.traceName", t.data.spans[0].name) for t in traces) == ["tmpipe.review AAA", "tmpipe.review BBB"]
 
     artifacts = webui_artifacts(home)
     assert sorted((a.symbol, a.artifact_type) for a in artifacts) == [("AAA", "llm"), ("AAA", "signal"), ("BBB", "llm"), ("BBB", "signal")]

@@ -118,6 +118,8 @@ def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_re
     with tracker.stage("review"):
         from tmpipe.review import build_evidence, review_signal
 
+        if stage.section("review")["mlflow_tracing"]:
+            tracker.trace_review_in_mlflow()
         engine_result, inference_result = tracker.engine_outputs()
         evidence = build_evidence(
             engine_result, inference_result, symbol=symbol, lineage=tracker.lineage(engine_result), notes=stage.link.get("notes")

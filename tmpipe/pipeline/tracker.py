@@ -137,6 +137,17 @@ class SymbolTracker:
     def client_run_tags(self) -> dict[str, str]:
         return client_for(self.tracking_uri).get_run(self.run.run_id).data.tags
 
+    def trace_review_in_mlflow(self) -> None:
+        """Send the review's MLflow traces (autolog) to this symbol's experiment."""
+        import mlflow
+
+        from tmpipe.review import enable_mlflow_tracing
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_experiment(experiment_id=self.run.experiment_id)
+        if not enable_mlflow_tracing():
+            log.warning("%s review: MLflow tracing unavailable; the llm artifact is still written", self.symbol_stage.symbol)
+
     def log_review(self, evidence: dict[str, Any], signal: dict[str, Any], trace: dict[str, Any]) -> None:
         log_review(self.run.run_id, evidence, signal, trace, tracking_uri=self.tracking_uri)
 

@@ -37,6 +37,7 @@ def run_context(context: Any, spec_path: str) -> RunContext:
         spec_path=spec_path,
         map_index=ti.map_index if ti.map_index is not None else -1,
         try_number=ti.try_number or 1,
+        task_url=getattr(ti, "log_url", None),
         connection_lookup=connection_lookup,
     )
 

@@ -33,6 +33,7 @@ def test_both_mode_two_symbols(tmp_path, pipeline_spec):
         assert {"backtest/equity_curve.png", "review/signal.json", "review/trace.json", "model/MLmodel"} <= artifacts
         assert "test_sharpe" in run.data.metrics and run.info.status == "FINISHED"
         assert rows[run.data.tags["symbol"]]["mlflow_run_id"] == run.info.run_id
+        assert "/dags/trademaster_autogen_pipeline_workflow/runs/" in run.data.tags["airflow.task_url"]
 
     traces = client.search_traces(locations=[runs[0].info.experiment_id])
     assert sorted(t.info.request_metadata.get("mlflow.traceName", t.data.spans[0].name) for t in traces) == ["tmpipe.review AAA", "tmpipe.review BBB"]

@@ -1,12 +1,16 @@
-"""Benchmark the built-in engine on TradeMaster's BTC split (and upstream TradeMaster if configured).
+"""Benchmark the built-in engine against upstream TradeMaster DeepScalper on TradeMaster's BTC split.
 
 Prints wall time per epoch, training environment steps per second, peak RSS and the test
-metrics; with several seeds, the median test Sharpe. `--json` prints one JSON object.
+metrics; over the seeds, the median test Sharpe. With TMPIPE_TRADEMASTER_HOME (a checkout at
+the commit pinned in vendor/) and TMPIPE_TRADEMASTER_PYTHON (its interpreter) set, the same
+runs go through upstream TradeMaster in the same invocation, and the report adds the ratios and
+whether each target (benchmarks/README.md) is met. `--json` prints one JSON object.
 
-    .venv/bin/python benchmarks/engine.py [DATA_DIR] --epochs 5 --seeds 5 [--json]
+    .venv/bin/python benchmarks/engine.py [DATA_DIR] --epochs 2 --seeds 5 --threads 1 [--json]
 
-The upstream run needs TMPIPE_TRADEMASTER_HOME (a checkout at the commit pinned in vendor/)
-and TMPIPE_TRADEMASTER_PYTHON (its interpreter); without them it is skipped.
+Both backends get the same config: same split, epochs, seeds, lookback, hidden size
+(upstream's layers are hidden, hidden/2) and, with the default --parallel-envs 1, the same
+environment steps and gradient steps per epoch (one of each per training bar).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ def cpu_model() -> str:
 def _config(args, seed: int, backend: str = "builtin") -> dict:
     config = default_config(
         data={"source": "csv", "path": args.data},
-        trademaster={"epochs": args.epochs, "seed": seed, "backend": backend, "torch_threads": args.threads},
+        trademaster={"epochs": args.epochs, "seed": seed, "backend": backend, "torch_threads": args.threads,
+                     "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs},
     )
     if backend == "upstream":
         config["trademaster"]["upstream"] = {
@@ -59,35 +64,69 @@ def _summarise_run(result: dict, lookback: int) -> dict:
         "epochs_run": len(epochs),
         "chosen_epoch": result["chosen_epoch"],
         "seconds_per_epoch": statistics.median(e["seconds"] for e in epochs),
+        "env_steps_per_epoch": transitions,
         "env_steps_per_second": len(epochs) * transitions / epoch_seconds if epoch_seconds > 0 else None,
         "test": {k: result["metrics"]["test"][k] for k in HEADLINE},
         "excess_return": result["excess_return"],
     }
 
 
-def _run_backend(args, backend: str, peak_rss) -> dict:
-    runs, hold = [], None
-    with tempfile.TemporaryDirectory(prefix=f"tmpipe-bench-{backend}-") as scratch:
-        for seed in range(args.seed, args.seed + args.seeds):
-            config = _config(args, seed, backend)
-            result = train_backtest(config, symbol=args.symbol, out_dir=Path(scratch) / f"seed{seed}",
-                                    progress=None if args.json else _echo_epoch(backend, seed))
-            runs.append(_summarise_run(result, config["data"]["lookback"]))
-            hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
-            if not args.json:
-                t = runs[-1]["test"]
-                print(f"[{backend}] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
-                      f"({runs[-1]['wall_time_seconds']:.1f}s)")
-    sharpes = [r["test"]["sharpe"] if r["test"]["sharpe"] is not None else 0.0 for r in runs]
+def _mlp(widths: list[int]) -> dict:
+    return {"layers": widths, "parameters": sum(a * b + b for a, b in zip(widths, widths[1:]))}
+
+
+def builtin_network(result: dict) -> dict:
+    """Layer widths and trainable parameters of the builtin network in a result's bundle."""
+    from tmpipe.engine.bundle import load_bundle
+
+    bundle = load_bundle(result["model_dir"])
+    meta, hidden = bundle.metadata, bundle.metadata["hidden_size"]
+    return {"layers": [meta["input_size"], hidden, hidden],
+            "heads": {"value": 1, "advantage": len(meta["actions"]), "volatility": 1},
+            "parameters": sum(p.numel() for p in bundle.network.parameters())}
+
+
+def upstream_network(result: dict) -> dict:
+    """Layer widths and parameters of upstream's QNet (a plain MLP) from the config it was given."""
+    act = json.loads(Path(result["upstream"]["config_path"]).read_text())["act"]
+    return _mlp([act["state_dim"], *act["dims"], act["action_dim"]])
+
+
+def _median_sharpe(runs: list[dict]) -> float:
+    # A policy that never trades has no Sharpe (no volatility); it counts as 0.
+    return statistics.median(r["test"]["sharpe"] if r["test"]["sharpe"] is not None else 0.0 for r in runs)
+
+
+def _aggregate(runs: list[dict], hold: dict, network: dict, peak_rss_mb: float) -> dict:
     return {
         "runs": runs,
-        "median_test_sharpe": statistics.median(sharpes),
+        "network": network,
+        "median_test_sharpe": _median_sharpe(runs),
         "median_test_total_return": statistics.median(r["test"]["total_return"] for r in runs),
         "median_seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in runs),
         "median_env_steps_per_second": statistics.median(r["env_steps_per_second"] or 0.0 for r in runs),
+        "env_steps_per_epoch": runs[0]["env_steps_per_epoch"],
         "buy_and_hold": hold,
-        "peak_rss_mb": peak_rss(),
+        "peak_rss_mb": peak_rss_mb,
     }
+
+
+def run_builtin(args) -> dict:
+    """The builtin runs in this process; peak RSS is this process's own (torch, pandas included)."""
+    runs, hold, network = [], None, None
+    with tempfile.TemporaryDirectory(prefix="tmpipe-bench-builtin-") as scratch:
+        for seed in range(args.seed, args.seed + args.seeds):
+            config = _config(args, seed)
+            result = train_backtest(config, symbol=args.symbol, out_dir=Path(scratch) / f"seed{seed}",
+                                    progress=None if args.json else _echo_epoch("builtin", seed))
+            runs.append(_summarise_run(result, config["data"]["lookback"]))
+            hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
+            network = builtin_network(result)
+            if not args.json:
+                t = runs[-1]["test"]
+                print(f"[builtin] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
+                      f"({runs[-1]['wall_time_seconds']:.1f}s)")
+    return _aggregate(runs, hold, network, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _echo_epoch(backend: str, seed: int):
@@ -97,16 +136,13 @@ def _echo_epoch(backend: str, seed: int):
     return echo
 
 
-def run_builtin(args) -> dict:
-    return _run_backend(args, "builtin", lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
 def run_upstream(args) -> dict | None:
     """Same runs through tmpipe.engine.upstream; None unless both TMPIPE_TRADEMASTER_* are set.
 
     Upstream trains in child processes: peak RSS is the largest child's own (os.wait4), env
-    steps/s use the exact steps of one upstream train episode (rows - lookback - 5 hindsight
-    bars), and the children's wall times show upstream's fixed cost of starting three processes.
+    steps per epoch are the exact steps of one upstream train episode (rows - lookback - 5
+    hindsight bars), and the children's wall times show upstream's fixed cost of starting
+    three processes (not part of seconds per epoch).
     """
     if not os.environ.get("TMPIPE_TRADEMASTER_HOME") or not os.environ.get("TMPIPE_TRADEMASTER_PYTHON"):
         return None
@@ -118,7 +154,7 @@ def run_upstream(args) -> dict | None:
                       f"{event['valid_return']:+.4f} {event['seconds']:.2f}s")
         return report
 
-    runs, hold, peaks = [], None, []
+    runs, hold, peaks, network = [], None, [], None
     with tempfile.TemporaryDirectory(prefix="tmpipe-bench-upstream-") as scratch:
         for seed in range(args.seed, args.seed + args.seeds):
             config = _config(args, seed, "upstream")
@@ -126,6 +162,7 @@ def run_upstream(args) -> dict | None:
             run = _summarise_run(result, config["data"]["lookback"])
             facts = result["upstream"]
             epoch_seconds = sum(e["seconds"] for e in result["epochs"])
+            run["env_steps_per_epoch"] = facts["train_env_steps_per_epoch"]
             run["env_steps_per_second"] = len(result["epochs"]) * facts["train_env_steps_per_epoch"] / epoch_seconds
             run["process_seconds"] = {name: p["seconds"] for name, p in facts["processes"].items()}
             run["upstream_own_test_total_return"] = facts["test"]["upstream_total_return"]
@@ -133,20 +170,13 @@ def run_upstream(args) -> dict | None:
             peaks.append(max(p["peak_rss_mb"] for p in facts["processes"].values()))
             runs.append(run)
             hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
+            network = upstream_network(result)
             if not args.json:
                 t = run["test"]
                 print(f"[upstream] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
                       f"(upstream's own {run['upstream_own_test_total_return']:+.4f}; {run['wall_time_seconds']:.1f}s, "
                       f"processes {json.dumps({k: round(v, 1) for k, v in run['process_seconds'].items()})})")
-    return {
-        "runs": runs,
-        "median_test_sharpe": statistics.median(r["test"]["sharpe"] if r["test"]["sharpe"] is not None else 0.0 for r in runs),
-        "median_test_total_return": statistics.median(r["test"]["total_return"] for r in runs),
-        "median_seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in runs),
-        "median_env_steps_per_second": statistics.median(r["env_steps_per_second"] for r in runs),
-        "buy_and_hold": hold,
-        "peak_rss_mb": max(peaks),
-    }
+    return _aggregate(runs, hold, network, max(peaks))
 
 
 def ratios(builtin: dict, upstream: dict) -> dict:
@@ -157,7 +187,21 @@ def ratios(builtin: dict, upstream: dict) -> dict:
         "seconds_per_epoch": ratio("median_seconds_per_epoch"),
         "env_steps_per_second": ratio("median_env_steps_per_second"),
         "peak_rss_mb": ratio("peak_rss_mb"),
+        "network_parameters": builtin["network"]["parameters"] / upstream["network"]["parameters"],
         "median_test_sharpe_difference": builtin["median_test_sharpe"] - upstream["median_test_sharpe"],
+    }
+
+
+def targets(builtin: dict, upstream: dict) -> dict:
+    """The issue's three targets, each with the measured value and whether it is met."""
+    speedup = upstream["median_seconds_per_epoch"] / builtin["median_seconds_per_epoch"]
+    memory = builtin["peak_rss_mb"] / upstream["peak_rss_mb"]
+    return {
+        "epoch_speedup_at_least_5x": {"value": speedup, "met": speedup >= 5.0},
+        "peak_rss_at_most_half": {"value": memory, "met": memory <= 0.5},
+        "median_test_sharpe_at_least_upstreams": {
+            "value": [builtin["median_test_sharpe"], upstream["median_test_sharpe"]],
+            "met": builtin["median_test_sharpe"] >= upstream["median_test_sharpe"]},
     }
 
 
@@ -169,6 +213,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (median test Sharpe over them)")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs of this process)")
+    parser.add_argument("--hidden-size", type=int, default=64,
+                        help="hidden width for both backends (upstream's BTC DeepScalper config: dims 64, 32)")
+    parser.add_argument("--parallel-envs", type=int, default=1,
+                        help="builtin environments per step; 1 = upstream's env and gradient steps per epoch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -176,11 +224,13 @@ def main(argv: list[str] | None = None) -> dict:
     builtin = run_builtin(args)
     upstream = run_upstream(args)
     report = {
-        "machine": {"cpu_model": cpu_model(), "cores": len(os.sched_getaffinity(0)),
+        "machine": {"cpu_model": cpu_model(), "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
         "data": args.data, "symbol": args.symbol, "epochs": args.epochs, "seeds": args.seeds,
+        "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs,
         "builtin": builtin, "upstream": upstream,
         "ratios_builtin_over_upstream": ratios(builtin, upstream) if upstream else None,
+        "targets": targets(builtin, upstream) if upstream else None,
         "total_seconds": time.perf_counter() - began,
     }
     if args.json:
@@ -192,18 +242,22 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _print_report(report: dict) -> None:
     m = report["machine"]
-    print(f"\nmachine: {m['cpu_model']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)")
+    print(f"\nmachine: {m['cpu_model']}, {m['cores']} cores, load {m['load_average'][0]:.1f}, "
+          f"torch {m['torch']} ({m['torch_threads']} threads)")
     for name in ("builtin", "upstream"):
         part = report[name]
         if part is None:
             print(f"{name}: skipped (set TMPIPE_TRADEMASTER_HOME and TMPIPE_TRADEMASTER_PYTHON)")
             continue
-        print(f"{name}: {part['median_seconds_per_epoch']:.2f} s/epoch, {part['median_env_steps_per_second']:.0f} env steps/s, "
-              f"peak RSS {part['peak_rss_mb']:.0f} MB, median test Sharpe {part['median_test_sharpe']:.3f} "
-              f"over {len(part['runs'])} seed(s), median test return {part['median_test_total_return']:+.4f}")
+        print(f"{name}: {part['median_seconds_per_epoch']:.2f} s/epoch, {part['median_env_steps_per_second']:.0f} env steps/s "
+              f"({part['env_steps_per_epoch']} per epoch), peak RSS {part['peak_rss_mb']:.0f} MB, "
+              f"median test Sharpe {part['median_test_sharpe']:.3f} over {len(part['runs'])} seed(s), "
+              f"median test return {part['median_test_total_return']:+.4f}; network {part['network']}")
         print(f"  buy-and-hold: return {part['buy_and_hold']['total_return']:+.4f}, Sharpe {part['buy_and_hold']['sharpe']:.3f}")
     if report["ratios_builtin_over_upstream"]:
         print("builtin / upstream:", json.dumps(report["ratios_builtin_over_upstream"]))
+        for name, target in report["targets"].items():
+            print(f"  {name}: {target['value']} -> {'met' if target['met'] else 'NOT met'}")
     print(f"total {report['total_seconds']:.1f}s")
 
 

@@ -36,6 +36,8 @@ def test_results_validate_against_the_schema(trained):
     assert result_errors(result) == []
     inference = infer(result["model_dir"], config, symbol=SYMBOL)
     assert result_errors(inference) == []
+    assert result_errors({**inference, "backend": "upstream", "target_position": 1.5}) == []
+    assert [e.split(":")[0] for e in result_errors({**inference, "target_position": 1.5})] == ["target_position"]
     json.dumps(result, allow_nan=False)
     json.dumps(inference, allow_nan=False)
     assert result_errors({**result, "surprise": 1}) == ["<root>: Additional properties are not allowed ('surprise' was unexpected)"]
@@ -71,6 +73,11 @@ def test_schema_takes_upstream_results_and_keeps_the_upstream_object_to_them(tra
     assert result_errors(shaped) == []
     assert result_errors({k: v for k, v in shaped.items() if k != "upstream"}) == ["<root>: 'upstream' is a required property"]
     assert [e.split(":")[0] for e in result_errors({**shaped, "backend": "builtin"})] == ["upstream"]
+    # upstream trades whole units: its exposure may exceed 1x equity, the builtin's may not
+    leveraged = {**shaped, "last_action": {**shaped["last_action"], "target_position": -1.81}}
+    assert result_errors(leveraged) == []
+    leveraged_builtin = {k: v for k, v in leveraged.items() if k != "upstream"} | {"backend": "builtin"}
+    assert [e.split(":")[0] for e in result_errors(leveraged_builtin)] == ["last_action/target_position"]
     extra = json.loads(json.dumps(shaped))
     extra["upstream"]["surprise"] = 1
     extra["upstream"]["test"]["sharpe"] = 0.5

@@ -1,0 +1,27 @@
+"""The core stays free of Airflow, and importing it loads none of the heavy libraries."""
+
+import subprocess
+import sys
+
+CORE = [
+    "tmpipe.spec.loader",
+    "tmpipe.config.resolver",
+    "tmpipe.engine",
+    "tmpipe.review",
+    "tmpipe.tracking",
+    "tmpipe.store.http",
+    "tmpipe.store.sqlite",
+    "tmpipe.pipeline.stages",
+    "tmpipe.cli",
+]
+
+
+def test_core_imports_no_airflow_torch_mlflow_or_autogen():
+    script = (
+        "import sys\n"
+        + "".join(f"import {module}\n" for module in CORE)
+        + "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'torch', 'mlflow', 'autogen_agentchat', 'dagfactory'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

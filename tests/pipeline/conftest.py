@@ -8,39 +8,35 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-SPEC = """\
-schema_version: 1
-dag:
-  dag_id: trademaster_autogen_pipeline_workflow
-  retries: 0
-demo_symbols: [AAA, BBB]
-defaults:
-  data:
-    source: demo
-    demo_series: synthetic
-    synthetic_rows: 260
-    lookback: 5
-  trademaster:
-    epochs: 2
-    hidden_size: 16
-    batch_size: 32
-  mlflow:
-    promotion:
-      require_beat_buy_and_hold: false
-      max_drawdown: 1.0
-symbols:
-  BROKEN:
-    data:
-      source: csv
-      path: {missing}
-"""
+DAG_ID = "trademaster_autogen_pipeline_workflow"
+
+
+def spec_text(extra_defaults: dict | None = None, symbols: dict | None = None) -> str:
+    """The small synthetic spec the pipeline tests run; `extra_defaults` adds sections under `defaults:`."""
+    spec = {
+        "schema_version": 1,
+        "dag": {"dag_id": DAG_ID, "retries": 0},
+        "demo_symbols": ["AAA", "BBB"],
+        "defaults": {
+            "data": {"source": "demo", "demo_series": "synthetic", "synthetic_rows": 260, "lookback": 5},
+            "trademaster": {"epochs": 2, "hidden_size": 16, "batch_size": 32},
+            "mlflow": {"promotion": {"require_beat_buy_and_hold": False, "max_drawdown": 1.0}},
+            **(extra_defaults or {}),
+        },
+    }
+    if symbols:
+        spec["symbols"] = symbols
+    return yaml.safe_dump(spec, sort_keys=False)
 
 
 @pytest.fixture
 def pipeline_spec(tmp_path):
+    """The spec plus a symbol BROKEN whose CSV does not exist, so its task fails."""
     path = tmp_path / "spec.yaml"
-    path.write_text(SPEC.format(missing=tmp_path / "no_such_bars.csv"))
+    broken = {"data": {"source": "csv", "path": str(tmp_path / "no_such_bars.csv")}}
+    path.write_text(spec_text(symbols={"BROKEN": broken}))
     return path
 
 

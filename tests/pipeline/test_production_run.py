@@ -7,186 +7,43 @@ test sees the exact requests the pipeline made. Every process is stopped by its 
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-import httpx
 import pytest
 
 from tmpipe.store.http import HttpArtifactStore
 
-from .conftest import run_tmpipe
+from ..servers import ForwardingProxy, postgres_database
+from ..servers import mlflow_server as serve_mlflow
+from ..servers import webui_server as serve_webui
+from .conftest import DAG_ID, run_tmpipe, spec_text
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 
-DAG_ID = "trademaster_autogen_pipeline_workflow"
-PG = dict(host="127.0.0.1", port=5432, user="postgres")
 LINK_CONFIG = {"trademaster": {"seed": 7}}
-
-# The WebUI comes from the spec; the MLflow server from the environment layer (see run_pipeline).
-SPEC = """\
-schema_version: 1
-dag:
-  dag_id: trademaster_autogen_pipeline_workflow
-  retries: 0
-demo_symbols: [AAA, BBB]
-defaults:
-  data:
-    source: demo
-    demo_series: synthetic
-    synthetic_rows: 260
-    lookback: 5
-  trademaster:
-    epochs: 2
-    hidden_size: 16
-    batch_size: 32
-  mlflow:
-    promotion:
-      require_beat_buy_and_hold: false
-      max_drawdown: 1.0
-  webui:
-    backend: http
-    base_url: {webui_url}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, log_path: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        assert process.poll() is None, f"{url} exited:\n" + log_path.read_text()[-3000:]
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"{url} did not come up:\n" + log_path.read_text()[-3000:]
-        time.sleep(0.25)  # readiness polling, not a timing assumption
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """The process and the children it forked (mlflow's gunicorn/uvicorn workers), by our PID."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def start_server(command: list[str], log_path: Path) -> subprocess.Popen:
-    with log_path.open("w") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @pytest.fixture(scope="module")
 def postgres_db():
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"tmpipe_pipeline_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(dbname="postgres", **PG)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the installed driver is psycopg2.
-        yield f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with postgres_database("tmpipe_pipeline") as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(postgres_db, tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    server = start_server(
-        [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", postgres_db,
-            "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ],
-        root / "server.log",
-    )
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        wait_until_healthy(f"{uri}/health", server, root / "server.log", 90)
+    with serve_mlflow(postgres_db, tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
-    finally:
-        stop_group(server)
 
 
 @pytest.fixture(scope="module")
 def webui_server(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("webui-server")
-    port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "tmpipe", "webui", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(root / "x.db")],
-        root / "server.log",
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(f"{url}/api/health", server, root / "server.log", 30)
+    with serve_webui(tmp_path_factory.mktemp("webui-server") / "x.db") as url:
         yield url
-    finally:
-        stop_group(server)
-
-
-class RecordingProxy:
-    """Forwards to the WebUI server and records each request line, so the test can see the calls."""
-
-    def __init__(self, upstream: str):
-        self.requests: list[tuple[str, str]] = []
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                proxy.requests.append((self.command, self.path))
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-                answer = httpx.request(self.command, upstream + self.path, content=body, headers=headers, timeout=30)
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            do_GET = do_POST = do_PATCH = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
 
 @pytest.fixture(scope="module")
 def webui_proxy(webui_server):
-    proxy = RecordingProxy(webui_server)
-    proxy.thread.start()
-    try:
+    """Forwards to the WebUI server and records each request, so the test can see the calls."""
+    with ForwardingProxy(webui_server) as proxy:
         yield proxy
-    finally:
-        proxy.server.shutdown()
-        proxy.server.server_close()
-        proxy.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +69,8 @@ def production(tmp_path_factory, mlflow_server, webui_proxy, webui):
     """The spec (WebUI via the proxy) and the environment (MLflow server) of the runs."""
     root = tmp_path_factory.mktemp("production")
     spec = root / "spec.yaml"
-    spec.write_text(SPEC.format(webui_url=webui_proxy.url))
+    # The WebUI comes from the spec; the MLflow server from the environment layer.
+    spec.write_text(spec_text({"webui": {"backend": "http", "base_url": webui_proxy.url}}))
     env = {"TMPIPE__MLFLOW__TRACKING_URI": mlflow_server}
     return dict(home=root / "home", spec=spec, env=env, mlflow=mlflow_server, proxy=webui_proxy, store=webui)
 
@@ -245,12 +103,12 @@ def artifact_paths(client, run_id: str) -> set[str]:
 
 def test_both_mode_with_symbols_from_the_webui(production):
     proxy = production["proxy"]
-    proxy.requests.clear()
+    proxy.seen.clear()
     client = mlflow_client(production["mlflow"])
     runs_before = len(all_runs(client))
     code, out = run_pipeline(production, "--mode", "both")  # no --symbols: the WebUI picks them
     assert code == 0, out
-    assert ("GET", "/api/workflow-symbols/?enabled_only=true") in proxy.requests
+    assert ("GET", "/api/workflow-symbols/?enabled_only=true") in [(method, path) for method, path, _ in proxy.seen]
     rows = {row["symbol"]: row for row in out["symbols"]}
     assert list(rows) == ["AAA", "BBB"]  # by priority; OFF is disabled, ELSE is linked to another DAG
     assert out["tracking_uri"] == production["mlflow"]

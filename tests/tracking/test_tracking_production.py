@@ -7,13 +7,6 @@ whole tracking flow through HTTP, then stops the server by its PID and drops the
 from __future__ import annotations
 
 import filecmp
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -32,68 +25,22 @@ from tmpipe.tracking import (
     run_url,
 )
 
+from ..servers import mlflow_server as serve_mlflow
+from ..servers import postgres_database
+
 pytestmark = [pytest.mark.production, pytest.mark.slow]
-
-PG = dict(host="127.0.0.1", port=5432, user="postgres")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def postgres_db() -> str:
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"tmpipe_mlflow_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(dbname="postgres", **PG)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the installed driver is psycopg2.
-        yield f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with postgres_database("tmpipe_mlflow") as uri:
+        yield uri
 
 
 @pytest.fixture
 def mlflow_server(postgres_db, tmp_path) -> str:
-    port = _free_port()
-    log_path = tmp_path / "mlflow-server.log"
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", postgres_db,
-        "--serve-artifacts",
-        "--artifacts-destination", str(tmp_path / "served-artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not come up:\n" + log_path.read_text()[-3000:]
-            time.sleep(0.25)  # readiness polling, not a timing assumption
+    with serve_mlflow(postgres_db, tmp_path) as uri:
         yield uri
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)  # the server and its workers, by our PID
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
 
 
 def test_full_flow_against_mlflow_server_with_postgres(

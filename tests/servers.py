@@ -1,0 +1,176 @@
+"""Real servers on loopback for the tests: PostgreSQL databases, `mlflow server`, `tmpipe webui serve`, a proxy.
+
+Shared by tests/store, tests/tracking and tests/pipeline (import with `from ..servers import ...`;
+the suite runs with --import-mode=importlib). Every process is started in its own process group
+and stopped by its PID, so the workers a server forks go with it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+PG = dict(host="127.0.0.1", port=5432, user="postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, log_path: Path, seconds: float) -> None:
+    """Poll `url` until it answers 200; fail with the server's log if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, f"{url} exited:\n" + log_path.read_text()[-3000:]
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not come up:\n" + log_path.read_text()[-3000:]
+        time.sleep(0.25)  # readiness polling, not a timing assumption
+
+
+def start_server(command: list[str], log_path: Path) -> subprocess.Popen:
+    """`command` in a new session (its own process group), output to `log_path`."""
+    with log_path.open("w") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """The process and the children it forked (mlflow's gunicorn/uvicorn workers), by our PID."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextmanager
+def _serving(command: list[str], port: int, health_path: str, log_path: Path, seconds: float) -> Iterator[str]:
+    """Start `command` listening on `port`, yield its base URL once healthy, stop it on exit."""
+    process = start_server(command, log_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(url + health_path, process, log_path, seconds)
+        yield url
+    finally:
+        stop_group(process)
+
+
+@contextmanager
+def postgres_database(prefix: str = "tmpipe_test") -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped on exit; yields its SQLAlchemy URI."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(dbname="postgres", **PG)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the installed driver is psycopg2.
+        yield f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, root: Path) -> Iterator[str]:
+    """`mlflow server` on `backend_uri` with served artifacts under `root`; yields its URI."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", backend_uri,
+        "--serve-artifacts", "--artifacts-destination", str(root / "mlflow-artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    with _serving(command, port, "/health", root / "mlflow-server.log", 90) as uri:
+        yield uri
+
+
+@contextmanager
+def webui_server(db_path: Path) -> Iterator[str]:
+    """`tmpipe webui serve` on the SQLite file `db_path`, log next to it; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "tmpipe", "webui", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path)]
+    with _serving(command, port, "/api/health", db_path.parent / "webui-server.log", 30) as url:
+        yield url
+
+
+class ForwardingProxy:
+    """A reverse proxy on 127.0.0.1 in front of a real server, recording every request.
+
+    Faults are scripted per request: "500" answers 500, "stall" holds the request without an
+    answer until the client gives up, "drop_after" forwards the request and then answers 502 (the
+    server did the work but the client never hears so), "pass" forwards. With no script every
+    request passes, so the proxy doubles as a recorder of the exact calls a client made.
+    """
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.script: list[str] = []
+        self.seen: list[tuple[str, str, str]] = []  # (method, path, fault)
+        self._release = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _handle(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fault = proxy.script.pop(0) if proxy.script else "pass"
+                proxy.seen.append((self.command, self.path, fault))
+                if fault == "500":
+                    return self._answer(500, b'{"detail": "injected failure"}')
+                if fault == "stall":
+                    proxy._release.wait(timeout=10)
+                    return None
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+                response = httpx.request(self.command, proxy.upstream + self.path, content=body, headers=headers, timeout=30)
+                if fault == "drop_after":
+                    return self._answer(502, b'{"detail": "injected bad gateway after forwarding"}')
+                return self._answer(response.status_code, response.content, response.headers.get("content-type"))
+
+            def _answer(self, status: int, payload: bytes, content_type: str | None = None):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type or "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ForwardingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=10)

@@ -12,7 +12,7 @@ from tmpipe.review.schemas import EVIDENCE, schema_problems
 ACTION_TO_SIGNAL = {"long": "BUY", "short": "SELL", "flat": "HOLD"}
 LINEAGE_KEYS = ("dag_id", "dag_run_id", "mlflow_run_id", "mlflow_experiment_id", "model_uri", "data_sha256")
 METRIC_KEYS = ("total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
-               "calmar", "win_rate", "turnover", "bars")
+               "calmar", "win_rate", "turnover", "bars", "bars_per_year")
 MARKET_KEYS = ("last_close", "return_1d", "return_20d", "realised_volatility_20d", "trend_slope_20d")
 NOTES_MAX_CHARS = 4000
 

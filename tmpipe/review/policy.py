@@ -10,8 +10,8 @@ import math
 import re
 from dataclasses import dataclass
 
-TRADING_DAYS_PER_YEAR = 252
-_HORIZON_DAYS = {"m": 1 / 390, "h": 1 / 6.5, "d": 1.0, "w": 5.0}
+# A session of 6.5 hours (390 minutes) per daily bar, for intraday horizons.
+_BARS_PER_UNIT = {"m": 1 / 390, "h": 1 / 6.5, "d": 1.0}
 
 
 @dataclass(frozen=True)
@@ -86,20 +86,27 @@ def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
                           stop_loss, take_profit)
 
 
-def horizon_days(horizon: str) -> float:
-    """Trading days in a horizon such as ``5d``, ``4h``, ``30m`` or ``2w``."""
+def horizon_bars(horizon: str, bars_per_year: float) -> float:
+    """Daily bars in a horizon such as ``5d``, ``4h``, ``30m`` or ``2w`` (a week is a 52nd of a year)."""
     match = re.fullmatch(r"([0-9]+)([mhdw])", horizon)
     if not match:
         raise ValueError(f"horizon {horizon!r} is not like 5d, 4h, 30m or 2w")
-    return int(match.group(1)) * _HORIZON_DAYS[match.group(2)]
+    count, unit = int(match.group(1)), match.group(2)
+    return count * (bars_per_year / 52 if unit == "w" else _BARS_PER_UNIT[unit])
 
 
 def horizon_volatility(evidence: dict, horizon: str) -> float | None:
-    """Expected return standard deviation over the horizon (20-bar realised vol, else test vol)."""
-    annual = evidence["market"]["realised_volatility_20d"] or evidence["backtest"]["test"]["annual_volatility"]
-    if annual is None:
+    """Expected return standard deviation over the horizon (20-bar realised vol, else test vol).
+
+    Annualised figures are scaled back with the data's own bars per year (252 for weekday
+    bars, 365 for crypto), never a fixed 252.
+    """
+    test = evidence["backtest"]["test"]
+    annual = evidence["market"]["realised_volatility_20d"] or test["annual_volatility"]
+    bars_per_year = test["bars_per_year"]
+    if annual is None or not bars_per_year:
         return None
-    return annual * math.sqrt(horizon_days(horizon) / TRADING_DAYS_PER_YEAR)
+    return annual * math.sqrt(horizon_bars(horizon, bars_per_year) / bars_per_year)
 
 
 def protective_levels(action: str, reference: float | None, volatility: float | None,

@@ -90,7 +90,7 @@ def inference_from_backtest(engine_result: dict) -> dict:
     """
     last = engine_result.get("last_action") or {}
     closes, dates = _read_closes(engine_result.get("equity_curve_path"))
-    bars_per_year = ((engine_result.get("metrics") or {}).get("test") or {}).get("bars_per_year") or 252
+    bars_per_year = engine_result["metrics"]["test"]["bars_per_year"]  # required by the engine result schema
     return {
         "kind": "backtest_last_action",
         "symbol": engine_result.get("symbol"),
@@ -104,7 +104,7 @@ def inference_from_backtest(engine_result: dict) -> dict:
     }
 
 
-def market_stats(closes: list[float], bars_per_year: float = 252) -> dict:
+def market_stats(closes: list[float], bars_per_year: float) -> dict:
     """Last close, 1- and 20-bar returns, annualised 20-bar realised volatility, 20-bar trend slope."""
     stats = dict.fromkeys(MARKET_KEYS)
     if not closes:

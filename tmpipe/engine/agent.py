@@ -5,8 +5,6 @@ torch is imported here only; this module is loaded when training or inference ru
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import nn
@@ -66,59 +64,36 @@ class ReplayBuffer:
 
 
 class DQNAgent:
-    """Online and target networks over observations = window features + position feature."""
+    """The torch QNetwork (initialisation, evaluation, bundle) trained by the NumPy learner.
 
-    def __init__(self, windows: np.ndarray, position_features: np.ndarray, hyper: dict):
-        self.windows = torch.from_numpy(windows)
-        self.position_features = torch.tensor(position_features, dtype=torch.float32)
+    Observations = window features + position feature, precomputed for every (window,
+    position) pair so acting and sampling are one gather each.
+    """
+
+    def __init__(self, windows: np.ndarray, position_features: np.ndarray, hyper: dict,
+                 vol_target: np.ndarray, vol_mask: np.ndarray):
+        from tmpipe.engine.learner import DoubleDQNLearner
+
         n_actions = len(position_features)
         self.online = QNetwork(windows.shape[1] + 1, hyper["hidden_size"], n_actions)
-        self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=hyper["learning_rate"])
-        self.gamma = float(hyper["gamma"])
-        self.tau = float(hyper["target_update_tau"])
-        self.aux_weight = float(hyper["volatility_aux_weight"])
+        obs_table = np.concatenate([
+            np.repeat(windows[:, None, :], n_actions, axis=1),
+            np.broadcast_to(np.asarray(position_features, dtype=np.float32)[None, :, None], (len(windows), n_actions, 1)),
+        ], axis=2)
+        self.learner = DoubleDQNLearner(self.online, obs_table, vol_target, vol_mask, hyper, REWARD_SCALE, GRAD_CLIP_NORM)
 
-    def observations(self, window: np.ndarray, position: np.ndarray) -> torch.Tensor:
-        window_t = torch.as_tensor(window)
-        return torch.cat([self.windows[window_t], self.position_features[torch.as_tensor(position)].unsqueeze(1)], 1)
-
-    @torch.no_grad()
     def greedy(self, window: np.ndarray, position: np.ndarray) -> np.ndarray:
-        q, _ = self.online(self.observations(window, position))
-        return q.argmax(dim=1).numpy()
+        return self.learner.greedy(window, position)
 
-    def learn(self, buffer: ReplayBuffer, batch: np.ndarray, vol_target: torch.Tensor, vol_mask: torch.Tensor) -> float:
+    def learn(self, buffer: ReplayBuffer, batch: np.ndarray) -> float:
         """One double-DQN step with the auxiliary volatility loss; returns the total loss."""
-        window, position, action = buffer.window[batch], buffer.position[batch], buffer.action[batch]
-        reward = torch.from_numpy(buffer.reward[batch]) * REWARD_SCALE
-        alive = 1.0 - torch.from_numpy(buffer.ruined[batch])
-        obs = self.observations(window, position)
-        next_obs = self.observations(window + 1, action)  # the chosen action is the next position
-        q, vol_pred = self.online(obs)
-        q_taken = q.gather(1, torch.from_numpy(action).unsqueeze(1)).squeeze(1)
-        with torch.no_grad():
-            next_action = self.online(next_obs)[0].argmax(dim=1, keepdim=True)
-            next_q = self.target(next_obs)[0].gather(1, next_action).squeeze(1)
-            td_target = reward + self.gamma * alive * next_q
-        td_loss = nn.functional.smooth_l1_loss(q_taken, td_target)
-        window_t = torch.from_numpy(window)
-        mask = vol_mask[window_t]
-        aux_loss = ((vol_pred - vol_target[window_t]) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
-        loss = td_loss + self.aux_weight * aux_loss
-        self.optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.online.parameters(), GRAD_CLIP_NORM)
-        self.optimizer.step()
-        with torch.no_grad():
-            for target, online in zip(self.target.parameters(), self.online.parameters()):
-                target.lerp_(online, self.tau)
-        return float(loss.detach())
+        return self.learner.learn(buffer.window[batch], buffer.position[batch], buffer.action[batch],
+                                  buffer.reward[batch], buffer.ruined[batch])
 
-    @torch.no_grad()
-    def q_table(self, windows: torch.Tensor) -> np.ndarray:
-        """Q-values of every window for every possible current position: (windows, positions, actions)."""
-        return q_table(self.online, windows, self.position_features)
+    def sync(self) -> QNetwork:
+        """The torch network with the learner's current weights."""
+        self.learner.write_to(self.online)
+        return self.online
 
 
 @torch.no_grad()

@@ -65,7 +65,9 @@ def _selection_score(metrics: dict) -> float:
 
 def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train for up to ``epochs`` epochs and keep the network with the best validation Sharpe."""
+    import empyrical  # noqa: F401  -- loaded here, not on the first evaluation, so epoch 1's time is training
     import torch
+    from threadpoolctl import threadpool_limits
 
     from tmpipe.engine.agent import DQNAgent, ReplayBuffer
 
@@ -82,10 +84,11 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
     vol_scale = vol[vol_valid].mean() if vol_valid.any() and vol[vol_valid].mean() > 0 else 1.0
 
     rng = np.random.default_rng(int(hyper["seed"]))
-    with deterministic_torch(int(hyper["seed"])):
-        agent = DQNAgent(windows["train"], space.position_feature(np.arange(len(space.names))), hyper)
-        vol_target = torch.tensor(vol / vol_scale, dtype=torch.float32)
-        vol_mask = torch.tensor(vol_valid, dtype=torch.float32)
+    # One BLAS thread: the learner's matrices are tiny, and OpenBLAS threads on a busy machine
+    # made its matmuls ~15x slower (benchmarks/README.md).
+    with deterministic_torch(int(hyper["seed"])), threadpool_limits(limits=1, user_api="blas"):
+        agent = DQNAgent(windows["train"], space.position_feature(np.arange(len(space.names))), hyper,
+                         vol / vol_scale, vol_valid)
         buffer = ReplayBuffer(int(hyper["replay_size"]))
         chunks = [c for c in np.array_split(np.arange(len(next_returns)), int(hyper["parallel_envs"])) if len(c)]
         starts = np.array([c[0] for c in chunks])
@@ -112,9 +115,10 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
                 held[active] = np.where(ruined, space.flat, action)
                 env_steps += len(window)
                 if buffer.size >= hyper["batch_size"]:
-                    losses.append(agent.learn(buffer, buffer.sample(rng, int(hyper["batch_size"])), vol_target, vol_mask))
-            _, train_metrics = evaluate(agent.online, windows["train"], space, dataset.splits["train"], lookback, hyper, dataset.bars_per_year)
-            _, valid_metrics = evaluate(agent.online, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
+                    losses.append(agent.learn(buffer, buffer.sample(rng, int(hyper["batch_size"]))))
+            network = agent.sync()
+            _, train_metrics = evaluate(network, windows["train"], space, dataset.splits["train"], lookback, hyper, dataset.bars_per_year)
+            _, valid_metrics = evaluate(network, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
             record = {
                 "epoch": epoch,
                 "loss": float(np.mean(losses)) if losses else None,

@@ -46,10 +46,10 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log_path: Path, seco
         time.sleep(0.25)  # readiness polling, not a timing assumption
 
 
-def start_server(command: list[str], log_path: Path) -> subprocess.Popen:
+def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`command` in a new session (its own process group), output to `log_path`."""
     with log_path.open("w") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def stop_group(process: subprocess.Popen) -> None:

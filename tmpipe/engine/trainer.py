@@ -85,7 +85,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
 
     rng = np.random.default_rng(int(hyper["seed"]))
     # One BLAS thread: the learner's matrices are tiny, and OpenBLAS threads on a busy machine
-    # made its matmuls ~15x slower (benchmarks/README.md).
+    # made an epoch ~8x slower (benchmarks/README.md).
     with deterministic_torch(int(hyper["seed"])), threadpool_limits(limits=1, user_api="blas"):
         agent = DQNAgent(windows["train"], space.position_feature(np.arange(len(space.names))), hyper,
                          vol / vol_scale, vol_valid)

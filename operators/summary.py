@@ -9,11 +9,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
 from tmpipe.operators.stages import RESOLVE_TASK_ID
 from tmpipe.pipeline.context import RunContext
-from tmpipe.pipeline.summary import StageOutputs, render_table, summarize_symbols
+from tmpipe.pipeline.summary import STAGES, StageOutputs, render_table, summarize_symbols
 from tmpipe.spec.loader import load_spec
 
 SUMMARY_KEY = "summary"
-STAGE_TASKS = ("train_backtest", "inference", "review", "persist")
 
 
 class SummarizeOperator(TmpipeOperator):
@@ -26,9 +25,9 @@ class SummarizeOperator(TmpipeOperator):
         symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID) or []
         outputs = []
         for index, symbol in enumerate(symbols):
-            results = self._pull(ti, index, "return_value", STAGE_TASKS)
+            results = self._pull(ti, index, "return_value", STAGES)
             # Only stages without a result can have failed; pulling absent keys is logged loudly.
-            errors = self._pull(ti, index, ERROR_KEY, [stage for stage in STAGE_TASKS if results[stage] is None])
+            errors = self._pull(ti, index, ERROR_KEY, [stage for stage in STAGES if results[stage] is None])
             outputs.append(StageOutputs(symbol, results, errors))
         mode = ctx.mode(load_spec(self.spec_path).default_mode)
         summary = summarize_symbols(outputs, mode=mode)

@@ -12,7 +12,8 @@ import numpy as np
 from tmpipe.engine.backtest import buy_and_hold, rollout, write_equity_curve
 from tmpipe.engine.bundle import load_bundle, save_bundle
 from tmpipe.engine.data import Dataset, fingerprint, iso, load_dataset
-from tmpipe.engine.defaults import check_symbol, result_errors
+from tmpipe.engine.defaults import result_errors
+from tmpipe.symbols import validate_symbol
 from tmpipe.engine.environment import ALL_ACTIONS, ActionSpace
 from tmpipe.engine.features import observation_windows
 from tmpipe.engine.metrics import compute_metrics, returns_from_equity
@@ -55,7 +56,7 @@ def checked_result(result: dict) -> dict:
 
 def train_backtest(config: dict, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
     """Train on the train split, pick the epoch by validation, backtest on test; see the contract."""
-    check_symbol(symbol)
+    validate_symbol(symbol)
     if config["trademaster"]["backend"] == "upstream":
         run = _upstream("train_backtest_upstream")
     else:
@@ -132,7 +133,7 @@ def market_summary(close: np.ndarray, bars_per_year: float) -> dict:
 
 def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
     """Replay the saved policy over the test window of freshly loaded data; the last bar's action."""
-    check_symbol(symbol)
+    validate_symbol(symbol)
     run = _upstream("infer_upstream") if config["trademaster"]["backend"] == "upstream" else _infer_builtin
     return checked_result(run(model_dir, config, symbol=symbol))
 

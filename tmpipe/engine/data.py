@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tmpipe.engine import demo
-from tmpipe.engine.defaults import check_symbol
+from tmpipe.symbols import validate_symbol
 from tmpipe.engine.features import FEATURES, TRADEMASTER_COLUMNS, add_z_features
 from tmpipe.engine.validation import check_columns, check_length, check_values, iso
 from tmpipe.errors import DataError
@@ -50,7 +50,7 @@ class Dataset:
 def resolve_path(data_config: dict, symbol: str) -> Path:
     if not data_config.get("path"):
         raise DataError(f"data.path is required for source {data_config['source']!r}")
-    return Path(str(data_config["path"]).replace("{symbol}", check_symbol(symbol))).expanduser()
+    return Path(str(data_config["path"]).replace("{symbol}", validate_symbol(symbol))).expanduser()
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -162,7 +162,7 @@ def infer_bars_per_year(dates: pd.Series) -> float:
 
 def load_dataset(data_config: dict, symbol: str) -> Dataset:
     """Bars of one symbol with their train/valid/test splits, validated and clipped."""
-    check_symbol(symbol)
+    validate_symbol(symbol)
     lookback = int(data_config["lookback"])
     if lookback < 1:
         raise DataError(f"data.lookback must be >= 1, got {lookback}")

@@ -7,9 +7,7 @@ registry of the project's JSON Schemas.
 
 from __future__ import annotations
 
-import re
 
-from tmpipe.errors import SymbolError
 from tmpipe.spec import schemas
 
 SECTIONS = ("data", "trademaster", "review", "mlflow", "webui")
@@ -29,14 +27,6 @@ def default_config(**overrides: dict) -> dict:
     for section, values in overrides.items():
         config[section].update(values)
     return config
-
-
-def check_symbol(symbol: str) -> str:
-    """Reject a symbol that is not safe inside a path (pattern from schemas/symbol.schema.json)."""
-    pattern = schemas.schema(schemas.SYMBOL)["pattern"]
-    if not isinstance(symbol, str) or not re.fullmatch(pattern, symbol):
-        raise SymbolError(f"symbol {symbol!r} does not match {pattern}")
-    return symbol
 
 
 def result_errors(result: dict) -> list[str]:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from tmpipe.engine import upstream_config as boundary
 from tmpipe.errors import UpstreamError
+from tmpipe.symbols import validate_symbol
 
 SCHEMA_VERSION = 1
 EQUITY_CURVE_FILE = "equity_curve.csv"
@@ -200,11 +201,10 @@ def _backtest(python: Path, home: Path, out_dir: Path, upstream_cfg: dict, name:
 def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
     """Train DeepScalper with upstream TradeMaster and backtest it; the engine result contract."""
     from tmpipe.engine.data import fingerprint, iso, load_dataset
-    from tmpipe.engine.defaults import check_symbol
     from tmpipe.engine.environment import equity_curve
     from tmpipe.engine.metrics import compute_metrics, returns_from_equity
 
-    check_symbol(symbol)
+    validate_symbol(symbol)
     began = time.perf_counter()
     hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
     home, python = boundary.runtime_paths(hyper)
@@ -298,9 +298,8 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
     """
     from tmpipe.engine.api import market_summary
     from tmpipe.engine.data import iso, load_dataset
-    from tmpipe.engine.defaults import check_symbol
 
-    check_symbol(symbol)
+    validate_symbol(symbol)
     model_dir = Path(model_dir).resolve()
     meta_path = model_dir / "metadata.json"
     if not meta_path.is_file():

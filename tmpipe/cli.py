@@ -14,23 +14,10 @@ from typing import Any
 import click
 import yaml
 
+from tmpipe.cli_args import json_object_arg
 from tmpipe.errors import SpecError, TmpipeError
 
 SPEC_OPTION = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None, help="Spec YAML (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).")
-
-
-def _json_arg(value: str | None, what: str) -> dict[str, Any]:
-    """A JSON object given inline or as @path."""
-    if not value:
-        return {}
-    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise click.BadParameter(f"{what} must be a JSON object")
-    return data
 
 
 def _fail(exc: TmpipeError) -> None:
@@ -87,8 +74,8 @@ def explain(symbol: str, spec_path: Path | None, conf_json: str | None, link_jso
     from tmpipe.pipeline.context import check_conf
     from tmpipe.spec.loader import load_spec
 
-    conf = _json_arg(conf_json, "--conf")
-    link_config = _json_arg(link_json, "--link-config")
+    conf = json_object_arg(conf_json, "--conf")
+    link_config = json_object_arg(link_json, "--link-config")
     try:
         spec = load_spec(spec_path)
         check_conf(conf)
@@ -133,7 +120,7 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
     from tmpipe.runner import run_local
     from tmpipe.spec.loader import default_spec_path, load_spec
 
-    conf = _json_arg(conf_json, "--conf")
+    conf = json_object_arg(conf_json, "--conf")
     if symbols:
         conf["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
     if mode:

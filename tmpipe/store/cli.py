@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tmpipe.cli_args import json_object_arg
 from tmpipe.store.factory import embedded_store_path
 
 URL_OPTION = click.option("--url", default=None, help="WebUI base URL; default: the embedded store under TMPIPE_HOME.")
@@ -53,10 +54,9 @@ def serve(host: str, port: int, db: Path | None) -> None:
 @URL_OPTION
 def add_symbol(symbol: str, priority: int, disabled: bool, link: bool, config_json: str | None, notes: str | None, url: str | None) -> None:
     """Add a symbol (and by default its link to the pipeline DAG)."""
-    from tmpipe.cli import _json_arg
     from tmpipe.config.layers import checked_layer
 
-    config = _json_arg(config_json, "--config")
+    config = json_object_arg(config_json, "--config")
     checked_layer("webui link config", config, source="--config")
     store = _store(url)
     store.add_symbol(symbol, priority=priority, enabled=not disabled)

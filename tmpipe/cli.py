@@ -14,16 +14,10 @@ from typing import Any
 import click
 import yaml
 
-from tmpipe.cli_args import json_object_arg
+from tmpipe.cli_args import exit_with_error, json_object_arg
 from tmpipe.errors import SpecError, TmpipeError
 
 SPEC_OPTION = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None, help="Spec YAML (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).")
-
-
-def _fail(exc: TmpipeError) -> None:
-    for line in str(exc).splitlines():
-        click.echo(line, err=True)
-    sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +52,7 @@ def render(spec_path: Path | None, fmt: str) -> None:
     try:
         config = dag_factory_config(load_spec(spec_path))
     except SpecError as exc:
-        _fail(exc)
+        exit_with_error(exc)
     click.echo(json.dumps(config, indent=2) if fmt == "json" else yaml.safe_dump(config, sort_keys=False, width=120))
 
 
@@ -81,7 +75,7 @@ def explain(symbol: str, spec_path: Path | None, conf_json: str | None, link_jso
         check_conf(conf)
         resolved = resolve(spec, symbol, conf_config=conf.get("config"), link_config=link_config, link_source="--link-config")
     except TmpipeError as exc:
-        _fail(exc)
+        exit_with_error(exc)
     rows = [
         {"key": key, "value": _lookup(resolved.values, key), "layer": origin.layer, "source": origin.source}
         for key, origin in sorted(resolved.provenance.items())
@@ -130,7 +124,7 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
         load_spec(path)
         check_conf(conf)
     except TmpipeError as exc:
-        _fail(exc)
+        exit_with_error(exc)
     if logical_date is not None and logical_date.tzinfo is None:
         logical_date = logical_date.replace(tzinfo=timezone.utc)
     outcome = run_local(path, conf, logical_date)

@@ -1,8 +1,9 @@
-"""Option parsing shared by the CLI groups."""
+"""Option parsing and error exits shared by the CLI groups."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +22,10 @@ def json_object_arg(value: str | None, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise click.BadParameter(f"{what} must be a JSON object")
     return data
+
+
+def exit_with_error(exc: Exception) -> None:
+    """Print a project error's lines (``FILE:LINE:COL: path: message``) and exit 1, no traceback."""
+    for line in str(exc).splitlines():
+        click.echo(line, err=True)
+    sys.exit(1)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from tmpipe.cli_args import json_object_arg
+from tmpipe.cli_args import exit_with_error, json_object_arg
+from tmpipe.errors import TmpipeError
 from tmpipe.store.factory import embedded_store_path
 
 URL_OPTION = click.option("--url", default=None, help="WebUI base URL; default: the embedded store under TMPIPE_HOME.")
@@ -57,11 +58,14 @@ def add_symbol(symbol: str, priority: int, disabled: bool, link: bool, config_js
     from tmpipe.config.layers import checked_layer
 
     config = json_object_arg(config_json, "--config")
-    checked_layer("webui link config", config, source="--config")
-    store = _store(url)
-    store.add_symbol(symbol, priority=priority, enabled=not disabled)
-    if link:
-        store.add_link(symbol, DEFAULT_DAG_ID, config=config, notes=notes)
+    try:
+        checked_layer("webui link config", config, source="--config")
+        store = _store(url)
+        store.add_symbol(symbol, priority=priority, enabled=not disabled)
+        if link:
+            store.add_link(symbol, DEFAULT_DAG_ID, config=config, notes=notes)
+    except TmpipeError as exc:
+        exit_with_error(exc)
     click.echo(f"added {symbol}")
 
 

@@ -111,4 +111,5 @@ def test_train_backtest_then_inference_uses_the_promoted_model(tmp_path, pipelin
     assert inference_run.data.tags["mode"] == "inference"
     assert inference_run.data.tags["inference.model_uri"] == "models:/tmpipe.AAA.deepscalper@champion"
     assert not any(key.startswith("epoch/") for key in inference_run.data.metrics)  # no training here
+    assert inference_run.data.params["trademaster.epochs"] == "2"  # the config is logged by the first stage run
     assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}

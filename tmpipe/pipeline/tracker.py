@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The resolved config is logged once, by the first stage a mode runs.
+FIRST_STAGE = {"both": "train_backtest", "train_backtest": "train_backtest", "inference": "inference"}
+
 # In inference mode the backtest behind the promoted model is copied here for the review.
 PROMOTED_RESULT_ARTIFACT = "engine/promoted_result.json"
 
@@ -72,7 +75,8 @@ class SymbolTracker:
         with stage_run(self.context, last_stage=final) as run:
             self.run = run
             log.info("%s %s: MLflow run %s (mode %s)", self.symbol_stage.symbol, name, run.run_id, self.symbol_stage.mode)
-            log_config(run.run_id, self.symbol_stage.config.values, _provenance(self.symbol_stage), tracking_uri=self.tracking_uri)
+            if name == FIRST_STAGE[self.symbol_stage.mode]:
+                log_config(run.run_id, self.symbol_stage.config.values, _provenance(self.symbol_stage), tracking_uri=self.tracking_uri)
             set_tags(self.tracking_uri, run.run_id, {"tmpipe.stage": name})
             yield run
 

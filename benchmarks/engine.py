@@ -1,7 +1,9 @@
 """Benchmark the built-in engine against upstream TradeMaster DeepScalper on TradeMaster's BTC split.
 
 Prints wall time per epoch, training environment steps per second, peak RSS and the test
-metrics; over the seeds, the median test Sharpe. With TMPIPE_TRADEMASTER_HOME (a checkout at
+metrics; over the seeds, the median test Sharpe. Each builtin seed runs in its own child
+process (this script with --run-one), so its peak RSS is that child's own (os.wait4), measured
+the same way as upstream's training and backtest processes. With TMPIPE_TRADEMASTER_HOME (a checkout at
 the commit pinned in vendor/) and TMPIPE_TRADEMASTER_PYTHON (its interpreter) set, the same
 runs go through upstream TradeMaster in the same invocation, and the report adds the ratios and
 whether each target (benchmarks/README.md) is met. `--json` prints one JSON object.
@@ -19,15 +21,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from tmpipe.engine.api import train_backtest
 from tmpipe.engine.defaults import default_config
 
 DEFAULT_DATA = "/work/shared/data/trademaster/algorithmic_trading/BTC"
@@ -111,22 +111,68 @@ def _aggregate(runs: list[dict], hold: dict, network: dict, peak_rss_mb: float) 
     }
 
 
+def run_one_child(config: dict, symbol: str, out_dir: Path, progress=None) -> tuple[dict, dict]:
+    """train_backtest in a fresh interpreter; (result, process facts: peak RSS via os.wait4, wall time).
+
+    The child imports only what train_backtest imports (plus this script's standard-library
+    imports), so its peak RSS is the engine's, as a pipeline task process would see it, and
+    directly comparable with upstream's child processes.
+    """
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--run-one"], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc.stdin.write(json.dumps({"config": config, "symbol": symbol, "out_dir": str(out_dir)}))
+    proc.stdin.close()
+    result = None
+    for line in proc.stdout:
+        message = json.loads(line)
+        if "epoch" in message and progress is not None:
+            progress(message["epoch"])
+        result = message.get("result", result)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, as for upstream's children
+    if os.waitstatus_to_exitcode(status) != 0 or result is None:
+        raise RuntimeError(f"builtin child exited with {os.waitstatus_to_exitcode(status)} (see its stderr above)")
+    return result, {"peak_rss_mb": usage.ru_maxrss / 1024.0, "seconds": time.perf_counter() - began}
+
+
+def _run_one() -> None:
+    """Child side of run_one_child: request on stdin, JSON lines (epochs, then the result) on stdout."""
+    from tmpipe.engine.api import train_backtest
+
+    request = json.load(sys.stdin)
+    emit = lambda message: print(json.dumps(message), flush=True)  # noqa: E731
+    result = train_backtest(request["config"], symbol=request["symbol"], out_dir=Path(request["out_dir"]),
+                            progress=lambda record: emit({"epoch": record}))
+    # Third-party top-level packages this process imported: what its peak RSS is made of.
+    top_level = {name.split(".")[0] for name in sys.modules if not name.startswith("_")}
+    result["imported_packages"] = sorted(top_level - set(sys.stdlib_module_names) - {"tmpipe"})
+    emit({"result": result})
+
+
 def run_builtin(args) -> dict:
-    """The builtin runs in this process; peak RSS is this process's own (torch, pandas included)."""
-    runs, hold, network = [], None, None
+    """One child process per seed; peak RSS is the largest child's own (os.wait4), as for upstream."""
+    runs, hold, peaks, network, packages = [], None, [], None, None
     with tempfile.TemporaryDirectory(prefix="tmpipe-bench-builtin-") as scratch:
         for seed in range(args.seed, args.seed + args.seeds):
             config = _config(args, seed)
-            result = train_backtest(config, symbol=args.symbol, out_dir=Path(scratch) / f"seed{seed}",
-                                    progress=None if args.json else _echo_epoch("builtin", seed))
-            runs.append(_summarise_run(result, config["data"]["lookback"]))
+            result, process = run_one_child(config, args.symbol, Path(scratch) / f"seed{seed}",
+                                            progress=None if args.json else _echo_epoch("builtin", seed))
+            run = _summarise_run(result, config["data"]["lookback"])
+            run["process_seconds"], run["peak_rss_mb"] = process["seconds"], process["peak_rss_mb"]
+            runs.append(run)
+            peaks.append(process["peak_rss_mb"])
+            packages = result["imported_packages"]
             hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
             network = builtin_network(result)
             if not args.json:
-                t = runs[-1]["test"]
+                t = run["test"]
                 print(f"[builtin] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
-                      f"({runs[-1]['wall_time_seconds']:.1f}s)")
-    return _aggregate(runs, hold, network, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                      f"({run['wall_time_seconds']:.1f}s in train_backtest, child process {process['seconds']:.1f}s, "
+                      f"peak RSS {process['peak_rss_mb']:.0f} MB)")
+    aggregate = _aggregate(runs, hold, network, max(peaks))
+    aggregate["peak_rss_measured"] = "largest seed child's own ru_maxrss (os.wait4); the benchmark process not counted"
+    aggregate["child_imported_packages"] = packages
+    return aggregate
 
 
 def _echo_epoch(backend: str, seed: int):
@@ -167,7 +213,8 @@ def run_upstream(args) -> dict | None:
             run["process_seconds"] = {name: p["seconds"] for name, p in facts["processes"].items()}
             run["upstream_own_test_total_return"] = facts["test"]["upstream_total_return"]
             run["upstream_nonpositive_equity_bars"] = facts["test"]["upstream_nonpositive_equity_bars"]
-            peaks.append(max(p["peak_rss_mb"] for p in facts["processes"].values()))
+            run["peak_rss_mb"] = max(p["peak_rss_mb"] for p in facts["processes"].values())
+            peaks.append(run["peak_rss_mb"])
             runs.append(run)
             hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
             network = upstream_network(result)
@@ -176,7 +223,9 @@ def run_upstream(args) -> dict | None:
                 print(f"[upstream] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
                       f"(upstream's own {run['upstream_own_test_total_return']:+.4f}; {run['wall_time_seconds']:.1f}s, "
                       f"processes {json.dumps({k: round(v, 1) for k, v in run['process_seconds'].items()})})")
-    return _aggregate(runs, hold, network, max(peaks))
+    aggregate = _aggregate(runs, hold, network, max(peaks))
+    aggregate["peak_rss_measured"] = "largest child's own ru_maxrss (os.wait4) over the train and backtest processes of all seeds"
+    return aggregate
 
 
 def ratios(builtin: dict, upstream: dict) -> dict:
@@ -219,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="builtin environments per step; 1 = upstream's env and gradient steps per epoch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    import torch  # only for the machine facts; the engine runs in child processes
 
     began = time.perf_counter()
     builtin = run_builtin(args)
@@ -253,6 +303,9 @@ def _print_report(report: dict) -> None:
               f"({part['env_steps_per_epoch']} per epoch), peak RSS {part['peak_rss_mb']:.0f} MB, "
               f"median test Sharpe {part['median_test_sharpe']:.3f} over {len(part['runs'])} seed(s), "
               f"median test return {part['median_test_total_return']:+.4f}; network {part['network']}")
+        print(f"  peak RSS per seed (MB): {[round(r['peak_rss_mb']) for r in part['runs']]}; {part['peak_rss_measured']}")
+        if "child_imported_packages" in part:
+            print(f"  third-party packages imported by a seed's child: {', '.join(part['child_imported_packages'])}")
         print(f"  buy-and-hold: return {part['buy_and_hold']['total_return']:+.4f}, Sharpe {part['buy_and_hold']['sharpe']:.3f}")
     if report["ratios_builtin_over_upstream"]:
         print("builtin / upstream:", json.dumps(report["ratios_builtin_over_upstream"]))
@@ -262,4 +315,7 @@ def _print_report(report: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--run-one"]:
+        _run_one()
+    else:
+        main()

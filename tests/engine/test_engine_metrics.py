@@ -1,4 +1,4 @@
-"""Metrics agree with empyrical and with hand computations, annualised with bars_per_year."""
+"""Metrics agree with empyrical (the engine computes them with NumPy) and with hand computations."""
 
 import json
 import math
@@ -26,6 +26,50 @@ def test_metrics_equal_empyrical(bars_per_year):
     # and by hand: Sharpe = mean / sample std * sqrt(bars per year), not sqrt(252) for every bar size
     assert m["sharpe"] == pytest.approx(returns.mean() / returns.std(ddof=1) * np.sqrt(bars_per_year))
     assert m["bars"] == 500 and m["bars_per_year"] == bars_per_year
+
+
+def _empyrical_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+EDGE_RETURNS = {
+    "ruin_then_flat": np.array([0.1, -1.0, 0.0, 0.0]),  # ending equity 0: no annual return
+    "short_wiped_out": np.array([0.05, -1.4, 0.2]),  # equity below zero (a short that went wrong)
+    "constant": np.full(20, 0.003),  # no dispersion: Sharpe undefined, no drawdown
+    "never_down": np.array([0.01, 0.0, 0.02, 0.005]),  # no downside: Sortino undefined
+    "all_down": np.array([-0.01, -0.02, -0.005]),
+    "one_bar": np.array([0.02]),  # fewer than two returns: no std
+    "one_loss": np.array([-0.02]),
+    "flat": np.zeros(7),
+    "long_hourly": np.random.default_rng(11).normal(0.0, 0.004, 5000),
+}
+
+
+@pytest.mark.parametrize("returns", EDGE_RETURNS.values(), ids=EDGE_RETURNS.keys())
+@pytest.mark.parametrize("bars_per_year", [252.0, 8760.0])
+def test_every_metric_matches_empyrical_including_undefined_cases(returns, bars_per_year):
+    m = compute_metrics(returns, np.ones(len(returns)), bars_per_year)
+    max_dd = empyrical.max_drawdown(returns)
+    expected = {
+        "total_return": empyrical.cum_returns_final(returns),
+        "annual_return": _empyrical_or_none(empyrical.annual_return(returns, annualization=bars_per_year)),
+        "annual_volatility": _empyrical_or_none(empyrical.annual_volatility(returns, annualization=bars_per_year)),
+        "sharpe": _empyrical_or_none(empyrical.sharpe_ratio(returns, annualization=bars_per_year)),
+        "sortino": _empyrical_or_none(empyrical.sortino_ratio(returns, annualization=bars_per_year)),
+        "max_drawdown": abs(max_dd),
+        "calmar": _empyrical_or_none(empyrical.calmar_ratio(returns, annualization=bars_per_year)),
+    }
+    for key, value in expected.items():
+        if value is None:
+            assert m[key] is None, key
+        else:
+            assert m[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+
+
+def test_non_finite_returns_are_rejected():
+    with pytest.raises(ValueError, match="finite"):
+        compute_metrics(np.array([0.01, np.nan]), np.ones(2), 252.0)
 
 
 def test_drawdown_win_rate_and_turnover_by_hand():

@@ -65,7 +65,6 @@ def _selection_score(metrics: dict) -> float:
 
 def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train for up to ``epochs`` epochs and keep the network with the best validation Sharpe."""
-    import empyrical  # noqa: F401  -- loaded here, not on the first evaluation, so epoch 1's time is training
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -192,6 +192,7 @@ def run_upstream(args) -> dict | None:
     """
     if not os.environ.get("TMPIPE_TRADEMASTER_HOME") or not os.environ.get("TMPIPE_TRADEMASTER_PYTHON"):
         return None
+    from tmpipe.engine.api import train_backtest  # dispatches to upstream's child processes
 
     def echo(seed: int):
         def report(event: dict) -> None:  # upstream's raw output lines carry no epoch; only records are shown

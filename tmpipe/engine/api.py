@@ -17,7 +17,7 @@ from tmpipe.symbols import validate_symbol
 from tmpipe.engine.environment import ALL_ACTIONS, ActionSpace
 from tmpipe.engine.features import observation_windows
 from tmpipe.engine.metrics import compute_metrics, returns_from_equity
-from tmpipe.engine.trainer import cost_rate, deterministic_torch, evaluate, train
+from tmpipe.engine.trainer import cost_rate, evaluate, seed_torch, train
 from tmpipe.errors import EngineError
 
 SCHEMA_VERSION = 1
@@ -73,10 +73,10 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
     outcome = train(dataset, config, progress)
     space, network = outcome.space, outcome.network
 
-    with deterministic_torch(int(hyper["seed"])):
-        windows = {name: observation_windows(s.bars, outcome.stats, lookback) for name, s in dataset.splits.items()}
-        _, valid_metrics = evaluate(network, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
-        test, test_metrics = evaluate(network, windows["test"], space, dataset.splits["test"], lookback, hyper, dataset.bars_per_year)
+    seed_torch(int(hyper["seed"]))
+    windows = {name: observation_windows(s.bars, outcome.stats, lookback) for name, s in dataset.splits.items()}
+    _, valid_metrics = evaluate(network, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
+    test, test_metrics = evaluate(network, windows["test"], space, dataset.splits["test"], lookback, hyper, dataset.bars_per_year)
     bh_equity, bh_positions = buy_and_hold(test, cost_rate(hyper), float(hyper["initial_cash"]))
     bh_metrics = compute_metrics(returns_from_equity(bh_equity), bh_positions[:-1], dataset.bars_per_year)
     curve_path = write_equity_curve(out_dir / EQUITY_CURVE_FILE, test, bh_equity)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import time
@@ -29,18 +28,17 @@ class TrainOutcome:
     env_steps: int
 
 
-@contextlib.contextmanager
-def deterministic_torch(seed: int):
-    """Seed torch and force deterministic kernels, restoring the global flag afterwards."""
+def seed_torch(seed: int) -> None:
+    """Seed torch for one run.
+
+    The engine runs on the CPU, where its ops are deterministic for a fixed thread count (the
+    determinism test checks same seed -> same metrics). ``torch.use_deterministic_algorithms``
+    is not called: it guards ops that lack a deterministic kernel (GPU ones above all, none of
+    which the engine uses), and enabling it imports torch's compiler stack (~70 MB peak memory).
+    """
     import torch
 
-    previous = torch.are_deterministic_algorithms_enabled()
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def cost_rate(trademaster: dict) -> float:
@@ -85,7 +83,8 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
     rng = np.random.default_rng(int(hyper["seed"]))
     # One BLAS thread: the learner's matrices are tiny, and OpenBLAS threads on a busy machine
     # made an epoch ~8x slower (benchmarks/README.md).
-    with deterministic_torch(int(hyper["seed"])), threadpool_limits(limits=1, user_api="blas"):
+    seed_torch(int(hyper["seed"]))
+    with threadpool_limits(limits=1, user_api="blas"):
         agent = DQNAgent(windows["train"], space.position_feature(np.arange(len(space.names))), hyper,
                          vol / vol_scale, vol_valid)
         buffer = ReplayBuffer(int(hyper["replay_size"]))

@@ -11,8 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-# Rewards are log growth per bar (~1e-2); Q-learning is better conditioned in percent units.
-REWARD_SCALE = 100.0
 GRAD_CLIP_NORM = 10.0
 
 
@@ -73,7 +71,7 @@ class DQNAgent:
     """
 
     def __init__(self, windows: np.ndarray, position_features: np.ndarray, hyper: dict,
-                 vol_target: np.ndarray, vol_mask: np.ndarray):
+                 vol_target: np.ndarray, vol_mask: np.ndarray, reward_multiplier: float):
         from tmpipe.engine.learner import DoubleDQNLearner
 
         n_actions = len(position_features)
@@ -82,7 +80,7 @@ class DQNAgent:
             np.repeat(windows[:, None, :], n_actions, axis=1),
             np.broadcast_to(np.asarray(position_features, dtype=np.float32)[None, :, None], (len(windows), n_actions, 1)),
         ], axis=2)
-        self.learner = DoubleDQNLearner(self.online, obs_table, vol_target, vol_mask, hyper, REWARD_SCALE, GRAD_CLIP_NORM)
+        self.learner = DoubleDQNLearner(self.online, obs_table, vol_target, vol_mask, hyper, reward_multiplier, GRAD_CLIP_NORM)
 
     def greedy(self, window: np.ndarray, position: np.ndarray) -> np.ndarray:
         return self.learner.greedy(window, position)

@@ -29,6 +29,8 @@ UNMAPPED_KEYS = {
     "epsilon_start": "upstream explores at one fixed rate (act.explore_rate = epsilon_end)",
     "early_stopping_patience": "upstream always runs every epoch",
     "volatility_aux_weight": "upstream's DeepScalper QNet has no volatility head",
+    "switch_penalty": "upstream's reward has no turnover penalty",
+    "reward_scale": "upstream's rewards are price changes times units held (its agent.reward_scale stays 1)",
     "max_position": "upstream trades 1 unit per step (max_volume=1), not a fraction of equity",
     "slippage_pct": "added to transaction_cost_pct (upstream has one cost rate)",
 }

@@ -1,0 +1,29 @@
+"""The trainer's turnover penalty: shapes training rewards only."""
+
+import numpy as np
+
+from tmpipe.engine.data import load_dataset
+from tmpipe.engine.features import observation_windows
+from tmpipe.engine.trainer import evaluate, switch_penalty_per_unit, train
+
+
+def _train_split_turnover(config: dict) -> float:
+    dataset = load_dataset(config["data"], "SYN")
+    outcome = train(dataset, config)
+    lookback = config["data"]["lookback"]
+    windows = observation_windows(dataset.splits["train"].bars, outcome.stats, lookback)
+    _, metrics = evaluate(outcome.network, windows, outcome.space, dataset.splits["train"], lookback,
+                          config["trademaster"], dataset.bars_per_year)
+    return metrics["turnover"]
+
+
+def test_penalty_is_in_units_of_the_bars_return_std():
+    returns = np.array([0.01, -0.03, 0.02, 0.0])
+    assert switch_penalty_per_unit({"switch_penalty": 2.0}, returns) == 2.0 * np.std(returns)
+    assert switch_penalty_per_unit({"switch_penalty": 0.0}, returns) == 0.0
+
+
+def test_a_larger_penalty_learns_a_policy_that_trades_less_on_its_training_bars(synthetic_config):
+    free = _train_split_turnover(synthetic_config(switch_penalty=0.0))
+    shaped = _train_split_turnover(synthetic_config(switch_penalty=10.0))
+    assert shaped < free

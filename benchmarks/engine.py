@@ -92,16 +92,32 @@ def upstream_network(result: dict) -> dict:
     return _mlp([act["state_dim"], *act["dims"], act["action_dim"]])
 
 
-def _median_sharpe(runs: list[dict]) -> float:
+def _test_sharpes(runs: list[dict]) -> list[float]:
     # A policy that never trades has no Sharpe (no volatility); it counts as 0.
-    return statistics.median(r["test"]["sharpe"] if r["test"]["sharpe"] is not None else 0.0 for r in runs)
+    return [r["test"]["sharpe"] if r["test"]["sharpe"] is not None else 0.0 for r in runs]
+
+
+def median_difference_ci95(builtin: list[float], upstream: list[float]) -> list[float] | None:
+    """95 % percentile-bootstrap interval of median(builtin) - median(upstream), seeds resampled.
+
+    With a handful of seeds a median test Sharpe moves by tenths from seed luck alone; the
+    interval says how much of a difference that luck could explain.
+    """
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    if min(len(builtin), len(upstream)) < 2:
+        return None
+    result = bootstrap((builtin, upstream), lambda b, u, axis: np.median(b, axis=axis) - np.median(u, axis=axis),
+                       vectorized=True, method="percentile", n_resamples=9999, rng=np.random.default_rng(0))
+    return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
 
 def _aggregate(runs: list[dict], hold: dict, network: dict, peak_rss_mb: float) -> dict:
     return {
         "runs": runs,
         "network": network,
-        "median_test_sharpe": _median_sharpe(runs),
+        "median_test_sharpe": statistics.median(_test_sharpes(runs)),
         "median_test_total_return": statistics.median(r["test"]["total_return"] for r in runs),
         "median_seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in runs),
         "median_env_steps_per_second": statistics.median(r["env_steps_per_second"] or 0.0 for r in runs),
@@ -149,30 +165,21 @@ def _run_one() -> None:
     emit({"result": result})
 
 
-def run_builtin(args) -> dict:
-    """One child process per seed; peak RSS is the largest child's own (os.wait4), as for upstream."""
-    runs, hold, peaks, network, packages = [], None, [], None, None
-    with tempfile.TemporaryDirectory(prefix="tmpipe-bench-builtin-") as scratch:
-        for seed in range(args.seed, args.seed + args.seeds):
-            config = _config(args, seed)
-            result, process = run_one_child(config, args.symbol, Path(scratch) / f"seed{seed}",
-                                            progress=None if args.json else _echo_epoch("builtin", seed))
-            run = _summarise_run(result, config["data"]["lookback"])
-            run["process_seconds"], run["peak_rss_mb"] = process["seconds"], process["peak_rss_mb"]
-            runs.append(run)
-            peaks.append(process["peak_rss_mb"])
-            packages = result["imported_packages"]
-            hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
-            network = builtin_network(result)
-            if not args.json:
-                t = run["test"]
-                print(f"[builtin] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
-                      f"({run['wall_time_seconds']:.1f}s in train_backtest, child process {process['seconds']:.1f}s, "
-                      f"peak RSS {process['peak_rss_mb']:.0f} MB)")
-    aggregate = _aggregate(runs, hold, network, max(peaks))
-    aggregate["peak_rss_measured"] = "largest seed child's own ru_maxrss (os.wait4); the benchmark process not counted"
-    aggregate["child_imported_packages"] = packages
-    return aggregate
+def builtin_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
+    """One builtin seed in its own child process: (run summary, facts shared by all seeds)."""
+    config = _config(args, seed)
+    result, process = run_one_child(config, args.symbol, scratch / f"builtin-seed{seed}",
+                                    progress=None if args.json else _echo_epoch("builtin", seed))
+    run = _summarise_run(result, config["data"]["lookback"])
+    run["process_seconds"], run["peak_rss_mb"] = process["seconds"], process["peak_rss_mb"]
+    if not args.json:
+        t = run["test"]
+        print(f"[builtin] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
+              f"({run['wall_time_seconds']:.1f}s in train_backtest, child process {process['seconds']:.1f}s, "
+              f"peak RSS {process['peak_rss_mb']:.0f} MB)")
+    return run, {"buy_and_hold": {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE},
+                 "network": builtin_network(result), "child_imported_packages": result["imported_packages"],
+                 "peak_rss_measured": "largest seed child's own ru_maxrss (os.wait4); the benchmark process not counted"}
 
 
 def _echo_epoch(backend: str, seed: int):
@@ -182,51 +189,68 @@ def _echo_epoch(backend: str, seed: int):
     return echo
 
 
-def run_upstream(args) -> dict | None:
-    """Same runs through tmpipe.engine.upstream; None unless both TMPIPE_TRADEMASTER_* are set.
+def upstream_enabled() -> bool:
+    return bool(os.environ.get("TMPIPE_TRADEMASTER_HOME") and os.environ.get("TMPIPE_TRADEMASTER_PYTHON"))
+
+
+def upstream_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
+    """The same seed through tmpipe.engine.upstream (TMPIPE_TRADEMASTER_* must be set).
 
     Upstream trains in child processes: peak RSS is the largest child's own (os.wait4), env
     steps per epoch are the exact steps of one upstream train episode (rows - lookback - 5
     hindsight bars), and the children's wall times show upstream's fixed cost of starting
     three processes (not part of seconds per epoch).
     """
-    if not os.environ.get("TMPIPE_TRADEMASTER_HOME") or not os.environ.get("TMPIPE_TRADEMASTER_PYTHON"):
-        return None
     from tmpipe.engine.api import train_backtest  # dispatches to upstream's child processes
 
-    def echo(seed: int):
-        def report(event: dict) -> None:  # upstream's raw output lines carry no epoch; only records are shown
-            if "epoch" in event and not args.json:
-                print(f"[upstream] seed {seed} epoch {event['epoch']}: upstream valid return "
-                      f"{event['valid_return']:+.4f} {event['seconds']:.2f}s")
-        return report
+    def echo(event: dict) -> None:  # upstream's raw output lines carry no epoch; only records are shown
+        if "epoch" in event and not args.json:
+            print(f"[upstream] seed {seed} epoch {event['epoch']}: upstream valid return "
+                  f"{event['valid_return']:+.4f} {event['seconds']:.2f}s")
 
-    runs, hold, peaks, network = [], None, [], None
-    with tempfile.TemporaryDirectory(prefix="tmpipe-bench-upstream-") as scratch:
+    config = _config(args, seed, "upstream")
+    result = train_backtest(config, symbol=args.symbol, out_dir=scratch / f"upstream-seed{seed}", progress=echo)
+    run = _summarise_run(result, config["data"]["lookback"])
+    facts = result["upstream"]
+    epoch_seconds = sum(e["seconds"] for e in result["epochs"])
+    run["env_steps_per_epoch"] = facts["train_env_steps_per_epoch"]
+    run["env_steps_per_second"] = len(result["epochs"]) * facts["train_env_steps_per_epoch"] / epoch_seconds
+    run["process_seconds"] = {name: p["seconds"] for name, p in facts["processes"].items()}
+    run["upstream_own_test_total_return"] = facts["test"]["upstream_total_return"]
+    run["upstream_nonpositive_equity_bars"] = facts["test"]["upstream_nonpositive_equity_bars"]
+    run["peak_rss_mb"] = max(p["peak_rss_mb"] for p in facts["processes"].values())
+    if not args.json:
+        t = run["test"]
+        print(f"[upstream] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
+              f"(upstream's own {run['upstream_own_test_total_return']:+.4f}; {run['wall_time_seconds']:.1f}s, "
+              f"processes {json.dumps({k: round(v, 1) for k, v in run['process_seconds'].items()})})")
+    return run, {"buy_and_hold": {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE},
+                 "network": upstream_network(result),
+                 "peak_rss_measured": "largest child's own ru_maxrss (os.wait4) over the train and backtest processes of all seeds"}
+
+
+def run_seeds(args) -> tuple[dict, dict | None]:
+    """Builtin and upstream alternate seed by seed, so both are measured in the same machine state.
+
+    Peak RSS counts the file pages of shared libraries a process has mapped, and how many of
+    those it maps varies with the state of the page cache: runs of the same builtin code have
+    peaked at 322 and at 363 MB, upstream's at 692 and at 860 MB (benchmarks/README.md).
+    """
+    runs: dict[str, list[dict]] = {"builtin": [], "upstream": []}
+    facts: dict[str, dict] = {}
+    backends = [("builtin", builtin_seed)] + ([("upstream", upstream_seed)] if upstream_enabled() else [])
+    with tempfile.TemporaryDirectory(prefix="tmpipe-bench-") as scratch:
         for seed in range(args.seed, args.seed + args.seeds):
-            config = _config(args, seed, "upstream")
-            result = train_backtest(config, symbol=args.symbol, out_dir=Path(scratch) / f"seed{seed}", progress=echo(seed))
-            run = _summarise_run(result, config["data"]["lookback"])
-            facts = result["upstream"]
-            epoch_seconds = sum(e["seconds"] for e in result["epochs"])
-            run["env_steps_per_epoch"] = facts["train_env_steps_per_epoch"]
-            run["env_steps_per_second"] = len(result["epochs"]) * facts["train_env_steps_per_epoch"] / epoch_seconds
-            run["process_seconds"] = {name: p["seconds"] for name, p in facts["processes"].items()}
-            run["upstream_own_test_total_return"] = facts["test"]["upstream_total_return"]
-            run["upstream_nonpositive_equity_bars"] = facts["test"]["upstream_nonpositive_equity_bars"]
-            run["peak_rss_mb"] = max(p["peak_rss_mb"] for p in facts["processes"].values())
-            peaks.append(run["peak_rss_mb"])
-            runs.append(run)
-            hold = {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
-            network = upstream_network(result)
-            if not args.json:
-                t = run["test"]
-                print(f"[upstream] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
-                      f"(upstream's own {run['upstream_own_test_total_return']:+.4f}; {run['wall_time_seconds']:.1f}s, "
-                      f"processes {json.dumps({k: round(v, 1) for k, v in run['process_seconds'].items()})})")
-    aggregate = _aggregate(runs, hold, network, max(peaks))
-    aggregate["peak_rss_measured"] = "largest child's own ru_maxrss (os.wait4) over the train and backtest processes of all seeds"
-    return aggregate
+            for name, run_seed in backends:
+                run, facts[name] = run_seed(args, seed, Path(scratch))
+                runs[name].append(run)
+    aggregates = {}
+    for name, _ in backends:
+        shared = facts[name]
+        aggregate = _aggregate(runs[name], shared.pop("buy_and_hold"), shared.pop("network"),
+                               max(r["peak_rss_mb"] for r in runs[name]))
+        aggregates[name] = {**aggregate, **shared}
+    return aggregates["builtin"], aggregates.get("upstream")
 
 
 def ratios(builtin: dict, upstream: dict) -> dict:
@@ -239,6 +263,7 @@ def ratios(builtin: dict, upstream: dict) -> dict:
         "peak_rss_mb": ratio("peak_rss_mb"),
         "network_parameters": builtin["network"]["parameters"] / upstream["network"]["parameters"],
         "median_test_sharpe_difference": builtin["median_test_sharpe"] - upstream["median_test_sharpe"],
+        "median_test_sharpe_difference_ci95": median_difference_ci95(_test_sharpes(builtin["runs"]), _test_sharpes(upstream["runs"])),
     }
 
 
@@ -272,8 +297,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch  # only for the machine facts; the engine runs in child processes
 
     began = time.perf_counter()
-    builtin = run_builtin(args)
-    upstream = run_upstream(args)
+    builtin, upstream = run_seeds(args)
     report = {
         "machine": {"cpu_model": cpu_model(), "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version()},

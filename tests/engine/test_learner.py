@@ -13,7 +13,7 @@ from tmpipe.engine.agent import QNetwork
 from tmpipe.engine.learner import DoubleDQNLearner, FlatLayout, flatten, write_to
 
 HYPER = {"learning_rate": 3e-3, "gamma": 0.99, "target_update_tau": 0.05, "volatility_aux_weight": 0.5}
-REWARD_SCALE = 100.0
+REWARD_MULTIPLIER = 100.0
 
 
 class TorchReference:
@@ -32,7 +32,7 @@ class TorchReference:
         with torch.no_grad():
             next_action = self.online(next_obs)[0].argmax(dim=1, keepdim=True)
             next_q = self.target(next_obs)[0].gather(1, next_action).squeeze(1)
-            td_target = torch.from_numpy(reward) * REWARD_SCALE + HYPER["gamma"] * (1 - torch.from_numpy(ruined)) * next_q
+            td_target = torch.from_numpy(reward) * REWARD_MULTIPLIER + HYPER["gamma"] * (1 - torch.from_numpy(ruined)) * next_q
         td_loss = nn.functional.smooth_l1_loss(q.gather(1, a.unsqueeze(1)).squeeze(1), td_target)
         mask = self.vol_mask[w]
         aux = ((vol_pred - self.vol_target[w]) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
@@ -58,7 +58,7 @@ def _setup(clip_norm: float, seed: int = 3):
     vol_target, vol_mask = rng.random(windows), rng.random(windows) > 0.3
     torch.manual_seed(seed)
     network = QNetwork(9, 16, n_actions)
-    learner = DoubleDQNLearner(network, obs_table, vol_target, vol_mask, HYPER, REWARD_SCALE, clip_norm)
+    learner = DoubleDQNLearner(network, obs_table, vol_target, vol_mask, HYPER, REWARD_MULTIPLIER, clip_norm)
     reference = TorchReference(copy.deepcopy(network), obs_table, vol_target, vol_mask, clip_norm)
     return rng, learner, reference
 

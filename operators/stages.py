@@ -10,7 +10,6 @@ from tmpipe.operators.base import TmpipeOperator, connection_lookup
 from tmpipe.operators.symbols import LINKS_KEY
 from tmpipe.pipeline import stages
 from tmpipe.pipeline.context import RunContext
-from tmpipe.spec.loader import load_spec
 
 RESOLVE_TASK_ID = "resolve_symbols"
 
@@ -26,7 +25,7 @@ class SymbolStageOperator(TmpipeOperator):
         self.symbol = symbol
 
     def run_stage(self, ctx: RunContext, context: Any) -> Any:
-        mode = ctx.mode(load_spec(self.spec_path).default_mode)
+        mode = ctx.mode
         if mode not in self.runs_in_modes:
             raise AirflowSkipException(f"mode {mode}: {self.task_id} does not run")
         links = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID, key=LINKS_KEY) or {}

@@ -10,7 +10,6 @@ from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
 from tmpipe.operators.stages import RESOLVE_TASK_ID
 from tmpipe.pipeline.context import RunContext
 from tmpipe.pipeline.summary import STAGES, StageOutputs, render_table, summarize_symbols
-from tmpipe.spec.loader import load_spec
 
 SUMMARY_KEY = "summary"
 
@@ -29,8 +28,7 @@ class SummarizeOperator(TmpipeOperator):
             # Only stages without a result can have failed; pulling absent keys is logged loudly.
             errors = self._pull(ti, index, ERROR_KEY, [stage for stage in STAGES if results[stage] is None])
             outputs.append(StageOutputs(symbol, results, errors))
-        mode = ctx.mode(load_spec(self.spec_path).default_mode)
-        summary = summarize_symbols(outputs, mode=mode)
+        summary = summarize_symbols(outputs, mode=ctx.mode)
         self.log.info("summary of %s\n%s", ctx.dag_run_id, render_table(summary))
         ti.xcom_push(key=SUMMARY_KEY, value=summary)
         failed = [row["symbol"] for row in summary["symbols"] if row["status"] != "success"]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 from tmpipe.errors import SpecError
 from tmpipe.home import tmpipe_home
 from tmpipe.spec import schemas
+from tmpipe.spec.loader import load_spec
+from tmpipe.spec.model import Spec
 from tmpipe.spec.validation import validate_data
 
 MODES = tuple(schemas.schema("urn:tmpipe:mode")["enum"])
@@ -28,8 +31,15 @@ class RunContext:
     # (conn_id) -> (host/base_url, password); set by operators so the core never imports Airflow.
     connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = field(default=None, repr=False)
 
-    def mode(self, default: str) -> str:
-        return self.conf.get("mode") or default
+    @cached_property
+    def spec(self) -> Spec:
+        """The run's spec, parsed once per task however many stages of it ask."""
+        return load_spec(self.spec_path)
+
+    @property
+    def mode(self) -> str:
+        """dag_run.conf's mode, else the spec's default."""
+        return self.conf.get("mode") or self.spec.default_mode
 
     def work_dir(self, symbol: str) -> Path:
         """Scratch space for one symbol of one run (data copies, bundles before upload)."""

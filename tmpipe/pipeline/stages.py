@@ -13,7 +13,6 @@ from typing import Any
 from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
 from tmpipe.errors import ModeError
 from tmpipe.pipeline.context import MODES, RunContext, check_conf
-from tmpipe.spec.loader import load_spec
 from tmpipe.spec.model import Spec
 from tmpipe.store.base import SelectedSymbol, find_link, select_symbols
 from tmpipe.store.factory import open_store
@@ -30,9 +29,9 @@ def resolve_symbols(ctx: RunContext) -> tuple[list[str], dict[str, dict[str, Any
 
     Fails the whole run, before any symbol work, on a bad conf or mode.
     """
-    spec = load_spec(ctx.spec_path)
+    spec = ctx.spec
     conf = check_conf(ctx.conf)
-    mode = ctx.mode(spec.default_mode)
+    mode = ctx.mode
     if mode not in MODES:
         raise ModeError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     shared = resolve_shared(spec, conf_config=conf.get("config"))
@@ -59,8 +58,8 @@ class SymbolStage:
     def __init__(self, ctx: RunContext, symbol: str, link: dict[str, Any] | None):
         self.ctx = ctx
         self.symbol = validate_symbol(symbol)
-        self.spec: Spec = load_spec(ctx.spec_path)
-        self.mode = ctx.mode(self.spec.default_mode)
+        self.spec: Spec = ctx.spec
+        self.mode = ctx.mode
         self.link = link or {"link_id": None, "config": {}, "notes": None}
         self.config: ResolvedConfig = resolve(
             self.spec,

@@ -78,6 +78,11 @@ def test_schema_takes_upstream_results_and_keeps_the_upstream_object_to_them(tra
     assert result_errors(leveraged) == []
     leveraged_builtin = {k: v for k, v in leveraged.items() if k != "upstream"} | {"backend": "builtin"}
     assert [e.split(":")[0] for e in result_errors(leveraged_builtin)] == ["last_action/target_position"]
+    # once upstream's re-marked equity is gone its exposure is undefined: null, never NaN in JSON
+    ruined = {**shaped, "last_action": {**shaped["last_action"], "target_position": None}}
+    assert result_errors(ruined) == []
+    ruined_builtin = {k: v for k, v in ruined.items() if k != "upstream"} | {"backend": "builtin"}
+    assert [e.split(":")[0] for e in result_errors(ruined_builtin)] == ["last_action/target_position"]
     extra = json.loads(json.dumps(shaped))
     extra["upstream"]["surprise"] = 1
     extra["upstream"]["test"]["sharpe"] = 0.5

@@ -20,7 +20,7 @@ import pytest
 from tmpipe.engine import upstream_config as boundary
 from tmpipe.engine.data import load_dataset
 from tmpipe.engine.defaults import default_config, result_errors
-from tmpipe.engine.upstream import EpochLog, remark_trades, run_child, train_backtest_upstream
+from tmpipe.engine.upstream import EpochLog, exposure_or_none, remark_trades, run_child, train_backtest_upstream
 from tmpipe.errors import UpstreamError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,6 +182,18 @@ def test_remark_trades_books_shorts_as_liabilities():
     result.loc[2, "daily_return"] = 0.5  # not a whole number of units
     with pytest.raises(UpstreamError, match="whole-unit"):
         remark_trades(result, bars, lookback, cost=0.01, initial_cash=100.0)
+
+
+def test_exposure_is_null_once_remarked_equity_is_gone():
+    bars = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=6), "close": [10, 10, 11, 13, 16, 20.0]})
+    units = np.array([0, -1, -1, -1, -1])  # a one-unit short through a doubling, on 6 of cash
+    close = bars["close"].to_numpy()[1:]
+    pnl = np.concatenate([[0.0], units[1:] * np.diff(close)])
+    curve = remark_trades(pd.DataFrame({"daily_return": pnl, "total assets": 6.0 + np.cumsum(pnl)}), bars, 2,
+                          cost=0.0, initial_cash=6.0)
+    assert curve["equity"][-1] <= 0 and np.isnan(curve["position"][-1])
+    assert exposure_or_none(curve["position"][-1]) is None
+    assert exposure_or_none(curve["position"][1]) == pytest.approx(-11 / 5)  # -1 unit x 11 / equity 6 - 1
 
 
 def test_run_child_streams_measures_and_keeps_our_environment_out(tmp_path, monkeypatch):

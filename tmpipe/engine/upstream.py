@@ -178,6 +178,11 @@ def remark_trades(result: pd.DataFrame, bars: pd.DataFrame, lookback: int, cost:
     }
 
 
+def exposure_or_none(position: float) -> float | None:
+    """The last bar's exposure; None once re-marked equity is 0 or below (undefined, and JSON has no NaN)."""
+    return float(position) if np.isfinite(position) else None
+
+
 def _metrics(curve: dict, bars_per_year: float) -> dict:
     from tmpipe.engine.metrics import compute_metrics, returns_from_equity
 
@@ -274,7 +279,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
         "excess_return": metrics["test"]["total_return"] - metrics["buy_and_hold"]["total_return"],
         "equity_curve_path": str(curve_path),
         "model_dir": str(model_dir),
-        "last_action": {"action": ACTIONS[int(np.sign(final_units)) + 1], "target_position": float(test["position"][-1]),
+        "last_action": {"action": ACTIONS[int(np.sign(final_units)) + 1], "target_position": exposure_or_none(test["position"][-1]),
                         "date": iso(test["dates"].iloc[-1])},
         "config": {"data": copy.deepcopy(config["data"]), "trademaster": copy.deepcopy(config["trademaster"])},
         "data_fingerprint": data_fingerprint,

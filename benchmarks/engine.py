@@ -165,6 +165,10 @@ def _run_one() -> None:
     emit({"result": result})
 
 
+def _buy_and_hold(result: dict) -> dict:
+    return {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE}
+
+
 def builtin_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
     """One builtin seed in its own child process: (run summary, facts shared by all seeds)."""
     config = _config(args, seed)
@@ -177,8 +181,7 @@ def builtin_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
         print(f"[builtin] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
               f"({run['wall_time_seconds']:.1f}s in train_backtest, child process {process['seconds']:.1f}s, "
               f"peak RSS {process['peak_rss_mb']:.0f} MB)")
-    return run, {"buy_and_hold": {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE},
-                 "network": builtin_network(result), "child_imported_packages": result["imported_packages"],
+    return run, {"buy_and_hold": _buy_and_hold(result), "network": builtin_network(result), "child_imported_packages": result["imported_packages"],
                  "peak_rss_measured": "largest seed child's own ru_maxrss (os.wait4); the benchmark process not counted"}
 
 
@@ -224,8 +227,7 @@ def upstream_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
         print(f"[upstream] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
               f"(upstream's own {run['upstream_own_test_total_return']:+.4f}; {run['wall_time_seconds']:.1f}s, "
               f"processes {json.dumps({k: round(v, 1) for k, v in run['process_seconds'].items()})})")
-    return run, {"buy_and_hold": {k: result["metrics"]["buy_and_hold"][k] for k in HEADLINE},
-                 "network": upstream_network(result),
+    return run, {"buy_and_hold": _buy_and_hold(result), "network": upstream_network(result),
                  "peak_rss_measured": "largest child's own ru_maxrss (os.wait4) over the train and backtest processes of all seeds"}
 
 

@@ -134,10 +134,9 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
                 action = agent.greedy(window, position)
                 explore = rng.random(len(window)) < epsilon
                 action = np.where(explore, rng.integers(0, len(space.names), len(window)), action)
-                reward, ruined = step_rewards(space.positions[position], space.positions[action],
-                                              next_returns[window], cost)
-                change = np.abs(space.positions[action] - space.positions[position])
-                buffer.add(window, position, action, reward - switch_cost * change, ruined)
+                before, after = space.positions[position], space.positions[action]
+                reward, ruined = step_rewards(before, after, next_returns[window], cost)
+                buffer.add(window, position, action, reward - switch_cost * np.abs(after - before), ruined)
                 held[active] = np.where(ruined, space.flat, action)
                 env_steps += len(window)
                 if buffer.size >= hyper["batch_size"]:

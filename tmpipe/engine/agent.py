@@ -90,9 +90,9 @@ class DQNAgent:
         return self.learner.learn(buffer.window[batch], buffer.position[batch], buffer.action[batch],
                                   buffer.reward[batch], buffer.ruined[batch])
 
-    def sync(self, weights: str = "online") -> QNetwork:
+    def sync(self) -> QNetwork:
         """The torch network with the learner's current weights."""
-        self.learner.write_to(self.online, weights)
+        self.learner.write_to(self.online)
         return self.online
 
 

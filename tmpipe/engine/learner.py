@@ -117,9 +117,6 @@ class DoubleDQNLearner:
         self.lr, self.gamma = float(hyper["learning_rate"]), float(hyper["gamma"])
         self.tau, self.aux_weight = float(hyper["target_update_tau"]), float(hyper["volatility_aux_weight"])
         self.reward_scale, self.grad_clip_norm = reward_scale, grad_clip_norm
-        self.weight_decay = float(hyper.get("weight_decay", 0.0))
-        self.noise = float(hyper.get("observation_noise", 0.0))
-        self.noise_rng = np.random.default_rng(int(hyper["seed"]) + 7919)
         self.steps = 0
 
     def greedy(self, window: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -138,8 +135,6 @@ class DoubleDQNLearner:
         rows = np.arange(b)
         # One online pass over states and next states (the chosen action is the next position).
         x = self.obs_table[np.concatenate([window, window + 1]), np.concatenate([position, action])]
-        if self.noise > 0:
-            x[:b, :-1] += self.noise_rng.normal(0.0, self.noise, size=(b, x.shape[1] - 1)).astype(np.float32)
         z1, h1, z2, h2, heads = forward(self.p, x)
         q_all = heads @ self.dueling
         next_action = q_all[b:].argmax(axis=1)
@@ -177,8 +172,6 @@ class DoubleDQNLearner:
         coef = self.grad_clip_norm / (float(np.sqrt(grad @ grad)) + 1e-6)
         if coef < 1.0:
             grad *= coef
-        if self.weight_decay > 0:
-            grad += self.weight_decay * self.online
         beta1, beta2 = ADAM_BETAS
         self.steps += 1
         self.exp_avg *= beta1
@@ -198,5 +191,5 @@ class DoubleDQNLearner:
         scratch *= self.tau
         self.target += scratch
 
-    def write_to(self, network, weights: str = "online") -> None:
-        write_to(network, self.target if weights == "target" else self.online, self.layout)
+    def write_to(self, network) -> None:
+        write_to(network, self.online, self.layout)

@@ -141,7 +141,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
                 env_steps += len(window)
                 if buffer.size >= hyper["batch_size"]:
                     losses.append(agent.learn(buffer, buffer.sample(rng, int(hyper["batch_size"]))))
-            network = agent.sync(hyper.get("policy_weights", "online"))
+            network = agent.sync()
             _, train_metrics = evaluate(network, windows["train"], space, dataset.splits["train"], lookback, hyper, dataset.bars_per_year)
             _, valid_metrics = evaluate(network, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
             record = {

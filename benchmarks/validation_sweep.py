@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         print(f"\n{'dataset':8} {args.key:>14} {'valid Sharpe':>12} {'test Sharpe':>11} {'test turnover':>13}   (medians over {args.seeds} seeds)")
         for r in rows:
-            print(f"{r['dataset']:8} {r['value']:14g} {r['median_valid_sharpe']:12.3f} "
+            print(f"{r['dataset']:8} {r['value']!s:>14} {r['median_valid_sharpe']:12.3f} "
                   f"{r['median_test_sharpe']:11.3f} {r['median_test_turnover']:13.3f}")
         print(f"best {args.key} by validation:", json.dumps(report["best_by_validation"]))
     return report

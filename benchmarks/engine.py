@@ -12,7 +12,8 @@ whether each target (benchmarks/README.md) is met. `--json` prints one JSON obje
 
 Both backends get the same config: same split, epochs, seeds, lookback, hidden size
 (upstream's layers are hidden, hidden/2) and, with the default --parallel-envs 1, the same
-environment steps and gradient steps per epoch (one of each per training bar).
+environment steps and gradient steps per epoch (one of each per training bar). Learning rates
+are each backend's own: the builtin's schema default and upstream's configured 1e-3.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from pathlib import Path
 from tmpipe.engine.defaults import default_config
 
 DEFAULT_DATA = "/work/shared/data/trademaster/algorithmic_trading/BTC"
+# Upstream's own BTC DeepScalper optimizer (configs/_base_/optimizers/adam.py, lr = 1e-3), so
+# upstream runs as TradeMaster configures it whatever the builtin's default learning rate is.
+UPSTREAM_LEARNING_RATE = 1e-3
 HEADLINE = ("total_return", "annual_return", "sharpe", "sortino", "max_drawdown", "calmar", "win_rate", "turnover")
 
 
@@ -48,6 +52,7 @@ def _config(args, seed: int, backend: str = "builtin") -> dict:
                      "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs},
     )
     if backend == "upstream":
+        config["trademaster"]["learning_rate"] = UPSTREAM_LEARNING_RATE
         config["trademaster"]["upstream"] = {
             "home": os.environ["TMPIPE_TRADEMASTER_HOME"], "python": os.environ["TMPIPE_TRADEMASTER_PYTHON"],
         }
@@ -305,6 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
         "data": args.data, "symbol": args.symbol, "epochs": args.epochs, "seeds": args.seeds,
         "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs,
+        "learning_rate": {"builtin": _config(args, args.seed)["trademaster"]["learning_rate"],
+                          "upstream": UPSTREAM_LEARNING_RATE if upstream else None},
         "builtin": builtin, "upstream": upstream,
         "ratios_builtin_over_upstream": ratios(builtin, upstream) if upstream else None,
         "targets": targets(builtin, upstream) if upstream else None,

@@ -23,7 +23,12 @@ def test_penalty_is_in_units_of_the_bars_return_std():
     assert switch_penalty_per_unit({"switch_penalty": 0.0}, returns) == 0.0
 
 
-def test_a_larger_penalty_learns_a_policy_that_trades_less_on_its_training_bars(synthetic_config):
-    free = _train_split_turnover(synthetic_config(switch_penalty=0.0))
-    shaped = _train_split_turnover(synthetic_config(switch_penalty=10.0))
-    assert shaped < free
+def test_a_larger_penalty_learns_policies_that_trade_less_on_their_training_bars(synthetic_config):
+    # Over six seeds, not one: a single short run's selected network can still churn (seed 4
+    # here trades on most bars with the penalty), so one seed would test luck, not the penalty.
+    def median_turnover(penalty: float) -> float:
+        return float(np.median([
+            _train_split_turnover(synthetic_config(switch_penalty=penalty, seed=seed, epochs=5, early_stopping_patience=5))
+            for seed in range(6)]))
+
+    assert median_turnover(2.0) < 0.5 * median_turnover(0.0)

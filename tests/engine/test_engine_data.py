@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tmpipe.engine.bars import Bars
 from tmpipe.engine.data import infer_bars_per_year, load_bars, load_dataset
 from tmpipe.engine.defaults import schema_defaults
 from tmpipe.engine.features import FEATURES, TRADEMASTER_COLUMNS, add_z_features
@@ -16,7 +17,7 @@ def csv_config(path, **extra) -> dict:
 
 def write_trademaster_csv(frame: pd.DataFrame, path, symbol="SYN"):
     """As TradeMaster's split files: an unnamed index column first, then tic, date, prices, z*."""
-    out = add_z_features(frame).assign(tic=symbol)[TRADEMASTER_COLUMNS]
+    out = add_z_features(Bars.from_frame(frame)).to_frame().assign(tic=symbol)[TRADEMASTER_COLUMNS]
     out.index = out.index + 1000
     out.to_csv(path, index=True)
     return out
@@ -67,7 +68,7 @@ def test_ratio_split_borrows_warmup_bars_and_clips_dates(tmp_path, ohlc_frame):
     ohlc_frame.to_csv(path, index=False)
     start = str(ohlc_frame["date"][10].date())
     dataset = load_dataset(csv_config(path, start=start, lookback=5), "SYN")
-    assert dataset.frame["date"].iloc[0] == ohlc_frame["date"][10]
+    assert dataset.frame["date"][0] == ohlc_frame["date"][10]
     test = dataset.splits["test"]
     assert test.borrowed == 4 and len(test.bars) == len(test.own) + 4
 
@@ -90,7 +91,8 @@ def _write(frame, path):
         (lambda f: f.assign(date=f["date"].where(f.index != 8, f["date"][3])), "not strictly increasing at data row 9"),
         (lambda f: f.assign(low=f["low"].where(f.index != 7, 0.0)), "column 'low' has a non-positive price 0.0 at data row 8"),
         (lambda f: f.iloc[:15], "too few rows"),
-        (lambda f: add_z_features(f).drop(columns=["zd_30"]), "TradeMaster layout with missing columns: zd_30"),
+        (lambda f: add_z_features(Bars.from_frame(f)).to_frame().drop(columns=["zd_30"]),
+         "TradeMaster layout with missing columns: zd_30"),
     ],
     ids=["missing-column", "nan", "non-increasing-dates", "non-positive-price", "too-few-rows", "partial-z"],
 )

@@ -34,8 +34,8 @@ def _upstream(name: str):
 def _split_summary(dataset: Dataset) -> dict:
     return {
         name: {
-            "first_timestamp": iso(split.own["date"].iloc[0]),
-            "last_timestamp": iso(split.own["date"].iloc[-1]),
+            "first_timestamp": iso(split.own["date"][0]),
+            "last_timestamp": iso(split.own["date"][-1]),
             "rows": int(len(split.own)),
         }
         for name, split in dataset.splits.items()
@@ -106,7 +106,7 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
         "equity_curve_path": str(curve_path.resolve()),
         "model_dir": str(model_dir.resolve()),
         "last_action": {"action": space.names[last], "target_position": float(test.positions[-1]),
-                        "date": iso(test.dates.iloc[-1])},
+                        "date": iso(test.dates[-1])},
         "config": {"data": copy.deepcopy(config["data"]), "trademaster": copy.deepcopy(config["trademaster"])},
         "data_fingerprint": data_fingerprint,
         "splits": _split_summary(dataset),
@@ -166,15 +166,15 @@ def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
         "kind": "inference",
         "backend": "builtin",
         "symbol": symbol,
-        "as_of": iso(result.dates.iloc[-1]),
+        "as_of": iso(result.dates[-1]),
         "action": space.names[last],
         "target_position": float(result.positions[-1]),
         "q_values": {a: float(q_last[by_name[a]]) if a in by_name else None for a in ALL_ACTIONS},
         "probabilities": {a: float(probabilities[by_name[a]]) if a in by_name else 0.0 for a in ALL_ACTIONS},
         "reference_price": float(result.close[-1]),
-        "window": {"first_timestamp": iso(split.bars["date"].iloc[0]),
-                   "last_timestamp": iso(split.bars["date"].iloc[-1]), "bars": int(len(split.bars))},
-        "market": market_summary(split.bars["close"].to_numpy(np.float64), bars_per_year),
+        "window": {"first_timestamp": iso(split.bars["date"][0]),
+                   "last_timestamp": iso(split.bars["date"][-1]), "bars": int(len(split.bars))},
+        "market": market_summary(split.bars["close"], bars_per_year),
         "model_dir": str(Path(model_dir).resolve()),
     }
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from tmpipe.engine.data import SplitBars, iso
 from tmpipe.engine.environment import ActionSpace, equity_curve
@@ -17,7 +17,7 @@ from tmpipe.engine.metrics import compute_metrics, returns_from_equity
 class Rollout:
     """A greedy pass over the decision bars of one split (bars after the warm-up)."""
 
-    dates: pd.Series
+    dates: np.ndarray  # datetime64[ns]
     close: np.ndarray
     actions: np.ndarray  # action index per decision bar (flat after ruin)
     positions: np.ndarray
@@ -46,12 +46,12 @@ def greedy_actions(q: np.ndarray, start_index: int) -> tuple[np.ndarray, np.ndar
 
 def rollout(q: np.ndarray, split: SplitBars, lookback: int, space: ActionSpace, cost_rate: float,
             initial_cash: float) -> Rollout:
-    decisions = split.bars.iloc[lookback - 1 :]
-    close = decisions["close"].to_numpy(np.float64)
+    decisions = split.bars.rows(slice(lookback - 1, None))
+    close = decisions["close"]
     actions, q_held = greedy_actions(q, space.flat)
     equity, positions = equity_curve(close, space.positions[actions], cost_rate, initial_cash)
     actions = np.where(positions == space.positions[actions], actions, space.flat)  # flat after ruin
-    return Rollout(decisions["date"].reset_index(drop=True), close, actions, positions, equity, q_held)
+    return Rollout(decisions["date"], close, actions, positions, equity, q_held)
 
 
 def rollout_metrics(result: Rollout, bars_per_year: float) -> dict:
@@ -64,14 +64,11 @@ def buy_and_hold(result: Rollout, cost_rate: float, initial_cash: float) -> tupl
 
 
 def write_equity_curve(path: Path, result: Rollout, buy_and_hold_equity: np.ndarray) -> Path:
-    frame = pd.DataFrame(
-        {
-            "date": [iso(d) for d in result.dates],
-            "close": result.close,
-            "position": result.positions,
-            "equity": result.equity,
-            "buy_and_hold": buy_and_hold_equity,
-        }
-    )
-    frame.to_csv(path, index=False)
+    """date, close, position, equity, buy_and_hold per decision bar; floats as repr (round-trip exact)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "close", "position", "equity", "buy_and_hold"])
+        for row in zip([iso(d) for d in result.dates], result.close.tolist(), result.positions.tolist(),
+                       result.equity.tolist(), buy_and_hold_equity.tolist()):
+            writer.writerow(row)
     return path

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from tmpipe.engine import demo
+from tmpipe.engine.bars import Bars, numeric, parse_dates, read_csv
 from tmpipe.symbols import validate_symbol
-from tmpipe.engine.features import FEATURES, TRADEMASTER_COLUMNS, add_z_features
+from tmpipe.engine.features import FEATURES, PRICE_COLUMNS, TRADEMASTER_COLUMNS, add_z_features
 from tmpipe.engine.validation import check_columns, check_length, check_values, iso
 from tmpipe.errors import DataError
 
@@ -31,17 +30,17 @@ class SplitBars:
     a TradeMaster split directory warms up on the split's own first bars instead.
     """
 
-    bars: pd.DataFrame
+    bars: Bars
     borrowed: int
 
     @property
-    def own(self) -> pd.DataFrame:
-        return self.bars.iloc[self.borrowed :]
+    def own(self) -> Bars:
+        return self.bars.rows(slice(self.borrowed, None))
 
 
 @dataclass(frozen=True)
 class Dataset:
-    frame: pd.DataFrame  # all bars, TradeMaster columns plus 'split'
+    frame: Bars  # all bars, TradeMaster columns plus 'split'
     splits: dict[str, SplitBars]
     source: str
     bars_per_year: float
@@ -53,69 +52,74 @@ def resolve_path(data_config: dict, symbol: str) -> Path:
     return Path(str(data_config["path"]).replace("{symbol}", validate_symbol(symbol))).expanduser()
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path) -> Bars:
     if not path.exists():
         raise DataError("file not found", str(path))
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        return read_csv(path)
+    import pandas as pd
+
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            raw = pd.read_parquet(path)
-        else:
-            raw = pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        return Bars.from_frame(pd.read_parquet(path))
+    except (ValueError, OSError) as exc:
         raise DataError(f"cannot read: {exc}", str(path)) from exc
-    if "date" not in {str(c).lower() for c in raw.columns} and isinstance(raw.index, pd.DatetimeIndex):
-        raw = raw.rename_axis("date").reset_index()
-    return raw
 
 
-def normalise_bars(raw: pd.DataFrame, symbol: str, source: str) -> pd.DataFrame:
+def normalise_bars(raw: Bars, symbol: str, source: str) -> Bars:
     """Any OHLC table -> validated TradeMaster columns (z-features kept if present, else computed)."""
-    raw = raw.loc[:, [c for c in raw.columns if not str(c).startswith("Unnamed") and str(c) != ""]]
-    raw = raw.rename(columns=lambda c: _ALIASES.get(str(c).strip().lower(), str(c).strip().lower()))
-    raw = raw.loc[:, ~raw.columns.duplicated()]
-    check_columns(list(raw.columns), source)
-    if "tic" in raw and raw["tic"].nunique() > 1:
-        raw = raw[raw["tic"].astype(str) == symbol]
-        if raw.empty:
+    columns: dict[str, np.ndarray] = {}
+    for name, values in raw.columns.items():
+        if name.startswith("Unnamed") or name.strip() == "":  # a saved index
+            continue
+        columns.setdefault(_ALIASES.get(name.strip().lower(), name.strip().lower()), values)
+    check_columns(list(columns), source)
+    table = Bars(columns)
+    if "tic" in table and len(set(table["tic"].astype(str))) > 1:
+        table = table.rows(table["tic"].astype(str) == symbol)
+        if not len(table):
             raise DataError(f"no rows for symbol {symbol!r} in the 'tic' column", source)
-    frame = raw.reset_index(drop=True).copy()
-    dates = pd.to_datetime(frame["date"], errors="coerce", utc=False)
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-    frame["date"] = dates.astype("datetime64[ns]")
-    if "adjcp" not in frame:
-        frame["adjcp"] = frame["close"]
-    for column in ["open", "high", "low", "close", "adjcp", *[f for f in FEATURES if f in frame]]:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
-    frame["tic"] = symbol
+    if "adjcp" not in table:
+        table = table.with_columns(adjcp=table["close"])
+    converted = {"tic": np.full(len(table), symbol, dtype=object), "date": parse_dates(table["date"])}
+    converted.update({c: numeric(table[c]) for c in [*PRICE_COLUMNS, *FEATURES] if c in table})
+    frame = Bars(converted)
     check_values(frame, source)
     if not all(f in frame for f in FEATURES):
         frame = add_z_features(frame)
-    return frame[TRADEMASTER_COLUMNS]
+    return frame.select(TRADEMASTER_COLUMNS)
 
 
-def _clip(frame: pd.DataFrame, data_config: dict) -> pd.DataFrame:
+def _clip(frame: Bars, data_config: dict) -> Bars:
+    keep = np.ones(len(frame), dtype=bool)
     if data_config.get("start"):
-        frame = frame[frame["date"] >= pd.Timestamp(data_config["start"])]
+        keep &= frame["date"] >= _day(data_config["start"], "data.start")
     if data_config.get("end"):
-        end = pd.Timestamp(data_config["end"])
-        frame = frame[frame["date"] < end + pd.Timedelta(days=1)]  # inclusive of the end day
-    return frame.reset_index(drop=True)
+        keep &= frame["date"] < _day(data_config["end"], "data.end") + np.timedelta64(1, "D")  # inclusive of the end day
+    return frame.rows(keep)
 
 
-def _load_source(data_config: dict, symbol: str) -> tuple[str, pd.DataFrame | dict[str, pd.DataFrame]]:
+def _day(value, key: str) -> np.datetime64:
+    stamp = parse_dates(np.array([str(value)], dtype=object))[0]
+    if np.isnat(stamp):
+        raise DataError(f"{key} is not a date: {value!r}")
+    return stamp
+
+
+def _load_source(data_config: dict, symbol: str) -> tuple[str, Bars | dict[str, Bars]]:
     source = data_config["source"]
     if source == "demo":
+        from tmpipe.engine import demo
+
         series = data_config["demo_series"]
         if series == "synthetic":
             raw = demo.synthetic_series(symbol, data_config["synthetic_rows"], data_config.get("synthetic_seed", 0))
         else:
             raw = demo.arch_series(series)
         name = f"demo:{series}"
-        return name, normalise_bars(raw, symbol, name)
+        return name, normalise_bars(Bars.from_frame(raw), symbol, name)
     if source == "yfinance":
         name = f"yfinance:{symbol}"
-        return name, normalise_bars(_download_yfinance(data_config, symbol), symbol, name)
+        return name, normalise_bars(Bars.from_frame(_download_yfinance(data_config, symbol)), symbol, name)
     path = resolve_path(data_config, symbol)
     if path.is_dir():
         files = {split: path / f"{split}.csv" for split in SPLITS}
@@ -126,11 +130,14 @@ def _load_source(data_config: dict, symbol: str) -> tuple[str, pd.DataFrame | di
     return str(path), normalise_bars(_read_table(path), symbol, str(path))
 
 
-def _download_yfinance(data_config: dict, symbol: str) -> pd.DataFrame:
+def _download_yfinance(data_config: dict, symbol: str):
+    """The symbol's daily bars as a pandas DataFrame with a 'date' column."""
     try:
         import yfinance
     except ImportError as exc:
         raise DataError("source 'yfinance' needs the optional extra: pip install 'tmpipe[yfinance]'") from exc
+    import pandas as pd
+
     raw = yfinance.download(symbol, start=data_config.get("start"), end=data_config.get("end"),
                             auto_adjust=False, progress=False)
     if isinstance(raw.columns, pd.MultiIndex):
@@ -140,20 +147,22 @@ def _download_yfinance(data_config: dict, symbol: str) -> pd.DataFrame:
     return raw.rename_axis("date").reset_index()
 
 
-def infer_bars_per_year(dates: pd.Series) -> float:
+def infer_bars_per_year(dates) -> float:
     """Annualisation factor from the median bar spacing.
 
     Daily bars: 365 when weekends carry bars (crypto), else 252. Intraday: bars per active day
     times 365 or 252 the same way. Coarser bars: 365.25 days divided by the spacing.
     """
-    stamps = pd.DatetimeIndex(dates).as_unit("ns")
+    stamps = np.asarray(dates).astype("datetime64[ns]")
     if len(stamps) < 2:
         raise DataError("cannot infer bars_per_year from fewer than 2 bars")
-    spacing_days = float(np.median(np.diff(stamps.asi8))) / 86_400e9
-    has_weekends = bool((stamps.dayofweek >= 5).mean() > 0.05)
+    spacing_days = float(np.median(np.diff(stamps.astype(np.int64)))) / 86_400e9
+    days = stamps.astype("datetime64[D]")
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    has_weekends = bool((weekday >= 5).mean() > 0.05)
     days_per_year = 365.0 if has_weekends else 252.0
     if spacing_days < 0.75:
-        bars_per_day = float(pd.Series(stamps.normalize()).value_counts().median())
+        bars_per_day = float(np.median(np.unique(days, return_counts=True)[1]))
         return days_per_year * bars_per_day
     if spacing_days <= 1.5:
         return days_per_year
@@ -174,8 +183,9 @@ def load_dataset(data_config: dict, symbol: str) -> Dataset:
             bars = _clip(loaded[split], data_config)
             check_length(len(bars), lookback + 1, f"the {split} split after start/end", f"{name}/{split}.csv")
             splits[split] = SplitBars(bars, borrowed=0)
-        frame = pd.concat([splits[s].bars.assign(split=s) for s in SPLITS]).sort_values("date", kind="stable")
-        frame = frame.reset_index(drop=True)
+        frame = Bars.concat([splits[s].bars.with_columns(split=np.full(len(splits[s].bars), s, dtype=object))
+                             for s in SPLITS])
+        frame = frame.rows(np.argsort(frame["date"], kind="stable"))
         check_values(frame, name)  # the three files must not overlap in time
     else:
         frame = _clip(loaded, data_config)
@@ -189,26 +199,26 @@ def load_dataset(data_config: dict, symbol: str) -> Dataset:
         labels = np.empty(rows, dtype=object)
         for split, (lo, hi) in bounds.items():
             start = max(0, lo - warmup)
-            splits[split] = SplitBars(frame.iloc[start:hi].reset_index(drop=True), borrowed=lo - start)
+            splits[split] = SplitBars(frame.rows(slice(start, hi)), borrowed=lo - start)
             labels[lo:hi] = split
-        frame = frame.assign(split=labels)
+        frame = frame.with_columns(split=labels)
     bars_per_year = data_config.get("bars_per_year") or infer_bars_per_year(frame["date"])
     return Dataset(frame=frame, splits=splits, source=name, bars_per_year=float(bars_per_year))
 
 
-def load_bars(data_config: dict, symbol: str) -> pd.DataFrame:
-    """All of a symbol's bars in TradeMaster's columns, plus 'split' (train/valid/test)."""
-    return load_dataset(data_config, symbol).frame
+def load_bars(data_config: dict, symbol: str):
+    """All of a symbol's bars as a pandas DataFrame: TradeMaster's columns plus 'split' (train/valid/test)."""
+    return load_dataset(data_config, symbol).frame.to_frame()
 
 
-def fingerprint(frame: pd.DataFrame) -> dict:
+def fingerprint(frame: Bars) -> dict:
     """sha256 over timestamps and prices, independent of the file format they came from."""
     digest = hashlib.sha256()
-    digest.update(frame["date"].to_numpy("datetime64[ns]").astype(np.int64).tobytes())
-    digest.update(frame[["open", "high", "low", "close", "adjcp"]].to_numpy(np.float64).tobytes())
+    digest.update(frame["date"].astype("datetime64[ns]").astype(np.int64).tobytes())
+    digest.update(frame.matrix(PRICE_COLUMNS).tobytes())
     return {
         "sha256": digest.hexdigest(),
-        "first_timestamp": iso(frame["date"].iloc[0]),
-        "last_timestamp": iso(frame["date"].iloc[-1]),
+        "first_timestamp": iso(frame["date"][0]),
+        "last_timestamp": iso(frame["date"][-1]),
         "rows": int(len(frame)),
     }

@@ -101,7 +101,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
     train_bars = dataset.splits["train"].bars
     stats = normalisation_stats(train_bars)
     windows = {name: observation_windows(split.bars, stats, lookback) for name, split in dataset.splits.items()}
-    close = train_bars["close"].to_numpy(np.float64)[lookback - 1 :]
+    close = train_bars["close"][lookback - 1 :]
     next_returns = close[1:] / close[:-1] - 1.0  # one per transition window 0..N-1
     vol, vol_valid = future_volatility(close, int(hyper["volatility_horizon"]))
     vol_scale = vol[vol_valid].mean() if vol_valid.any() and vol[vol_valid].mean() > 0 else 1.0

@@ -243,7 +243,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     for name in ("valid", "test"):
         frame, runs[name] = _backtest(python, home, out_dir, boundary.with_test_path(upstream_cfg, split_paths[name]),
                                       name, echo)
-        curves[name] = remark_trades(frame, dataset.splits[name].bars, lookback, cost, cash)
+        curves[name] = remark_trades(frame, dataset.splits[name].bars.to_frame(), lookback, cost, cash)
     test = curves["test"]
     bh_equity, bh_positions = equity_curve(test["close"], np.ones_like(test["close"]), cost, cash)
     metrics = {
@@ -283,7 +283,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
                         "date": iso(test["dates"].iloc[-1])},
         "config": {"data": copy.deepcopy(config["data"]), "trademaster": copy.deepcopy(config["trademaster"])},
         "data_fingerprint": data_fingerprint,
-        "splits": {name: {"first_timestamp": iso(s.own["date"].iloc[0]), "last_timestamp": iso(s.own["date"].iloc[-1]),
+        "splits": {name: {"first_timestamp": iso(s.own["date"][0]), "last_timestamp": iso(s.own["date"][-1]),
                           "rows": int(len(s.own))} for name, s in dataset.splits.items()},
         "wall_time_seconds": time.perf_counter() - began, "seed": int(hyper["seed"]), "torch_threads": threads,
         "upstream": {
@@ -314,8 +314,8 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
     boundary.verify_checkout(home, meta["commit"])
     lookback = int(meta["lookback"])
     split = load_dataset({**config["data"], "lookback": lookback}, symbol).splits["test"]
-    window = split.bars.iloc[-lookback:]
-    state = window[list(meta["tech_indicators"])].to_numpy(np.float64).T.reshape(-1).tolist() + [meta["initial_cash"], 0.0]
+    window = split.bars.rows(slice(-lookback, None))
+    state = window.matrix(list(meta["tech_indicators"])).T.reshape(-1).tolist() + [meta["initial_cash"], 0.0]
     request = json.dumps({"config": str(model_dir / "upstream_config.json"), "weights": str(model_dir / "best.pth"),
                           "state": state})
     lines: list[str] = []
@@ -327,14 +327,14 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
     probabilities = np.exp(q - q.max())
     probabilities /= probabilities.sum()
     best = int(q.argmax())
-    close = split.bars["close"].to_numpy(np.float64)
+    close = split.bars["close"]
     return {
         "schema_version": SCHEMA_VERSION, "kind": "inference", "backend": "upstream", "symbol": symbol,
-        "as_of": iso(split.bars["date"].iloc[-1]), "action": ACTIONS[best],
+        "as_of": iso(split.bars["date"][-1]), "action": ACTIONS[best],
         "target_position": float((best - 1) * boundary.MAX_VOLUME * close[-1] / meta["initial_cash"]),
         "q_values": dict(zip(ACTIONS, q.tolist())), "probabilities": dict(zip(ACTIONS, probabilities.tolist())),
         "reference_price": float(close[-1]),
-        "window": {"first_timestamp": iso(split.bars["date"].iloc[0]), "last_timestamp": iso(split.bars["date"].iloc[-1]),
+        "window": {"first_timestamp": iso(split.bars["date"][0]), "last_timestamp": iso(split.bars["date"][-1]),
                    "bars": int(len(split.bars))},
         "market": market_summary(close, float(meta["bars_per_year"])),
         "model_dir": str(model_dir),

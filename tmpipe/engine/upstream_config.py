@@ -84,7 +84,7 @@ def write_split_csvs(splits: dict, data_dir: Path) -> dict[str, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, split in splits.items():
-        frame = split.bars.reset_index(drop=True).copy()
+        frame = split.bars.to_frame()
         frame["date"] = [iso(d) for d in frame["date"]]
         path = data_dir / f"{name}.csv"
         frame[["tic", "date", *TECH_INDICATORS]].to_csv(path)

@@ -19,9 +19,11 @@ are each backend's own: the builtin's schema default and upstream's configured 1
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -135,9 +137,13 @@ def _aggregate(runs: list[dict], hold: dict, network: dict, peak_rss_mb: float) 
 def run_one_child(config: dict, symbol: str, out_dir: Path, progress=None) -> tuple[dict, dict]:
     """train_backtest in a fresh interpreter; (result, process facts: peak RSS via os.wait4, wall time).
 
-    The child imports only what train_backtest imports (plus this script's standard-library
-    imports), so its peak RSS is the engine's, as a pipeline task process would see it, and
-    directly comparable with upstream's child processes.
+    Both backends' seeds run this way. A builtin child imports only what train_backtest imports
+    (plus this script's standard-library imports), so its peak RSS is the engine's, as a pipeline
+    task process would see it; an upstream child starts upstream's train and backtest processes,
+    whose own peaks are upstream's figure. Children are spawned from this lean orchestrator on
+    purpose: Linux's ru_maxrss of a child includes the RSS of the process that spawned it (exec
+    records the old address space's high-water mark), so a parent holding torch or pandas would
+    set a floor under every child's figure (``orchestrator_peak_rss_mb`` in the report).
     """
     began = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--run-one"], text=True,
@@ -150,9 +156,9 @@ def run_one_child(config: dict, symbol: str, out_dir: Path, progress=None) -> tu
         if "epoch" in message and progress is not None:
             progress(message["epoch"])
         result = message.get("result", result)
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, as for upstream's children
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's peak RSS, measured as for upstream's processes
     if os.waitstatus_to_exitcode(status) != 0 or result is None:
-        raise RuntimeError(f"builtin child exited with {os.waitstatus_to_exitcode(status)} (see its stderr above)")
+        raise RuntimeError(f"benchmark child exited with {os.waitstatus_to_exitcode(status)} (see its stderr above)")
     return result, {"peak_rss_mb": usage.ru_maxrss / 1024.0, "seconds": time.perf_counter() - began}
 
 
@@ -164,6 +170,8 @@ def _run_one() -> None:
     emit = lambda message: print(json.dumps(message), flush=True)  # noqa: E731
     result = train_backtest(request["config"], symbol=request["symbol"], out_dir=Path(request["out_dir"]),
                             progress=lambda record: emit({"epoch": record}))
+    if result["backend"] == "builtin":  # reading the bundle needs torch, which the orchestrator must not load
+        result["benchmark_network"] = builtin_network(result)
     # Third-party top-level packages this process imported: what its peak RSS is made of.
     top_level = {name.split(".")[0] for name in sys.modules if not name.startswith("_")}
     result["imported_packages"] = sorted(top_level - set(sys.stdlib_module_names) - {"tmpipe"})
@@ -186,8 +194,9 @@ def builtin_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
         print(f"[builtin] seed {seed}: test sharpe {t['sharpe']} return {t['total_return']:+.4f} "
               f"({run['wall_time_seconds']:.1f}s in train_backtest, child process {process['seconds']:.1f}s, "
               f"peak RSS {process['peak_rss_mb']:.0f} MB)")
-    return run, {"buy_and_hold": _buy_and_hold(result), "network": builtin_network(result), "child_imported_packages": result["imported_packages"],
-                 "peak_rss_measured": "largest seed child's own ru_maxrss (os.wait4); the benchmark process not counted"}
+    return run, {"buy_and_hold": _buy_and_hold(result), "network": result["benchmark_network"],
+                 "child_imported_packages": result["imported_packages"],
+                 "peak_rss_measured": "largest seed child's ru_maxrss (os.wait4)"}
 
 
 def _echo_epoch(backend: str, seed: int):
@@ -209,15 +218,13 @@ def upstream_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
     hindsight bars), and the children's wall times show upstream's fixed cost of starting
     three processes (not part of seconds per epoch).
     """
-    from tmpipe.engine.api import train_backtest  # dispatches to upstream's child processes
-
     def echo(event: dict) -> None:  # upstream's raw output lines carry no epoch; only records are shown
         if "epoch" in event and not args.json:
             print(f"[upstream] seed {seed} epoch {event['epoch']}: upstream valid return "
                   f"{event['valid_return']:+.4f} {event['seconds']:.2f}s")
 
     config = _config(args, seed, "upstream")
-    result = train_backtest(config, symbol=args.symbol, out_dir=scratch / f"upstream-seed{seed}", progress=echo)
+    result, _ = run_one_child(config, args.symbol, scratch / f"upstream-seed{seed}", progress=echo)
     run = _summarise_run(result, config["data"]["lookback"])
     facts = result["upstream"]
     epoch_seconds = sum(e["seconds"] for e in result["epochs"])
@@ -301,13 +308,15 @@ def main(argv: list[str] | None = None) -> dict:
                         help="builtin environments per step; 1 = upstream's env and gradient steps per epoch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    import torch  # only for the machine facts; the engine runs in child processes
-
     began = time.perf_counter()
     builtin, upstream = run_seeds(args)
     report = {
         "machine": {"cpu_model": cpu_model(), "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+                    "torch": importlib.metadata.version("torch"), "torch_threads": args.threads or len(os.sched_getaffinity(0)),
+                    "python": platform.python_version()},
+        # Every child's ru_maxrss includes this process's RSS when it was spawned (run_one_child):
+        # a child's figure at or below this floor is the orchestrator's, not the child's.
+        "orchestrator_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "data": args.data, "symbol": args.symbol, "epochs": args.epochs, "seeds": args.seeds,
         "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs,
         "learning_rate": {"builtin": _config(args, args.seed)["trademaster"]["learning_rate"],
@@ -327,7 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
 def _print_report(report: dict) -> None:
     m = report["machine"]
     print(f"\nmachine: {m['cpu_model']}, {m['cores']} cores, load {m['load_average'][0]:.1f}, "
-          f"torch {m['torch']} ({m['torch_threads']} threads)")
+          f"torch {m['torch']} ({m['torch_threads']} threads); orchestrator peak RSS "
+          f"{report['orchestrator_peak_rss_mb']:.0f} MB (a floor under every child's figure)")
     for name in ("builtin", "upstream"):
         part = report[name]
         if part is None:

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tmpipe.engine.bars import parse_dates, read_csv
+from tmpipe.engine.bars import Bars, parse_dates, read_csv
 from tmpipe.engine.data import load_bars, normalise_bars
 from tmpipe.engine.defaults import schema_defaults
 from tmpipe.engine.validation import iso
@@ -77,3 +77,13 @@ def test_training_and_backtesting_on_a_csv_never_import_pandas(tmp_path, ohlc_fr
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_from_frame_keeps_the_first_of_duplicated_columns_and_makes_zoned_dates_utc():
+    import pandas as pd
+
+    frame = pd.DataFrame([[1.0, 2.0]], columns=["close", "close"])
+    frame["date"] = pd.Timestamp("2024-01-02 10:00", tz="Europe/Berlin")
+    bars = Bars.from_frame(frame)
+    assert bars.names == ["close", "date"] and bars["close"].tolist() == [1.0]
+    assert bars["date"][0] == np.datetime64("2024-01-02T09:00:00")

@@ -69,14 +69,12 @@ class Bars:
 
         if "date" not in {str(c).lower() for c in frame.columns} and isinstance(frame.index, pd.DatetimeIndex):
             frame = frame.rename_axis("date").reset_index()
-        columns = {}
-        for name in frame.columns:
-            series = frame[name]
-            if isinstance(series, pd.DataFrame):  # a duplicated column name: keep the first, as normalising does
-                continue
+        columns: dict[str, np.ndarray] = {}
+        for position, name in enumerate(frame.columns):
+            series = frame.iloc[:, position]
             if isinstance(series.dtype, pd.DatetimeTZDtype):
                 series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-            columns[str(name)] = series.to_numpy()
+            columns.setdefault(str(name), series.to_numpy())  # a duplicated name keeps its first column
         return cls(columns)
 
 

@@ -61,7 +61,7 @@ def test_load_bars_still_gives_a_dataframe(tmp_path, ohlc_frame):
 
 
 def test_training_and_backtesting_on_a_csv_never_import_pandas(tmp_path, ohlc_frame):
-    """pandas (with pyarrow) is ~100 MB of a training process's peak RSS (benchmarks/README.md)."""
+    """pandas (with pyarrow) was about 90 MB of a training process's peak RSS (benchmarks/README.md)."""
     path = tmp_path / "bars.csv"
     ohlc_frame.to_csv(path, index=False)
     program = textwrap.dedent(f"""
@@ -87,3 +87,10 @@ def test_from_frame_keeps_the_first_of_duplicated_columns_and_makes_zoned_dates_
     bars = Bars.from_frame(frame)
     assert bars.names == ["close", "date"] and bars["close"].tolist() == [1.0]
     assert bars["date"][0] == np.datetime64("2024-01-02T09:00:00")
+
+
+def test_a_csv_with_a_header_and_no_rows_is_too_few_rows(tmp_path):
+    path = tmp_path / "bars.csv"
+    path.write_text("date,open,high,low,close\n")
+    with pytest.raises(DataError, match="too few rows"):
+        load_bars({**schema_defaults("data"), "source": "csv", "path": str(path)}, "SYN")

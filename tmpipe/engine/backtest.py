@@ -68,7 +68,6 @@ def write_equity_curve(path: Path, result: Rollout, buy_and_hold_equity: np.ndar
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["date", "close", "position", "equity", "buy_and_hold"])
-        for row in zip([iso(d) for d in result.dates], result.close.tolist(), result.positions.tolist(),
-                       result.equity.tolist(), buy_and_hold_equity.tolist()):
-            writer.writerow(row)
+        writer.writerows(zip([iso(d) for d in result.dates], result.close.tolist(), result.positions.tolist(),
+                             result.equity.tolist(), buy_and_hold_equity.tolist()))
     return path

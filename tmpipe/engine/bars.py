@@ -1,7 +1,7 @@
 """A table of bars as NumPy columns: the engine's in-memory data, without pandas.
 
-Importing pandas costs a training process ~100 MB of peak RSS (pandas 3 also imports pyarrow
-eagerly), a third of the engine's; training needs only column arrays and row slices. pandas is
+Importing pandas cost a training process about 90 MB of peak RSS (pandas 3 also imports pyarrow
+eagerly), a quarter of the engine's; training needs only column arrays and row slices. pandas is
 imported on demand where a format needs it: Parquet, the demo series, yfinance, dates that are
 not ISO 8601, and ``to_frame`` for callers that want a DataFrame.
 """

@@ -20,7 +20,8 @@ def add_z_features(frame: Bars) -> Bars:
     """
     close = np.asarray(frame["close"], dtype=np.float64)
     z = {f"z{name}": frame[name] / close - 1 for name in ("open", "high", "low", "adjcp")}
-    z["zclose"] = np.concatenate([[0.0], close[1:] / close[:-1] - 1])
+    z["zclose"] = np.zeros_like(close)
+    z["zclose"][1:] = close[1:] / close[:-1] - 1
     for k in MA_WINDOWS:
         z[f"zd_{k}"] = trailing_mean(close, k) / close - 1
     return frame.with_columns(**z)

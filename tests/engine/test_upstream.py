@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from tmpipe.engine import upstream_config as boundary
+from tmpipe.engine.bars import Bars
 from tmpipe.engine.data import load_dataset
 from tmpipe.engine.defaults import default_config, result_errors
 from tmpipe.engine.upstream import EpochLog, exposure_or_none, remark_trades, run_child, train_backtest_upstream
@@ -166,9 +167,10 @@ train end"""
 
 
 def test_remark_trades_books_shorts_as_liabilities():
-    bars = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=8), "close": [9, 10, 11, 12, 10, 10, 13, 12.0]})
+    bars = Bars.from_frame(pd.DataFrame({"date": pd.date_range("2024-01-01", periods=8),
+                                         "close": [9, 10, 11, 12, 10, 10, 13, 12.0]}))
     lookback, units = 2, np.array([0, -1, -2, -2, 1, 1, 1])  # units held over rows 1..7 of the window
-    close = bars["close"].to_numpy()[lookback - 1 :]
+    close = bars["close"][lookback - 1 :]
     pnl = np.concatenate([[0.0], units[1:] * np.diff(close)])
     result = pd.DataFrame({"daily_return": pnl, "total assets": 100.0 + np.cumsum(pnl) - 40})  # upstream's own figures
     curve = remark_trades(result, bars, lookback, cost=0.01, initial_cash=100.0)
@@ -185,9 +187,9 @@ def test_remark_trades_books_shorts_as_liabilities():
 
 
 def test_exposure_is_null_once_remarked_equity_is_gone():
-    bars = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=6), "close": [10, 10, 11, 13, 16, 20.0]})
+    bars = Bars.from_frame(pd.DataFrame({"date": pd.date_range("2024-01-01", periods=6), "close": [10, 10, 11, 13, 16, 20.0]}))
     units = np.array([0, -1, -1, -1, -1])  # a one-unit short through a doubling, on 6 of cash
-    close = bars["close"].to_numpy()[1:]
+    close = bars["close"][1:]
     pnl = np.concatenate([[0.0], units[1:] * np.diff(close)])
     curve = remark_trades(pd.DataFrame({"daily_return": pnl, "total assets": 6.0 + np.cumsum(pnl)}), bars, 2,
                           cost=0.0, initial_cash=6.0)

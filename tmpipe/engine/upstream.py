@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from tmpipe.engine.bars import Bars
 from tmpipe.engine import upstream_config as boundary
 from tmpipe.errors import UpstreamError
 from tmpipe.symbols import validate_symbol
@@ -138,7 +139,7 @@ class EpochLog:
                 self._progress(dict(record))
 
 
-def remark_trades(result: pd.DataFrame, bars: pd.DataFrame, lookback: int, cost: float, initial_cash: float) -> dict:
+def remark_trades(result: pd.DataFrame, bars: Bars, lookback: int, cost: float, initial_cash: float) -> dict:
     """Our equity of upstream's trades, rebuilt from its test_result.csv.
 
     Upstream row k (k >= 1) books ``units * (close_k - close_{k-1})`` as daily_return, so the
@@ -146,10 +147,10 @@ def remark_trades(result: pd.DataFrame, bars: pd.DataFrame, lookback: int, cost:
     change keeps the previous units. Equity pays cost * |traded units| * close at each trade.
     """
     n = len(result)
-    rows = bars.iloc[lookback - 1 : lookback - 1 + n]
+    rows = bars.rows(slice(lookback - 1, lookback - 1 + n))
     if n < 2 or len(rows) != n:
         raise UpstreamError(f"upstream backtest has {n} rows; expected 2..{len(bars) - lookback + 1}")
-    close = rows["close"].to_numpy(np.float64)
+    close = np.asarray(rows["close"], dtype=np.float64)
     pnl = result["daily_return"].to_numpy(np.float64)[1:]
     moves = np.diff(close)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -165,7 +166,7 @@ def remark_trades(result: pd.DataFrame, bars: pd.DataFrame, lookback: int, cost:
         position = np.where(equity > 0, units * close / equity, np.nan)
     upstream_equity = result["total assets"].to_numpy(np.float64)
     return {
-        "dates": rows["date"].reset_index(drop=True), "close": close, "units": units, "position": position,
+        "dates": rows["date"], "close": close, "units": units, "position": position,
         "equity": equity, "upstream_equity": upstream_equity,
         "report": {
             "upstream_total_return": float(upstream_equity[-1] / upstream_equity[0] - 1.0),
@@ -243,7 +244,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     for name in ("valid", "test"):
         frame, runs[name] = _backtest(python, home, out_dir, boundary.with_test_path(upstream_cfg, split_paths[name]),
                                       name, echo)
-        curves[name] = remark_trades(frame, dataset.splits[name].bars.to_frame(), lookback, cost, cash)
+        curves[name] = remark_trades(frame, dataset.splits[name].bars, lookback, cost, cash)
     test = curves["test"]
     bh_equity, bh_positions = equity_curve(test["close"], np.ones_like(test["close"]), cost, cash)
     metrics = {
@@ -280,7 +281,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
         "equity_curve_path": str(curve_path),
         "model_dir": str(model_dir),
         "last_action": {"action": ACTIONS[int(np.sign(final_units)) + 1], "target_position": exposure_or_none(test["position"][-1]),
-                        "date": iso(test["dates"].iloc[-1])},
+                        "date": iso(test["dates"][-1])},
         "config": {"data": copy.deepcopy(config["data"]), "trademaster": copy.deepcopy(config["trademaster"])},
         "data_fingerprint": data_fingerprint,
         "splits": {name: {"first_timestamp": iso(s.own["date"][0]), "last_timestamp": iso(s.own["date"][-1]),

@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("values", type=json.loads, nargs="+", help="numbers (JSON: 1 stays an integer)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=NUMBER", help="hold another key at a value")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here (fresh seeds confirm a choice)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     datasets = [d for d in args.datasets if DATASETS[d]["source"] != "csv" or Path(DATASETS[d]["path"]).is_dir()]
     fixed = {key: json.loads(number) for key, number in (item.split("=", 1) for item in args.set)}
     jobs = [(d, args.key, {**fixed, args.key: v}, s, args.epochs)
-            for d in datasets for v in args.values for s in range(args.seeds)]
+            for d in datasets for v in args.values for s in range(args.first_seed, args.first_seed + args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         runs = []
         for run in pool.map(run_one, jobs):
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"[{len(runs)}/{len(jobs)}] {run['dataset']} {args.key} {run['value']} seed {run['seed']}: "
                       f"valid Sharpe {run['valid_sharpe']:+.3f} test Sharpe {run['test_sharpe']:+.3f}", flush=True)
     rows = summarise(runs)
-    report = {"key": args.key, "fixed": fixed, "epochs": args.epochs, "seeds": args.seeds, "skipped": sorted(set(args.datasets) - set(datasets)),
+    report = {"key": args.key, "fixed": fixed, "epochs": args.epochs, "seeds": args.seeds, "first_seed": args.first_seed, "skipped": sorted(set(args.datasets) - set(datasets)),
               "rows": rows, "best_by_validation": best_by_validation(rows), "runs": runs}
     if args.json:
         print(json.dumps(report, indent=2))

@@ -98,10 +98,12 @@ def test_config_mapping_puts_costs_where_the_environment_reads_them(tmp_path):
     config = default_config(data={"source": "demo", "demo_series": "synthetic", "lookback": 7},
                             trademaster={"epochs": 3, "seed": 9, "transaction_cost_pct": 0.002, "slippage_pct": 0.0005,
                                          "initial_cash": 50000, "learning_rate": 0.01, "gamma": 0.9,
-                                         "replay_size": 2000, "hidden_size": 32, "epsilon_end": 0.1})
+                                         "replay_size": 2000, "hidden_size": 32, "epsilon_end": 0.1,
+                                         "hindsight_weight": 0.5, "hindsight_horizon": 3})
     paths = {name: tmp_path / f"{name}.csv" for name in ("train", "valid", "test")}
     cfg = boundary.build_upstream_config(config, symbol="SYN", split_paths=paths, work_dir=tmp_path / "w", threads=2)
     env = cfg["environment"]["dataset"]
+    assert env["future_weights"] == 0.5 and env["forward_num_day"] == 3 == cfg["data"]["forward_num_day"]
     assert env["transaction_cost_pct"] == pytest.approx(0.0025)
     assert env["initial_amount"] == 50000.0 and env["backward_num_day"] == 7
     assert env["test_path"] == str(paths["test"].resolve())

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from tmpipe.engine.backtest import buy_and_hold, rollout, write_equity_curve
+from tmpipe.engine.backtest import EQUITY_CURVE_FILE, buy_and_hold, rollout, write_equity_curve
 from tmpipe.engine.bundle import load_bundle, save_bundle
 from tmpipe.engine.data import Dataset, fingerprint, iso, load_dataset
 from tmpipe.engine.defaults import result_errors
@@ -21,7 +21,6 @@ from tmpipe.engine.trainer import cost_rate, evaluate, seed_torch, train
 from tmpipe.errors import EngineError
 
 SCHEMA_VERSION = 1
-EQUITY_CURVE_FILE = "equity_curve.csv"
 MODEL_DIR = "model"
 
 
@@ -79,7 +78,8 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
     test, test_metrics = evaluate(network, windows["test"], space, dataset.splits["test"], lookback, hyper, dataset.bars_per_year)
     bh_equity, bh_positions = buy_and_hold(test, cost_rate(hyper), float(hyper["initial_cash"]))
     bh_metrics = compute_metrics(returns_from_equity(bh_equity), bh_positions[:-1], dataset.bars_per_year)
-    curve_path = write_equity_curve(out_dir / EQUITY_CURVE_FILE, test, bh_equity)
+    curve_path = write_equity_curve(out_dir / EQUITY_CURVE_FILE, test.dates, {
+        "close": test.close, "position": test.positions, "equity": test.equity, "buy_and_hold": bh_equity})
     data_fingerprint = fingerprint(dataset.frame)
     model_dir = save_bundle(out_dir / MODEL_DIR, network, {
         "agent": hyper["agent"], "symbol": symbol, "lookback": lookback,

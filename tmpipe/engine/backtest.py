@@ -63,11 +63,19 @@ def buy_and_hold(result: Rollout, cost_rate: float, initial_cash: float) -> tupl
     return equity_curve(result.close, np.ones_like(result.close), cost_rate, initial_cash)
 
 
-def write_equity_curve(path: Path, result: Rollout, buy_and_hold_equity: np.ndarray) -> Path:
-    """date, close, position, equity, buy_and_hold per decision bar; floats as repr (round-trip exact)."""
+EQUITY_CURVE_FILE = "equity_curve.csv"
+
+
+def write_equity_curve(path: Path, dates: np.ndarray, columns: dict[str, np.ndarray]) -> Path:
+    """The test split's curve, one row per decision bar: date, then ``columns`` in order.
+
+    Both backends write it (the builtin: close, position, equity, buy_and_hold; upstream adds
+    its units and its own equity). Floats are written as repr (round-trip exact); NaN as an
+    empty cell, which every CSV reader takes as missing.
+    """
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["date", "close", "position", "equity", "buy_and_hold"])
-        writer.writerows(zip([iso(d) for d in result.dates], result.close.tolist(), result.positions.tolist(),
-                             result.equity.tolist(), buy_and_hold_equity.tolist()))
+        writer.writerow(["date", *columns])
+        cells = ([("" if v != v else v) for v in np.asarray(values, dtype=np.float64).tolist()] for values in columns.values())
+        writer.writerows(zip([iso(d) for d in dates], *cells))
     return path

@@ -72,6 +72,12 @@ def switch_penalty_per_unit(trademaster: dict, bar_returns: np.ndarray) -> float
     return float(trademaster["switch_penalty"]) * _return_std(bar_returns)
 
 
+def hindsight_moves(close: np.ndarray, horizon: int) -> np.ndarray:
+    """Price move from each transition's bar to ``horizon`` bars later (the split's last bar at most)."""
+    ahead = np.minimum(np.arange(len(close) - 1) + horizon, len(close) - 1)
+    return close[ahead] / close[:-1] - 1.0
+
+
 def reward_multiplier(trademaster: dict, bar_returns: np.ndarray) -> float:
     """Factor from log-growth rewards to Q-learning units: a one-std bar is worth ``reward_scale``.
 
@@ -106,6 +112,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
     vol, vol_valid = future_volatility(close, int(hyper["volatility_horizon"]))
     vol_scale = vol[vol_valid].mean() if vol_valid.any() and vol[vol_valid].mean() > 0 else 1.0
     switch_cost = switch_penalty_per_unit(hyper, next_returns)
+    hindsight = float(hyper["hindsight_weight"]) * hindsight_moves(close, int(hyper["hindsight_horizon"]))
 
     rng = np.random.default_rng(int(hyper["seed"]))
     # One BLAS thread: the learner's matrices are tiny, and OpenBLAS threads on a busy machine
@@ -136,7 +143,8 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
                 action = np.where(explore, rng.integers(0, len(space.names), len(window)), action)
                 before, after = space.positions[position], space.positions[action]
                 reward, ruined = step_rewards(before, after, next_returns[window], cost)
-                buffer.add(window, position, action, reward - switch_cost * np.abs(after - before), ruined)
+                shaped = reward - switch_cost * np.abs(after - before) + hindsight[window] * after
+                buffer.add(window, position, action, shaped, ruined)
                 held[active] = np.where(ruined, space.flat, action)
                 env_steps += len(window)
                 if buffer.size >= hyper["batch_size"]:

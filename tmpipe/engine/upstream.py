@@ -31,7 +31,6 @@ from tmpipe.errors import UpstreamError
 from tmpipe.symbols import validate_symbol
 
 SCHEMA_VERSION = 1
-EQUITY_CURVE_FILE = "equity_curve.csv"
 ACTIONS = ("short", "flat", "long")  # upstream action index 0/1/2 = sell/hold/buy one unit
 _EPISODE = re.compile(r"^(Train|Valid) Episode: \[(\d+)/(\d+)\]")
 _TABLE_VALUE = re.compile(r"^\|\s*([^|%]+)%\s*\|")
@@ -206,6 +205,7 @@ def _backtest(python: Path, home: Path, out_dir: Path, upstream_cfg: dict, name:
 
 def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
     """Train DeepScalper with upstream TradeMaster and backtest it; the engine result contract."""
+    from tmpipe.engine.backtest import EQUITY_CURVE_FILE, write_equity_curve
     from tmpipe.engine.data import fingerprint, iso, load_dataset
     from tmpipe.engine.environment import equity_curve
     from tmpipe.engine.metrics import compute_metrics, returns_from_equity
@@ -253,9 +253,9 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
         "buy_and_hold": compute_metrics(returns_from_equity(bh_equity), bh_positions[:-1], dataset.bars_per_year),
     }
     curve_path = out_dir / EQUITY_CURVE_FILE
-    pd.DataFrame({"date": [iso(d) for d in test["dates"]], "close": test["close"], "position": test["position"],
-                  "equity": test["equity"], "buy_and_hold": bh_equity, "units": test["units"],
-                  "upstream_equity": test["upstream_equity"]}).to_csv(curve_path, index=False)
+    write_equity_curve(curve_path, test["dates"], {
+        "close": test["close"], "position": test["position"], "equity": test["equity"], "buy_and_hold": bh_equity,
+        "units": test["units"], "upstream_equity": test["upstream_equity"]})
 
     data_fingerprint = fingerprint(dataset.frame)
     model_dir = out_dir / "model"
@@ -270,7 +270,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     }, indent=2))
 
     final_units = float(test["units"][-1])
-    train_steps = len(dataset.splits["train"].bars) - lookback - boundary.FORWARD_NUM_DAY
+    train_steps = len(dataset.splits["train"].bars) - lookback - boundary.forward_num_day(hyper)
     return {
         "schema_version": SCHEMA_VERSION, "kind": "train_backtest", "backend": "upstream", "symbol": symbol,
         "agent": hyper["agent"], "epochs": epochs, "chosen_epoch": chosen,

@@ -21,7 +21,6 @@ TECH_INDICATORS = (
     "high", "low", "open", "close", "adjcp", "zopen", "zhigh", "zlow", "zadjcp", "zclose",
     "zd_5", "zd_10", "zd_15", "zd_20", "zd_25", "zd_30",
 )
-FORWARD_NUM_DAY = 5  # upstream's hindsight-reward horizon; its last bars of a split are never traded
 MAX_VOLUME = 1  # upstream trades whole units: action 0 sells 1, 1 holds, 2 buys 1
 HORIZON_LEN = 128  # env steps explored between network updates (upstream's BTC config)
 # Our keys that upstream's DeepScalper has no counterpart for; reported in every result.
@@ -34,6 +33,11 @@ UNMAPPED_KEYS = {
     "max_position": "upstream trades 1 unit per step (max_volume=1), not a fraction of equity",
     "slippage_pct": "added to transaction_cost_pct (upstream has one cost rate)",
 }
+
+
+def forward_num_day(trademaster: dict) -> int:
+    """Upstream's hindsight-reward horizon; it never trades a split's last this-many bars."""
+    return int(trademaster["hindsight_horizon"])
 
 
 def runtime_paths(trademaster: dict) -> tuple[Path, Path]:
@@ -110,10 +114,11 @@ def build_upstream_config(config: dict, *, symbol: str, split_paths: dict[str, P
         raise UpstreamError("upstream DeepScalper always allows short positions; set trademaster.allow_short "
                             "to true or use backend 'builtin'")
     paths = {name: str(Path(p).resolve()) for name, p in split_paths.items()}
+    horizon = forward_num_day(hyper)
     env_dataset = {
         "train_path": paths["train"], "valid_path": paths["valid"], "test_path": paths["test"],
         "tech_indicator_list": list(TECH_INDICATORS), "backward_num_day": lookback,
-        "forward_num_day": FORWARD_NUM_DAY, "max_volume": MAX_VOLUME,
+        "forward_num_day": horizon, "future_weights": float(hyper["hindsight_weight"]), "max_volume": MAX_VOLUME,
         "initial_amount": float(hyper["initial_cash"]), "transaction_cost_pct": cost_rate(hyper),
     }
     hidden = int(hyper["hidden_size"])
@@ -127,7 +132,7 @@ def build_upstream_config(config: dict, *, symbol: str, split_paths: dict[str, P
             "train_path": paths["train"], "valid_path": paths["valid"], "test_path": paths["test"],
             "test_dynamic_path": paths["test"], "test_dynamic": "-1",
             "tech_indicator_list": list(TECH_INDICATORS), "backward_num_day": lookback,
-            "forward_num_day": FORWARD_NUM_DAY,
+            "forward_num_day": horizon,
         },
         "environment": {"type": "AlgorithmicTradingEnvironment", "dataset": env_dataset},
         "transition": {"type": "Transition"},

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from tmpipe.engine.defaults import default_config
+from tmpipe.engine.metrics import sharpe_or_zero
 
 DEFAULT_DATA = "/work/shared/data/trademaster/algorithmic_trading/BTC"
 # Upstream's own BTC DeepScalper optimizer (configs/_base_/optimizers/adam.py, lr = 1e-3), so
@@ -103,8 +104,7 @@ TARGET_SEEDS = 5  # the issue's Sharpe target: median over 5 seeds
 
 
 def _test_sharpes(runs: list[dict]) -> list[float]:
-    # A policy that never trades has no Sharpe (no volatility); it counts as 0.
-    return [r["test"]["sharpe"] if r["test"]["sharpe"] is not None else 0.0 for r in runs]
+    return [sharpe_or_zero(r["test"]) for r in runs]
 
 
 def median_difference_ci95(builtin: list[float], upstream: list[float]) -> list[float] | None:

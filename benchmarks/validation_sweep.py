@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tmpipe.engine.defaults import default_config
+from tmpipe.engine.metrics import sharpe_or_zero
 
 SHARED = Path("/work/shared/data/trademaster/algorithmic_trading")
 DATASETS = {
@@ -29,10 +30,6 @@ DATASETS = {
     "SP500": {"source": "demo", "demo_series": "sp500"},
     "NASDAQ": {"source": "demo", "demo_series": "nasdaq"},
 }
-
-
-def _sharpe(metrics: dict) -> float:
-    return metrics["sharpe"] if metrics["sharpe"] is not None else 0.0  # never traded: 0
 
 
 def run_one(job: tuple[str, str, dict, int, int]) -> dict:
@@ -46,7 +43,7 @@ def run_one(job: tuple[str, str, dict, int, int]) -> dict:
         result = train_backtest(config, symbol=dataset, out_dir=Path(out))
     valid, test = result["metrics"]["valid"], result["metrics"]["test"]
     return {"dataset": dataset, "value": setting[key], "seed": seed,
-            "valid_sharpe": _sharpe(valid), "test_sharpe": _sharpe(test),
+            "valid_sharpe": sharpe_or_zero(valid), "test_sharpe": sharpe_or_zero(test),
             "valid_turnover": valid["turnover"], "test_turnover": test["turnover"]}
 
 

@@ -12,6 +12,12 @@ import math
 
 import numpy as np
 
+def sharpe_or_zero(metrics: dict) -> float:
+    """A split's Sharpe for ranking and medians: a policy that never trades has none (zero
+    volatility) and counts as 0, the Sharpe of holding cash."""
+    return metrics["sharpe"] if metrics["sharpe"] is not None else 0.0
+
+
 METRIC_KEYS = (
     "total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
     "calmar", "win_rate", "turnover", "bars", "bars_per_year",

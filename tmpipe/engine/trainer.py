@@ -14,6 +14,7 @@ from tmpipe.engine.backtest import rollout, rollout_metrics
 from tmpipe.engine.data import Dataset
 from tmpipe.engine.environment import ActionSpace, step_rewards
 from tmpipe.engine.features import future_volatility, normalisation_stats, observation_windows
+from tmpipe.engine.metrics import sharpe_or_zero
 
 
 @dataclass
@@ -88,11 +89,6 @@ def reward_multiplier(trademaster: dict, bar_returns: np.ndarray) -> float:
     return float(trademaster["reward_scale"]) / _return_std(bar_returns)
 
 
-def _selection_score(metrics: dict) -> float:
-    # A policy that never trades has no Sharpe (zero volatility); it scores as 0.
-    return metrics["sharpe"] if metrics["sharpe"] is not None else 0.0
-
-
 def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train for up to ``epochs`` epochs and keep the network with the best validation Sharpe."""
     import torch
@@ -164,7 +160,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
             records.append(record)
             if progress is not None:
                 progress(dict(record))
-            score = _selection_score(valid_metrics)
+            score = sharpe_or_zero(valid_metrics)
             if score > best_score:
                 best_score, best_epoch, best_state = score, epoch, copy.deepcopy(agent.online.state_dict())
             elif epoch - best_epoch >= int(hyper["early_stopping_patience"]):

@@ -10,7 +10,9 @@ import yaml
 from tmpipe.errors import SpecError
 from tmpipe.spec import schemas
 from tmpipe.spec.problems import Problem
+from tmpipe.spec.trust import operator_only_problems
 from tmpipe.spec.validation import validate_data
+from tmpipe.spec.yaml_positions import PositionedDocument
 
 SCHEMA_DEFAULTS = "schema defaults"
 SPEC_DEFAULTS = "spec defaults"
@@ -19,6 +21,8 @@ SPEC_SYMBOL = "spec symbols"
 DAG_RUN_CONF = "dag_run.conf"
 WEBUI_LINK = "webui link config"
 LAYER_ORDER = (SCHEMA_DEFAULTS, SPEC_DEFAULTS, ENVIRONMENT, SPEC_SYMBOL, DAG_RUN_CONF, WEBUI_LINK)
+# Layers a run or the WebUI supplies; they may not set operator-only keys (tmpipe.spec.trust).
+RUN_LAYERS = (DAG_RUN_CONF, WEBUI_LINK)
 
 ENV_PREFIX = "TMPIPE__"
 
@@ -68,9 +72,15 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
 
 
 def checked_layer(name: str, values: dict[str, Any] | None, *, source: str) -> Layer:
-    """A layer from an in-memory document (dag_run.conf, link config), validated first."""
+    """A layer from an in-memory document (dag_run.conf, link config), validated first.
+
+    A run layer that sets an operator-only key (an endpoint, a secret, a file, an executable,
+    the promotion gate) is rejected, naming the layer and the key.
+    """
     layer = Layer(name, values or {}, default_source=source)
     problems = _layer_problems(layer, file=source)
+    if name in RUN_LAYERS:
+        problems += operator_only_problems(PositionedDocument(file=source, data=layer.values), name)
     if problems:
         raise SpecError(problems)
     return layer

@@ -17,10 +17,12 @@ from tmpipe.config.layers import (
     checked_layer,
     env_layer,
 )
-from tmpipe.errors import ConfigBoundsError
+from tmpipe.errors import ConfigBoundsError, SpecError
 from tmpipe.spec import schemas
 from tmpipe.spec.loader import BOUNDED_KEYS
 from tmpipe.spec.model import Spec
+from tmpipe.spec.problems import Problem
+from tmpipe.spec.trust import secret_env_problem, secret_env_values
 from tmpipe.symbols import validate_symbol
 
 
@@ -75,6 +77,13 @@ def resolve(
     layers = spec_layers(spec, symbol, os.environ if environ is None else environ)
     layers.append(checked_layer(DAG_RUN_CONF, conf_config, source="dag_run.conf.config"))
     layers.append(checked_layer(WEBUI_LINK, link_config, source=link_source))
+    values, provenance = _merge_layers(layers)
+    _enforce_limits(spec, values, provenance)
+    _check_secret_env_names(spec, values, provenance)
+    return ResolvedConfig(symbol, values, provenance)
+
+
+def _merge_layers(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, Provenance]]:
     values: dict[str, Any] = {}
     provenance: dict[str, Provenance] = {}
     for layer in layers:
@@ -83,8 +92,21 @@ def resolve(
             for stale in [k for k in provenance if k.startswith(".".join(path) + ".")]:
                 del provenance[stale]
             provenance[".".join(path)] = Provenance(layer.name, layer.source(path))
-    _enforce_limits(spec, values, provenance)
-    return ResolvedConfig(symbol, values, provenance)
+    return values, provenance
+
+
+def _check_secret_env_names(spec: Spec, values: dict[str, Any], provenance: dict[str, Provenance]) -> None:
+    """Every secret env var name, whichever layer set it, matches the spec's pattern."""
+    problems = []
+    for path, value in secret_env_values(values):
+        message = secret_env_problem(value, spec.secret_env_pattern)
+        if message:
+            origin = provenance[".".join(path)]
+            file, _, line = (origin.source or origin.layer).rpartition(":")
+            file, line = (file, int(line)) if line.isdigit() else (origin.source or origin.layer, 1)
+            problems.append(Problem(file, line, 1, ".".join(path), f"{message} (set by {origin.layer})"))
+    if problems:
+        raise SpecError(problems)
 
 
 def _merge(target: dict[str, Any], layer: dict[str, Any]) -> None:
@@ -121,9 +143,9 @@ def _schema_layer() -> Layer:
 
 def resolve_shared(spec: Spec, *, conf_config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Settings that are not per symbol (which WebUI, which MLflow): layers 1-3 and 5."""
-    layers = [_schema_layer(), Layer(SPEC_DEFAULTS, spec.defaults), env_layer(os.environ if environ is None else environ)]
+    layers = [_schema_layer(), _spec_layer(SPEC_DEFAULTS, spec.defaults, spec.document, ("defaults",)),
+              env_layer(os.environ if environ is None else environ)]
     layers.append(checked_layer(DAG_RUN_CONF, conf_config, source="dag_run.conf.config"))
-    values: dict[str, Any] = {}
-    for layer in layers:
-        _merge(values, layer.values)
+    values, provenance = _merge_layers(layers)
+    _check_secret_env_names(spec, values, provenance)
     return values

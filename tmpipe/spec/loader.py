@@ -10,6 +10,7 @@ from tmpipe.errors import SpecError
 from tmpipe.spec import schemas
 from tmpipe.spec.model import DagSettings, Limits, Spec
 from tmpipe.spec.problems import Problem
+from tmpipe.spec.trust import operator_only_problems, spec_secret_env_problems
 from tmpipe.spec.validation import validate_document
 from tmpipe.spec.yaml_positions import PositionedDocument, load_positioned
 
@@ -48,7 +49,7 @@ def spec_problems(doc: PositionedDocument) -> list[Problem]:
         return [doc.problem((), "a spec must be a mapping of keys such as dag, defaults, symbols")]
     problems = validate_document(doc, schemas.PIPELINE_SPEC)
     if not problems:
-        problems = _limit_problems(doc)
+        problems = _limit_problems(doc) + spec_secret_env_problems(doc)
     return sorted(problems)
 
 
@@ -93,6 +94,7 @@ def build_spec(doc: PositionedDocument, sha256: str) -> Spec:
         demo_symbols=tuple(data.get("demo_symbols", spec_defaults["demo_symbols"])),
         defaults=data.get("defaults", {}),
         symbols=data.get("symbols", {}),
+        secret_env_pattern={**spec_defaults["security"], **data.get("security", {})}["secret_env_pattern"],
     )
 
 
@@ -101,7 +103,7 @@ def link_config_problems(doc: PositionedDocument) -> list[Problem]:
         return sorted(doc.problems)
     if not isinstance(doc.data, dict):
         return [doc.problem((), "a link config must be a JSON object of stage sections")]
-    return validate_document(doc, schemas.STAGE_CONFIG)
+    return sorted(validate_document(doc, schemas.STAGE_CONFIG) + operator_only_problems(doc, "webui link config"))
 
 
 def validate_paths(paths: list[Path]) -> list[Problem]:

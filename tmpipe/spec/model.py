@@ -44,3 +44,5 @@ class Spec:
     demo_symbols: tuple[str, ...]
     defaults: dict[str, Any]
     symbols: dict[str, dict[str, Any]]
+    secret_env_pattern: str
+    """security.secret_env_pattern: every secret env var name must fully match it."""

@@ -8,6 +8,7 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tmpipe.errors import TmpipeError
+from tmpipe.redaction import redact_url_credentials
 from tmpipe.pipeline.context import RunContext
 
 ERROR_KEY = "error"
@@ -64,7 +65,7 @@ class TmpipeOperator(BaseOperator):
         except AirflowSkipException:
             raise  # a stage the mode does not run is not an error
         except Exception as exc:
-            message = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300]
+            message = redact_url_credentials(f"{exc.__class__.__name__}: {exc}").splitlines()[0][:300]
             context["ti"].xcom_push(key=ERROR_KEY, value=message)
             if isinstance(exc, TmpipeError) and not exc.retryable:
                 raise AirflowFailException(message) from exc

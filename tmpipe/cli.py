@@ -66,7 +66,9 @@ def explain(symbol: str, spec_path: Path | None, conf_json: str | None, link_jso
     """Show a symbol's resolved config and which layer set each key."""
     from tmpipe.config.resolver import resolve
     from tmpipe.pipeline.context import check_conf
+    from tmpipe.redaction import redact_urls_in
     from tmpipe.spec.loader import load_spec
+    from tmpipe.spec.trust import is_operator_only
 
     conf = json_object_arg(conf_json, "--conf")
     link_config = json_object_arg(link_json, "--link-config")
@@ -76,21 +78,24 @@ def explain(symbol: str, spec_path: Path | None, conf_json: str | None, link_jso
         resolved = resolve(spec, symbol, conf_config=conf.get("config"), link_config=link_config, link_source="--link-config")
     except TmpipeError as exc:
         exit_with_error(exc)
+    values = redact_urls_in(resolved.values)
     rows = [
-        {"key": key, "value": _lookup(resolved.values, key), "layer": origin.layer, "source": origin.source}
+        {"key": key, "value": _lookup(values, key), "layer": origin.layer, "source": origin.source,
+         "operator_only": is_operator_only(key)}
         for key, origin in sorted(resolved.provenance.items())
     ]
     if as_json:
-        click.echo(json.dumps({"symbol": symbol, "config": resolved.values, "provenance": rows}, indent=2))
+        click.echo(json.dumps({"symbol": symbol, "config": values, "provenance": rows}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{symbol}: resolved config")
-    for column in ("key", "value", "layer", "source"):
+    table = Table(title=f"{symbol}: resolved config (set by: operator = spec or environment only)")
+    for column in ("key", "value", "layer", "source", "set by"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["key"], json.dumps(row["value"]), row["layer"], row["source"] or "")
+        who = "operator" if row["operator_only"] else "operator or run"
+        table.add_row(row["key"], json.dumps(row["value"]), row["layer"], row["source"] or "", who)
     Console(width=200).print(table)
 
 
@@ -111,6 +116,7 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
     """One local DAG run in-process on the embedded defaults (TMPIPE_HOME, default ./.tmpipe)."""
     from tmpipe.pipeline.context import check_conf
     from tmpipe.pipeline.summary import render_table
+    from tmpipe.redaction import redact_url_credentials
     from tmpipe.runner import run_local
     from tmpipe.spec.loader import default_spec_path, load_spec
 
@@ -128,11 +134,12 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
     if logical_date is not None and logical_date.tzinfo is None:
         logical_date = logical_date.replace(tzinfo=timezone.utc)
     outcome = run_local(path, conf, logical_date)
+    tracking_uri = redact_url_credentials(outcome.tracking_uri or "") or None
     if as_json:
-        click.echo(json.dumps({"dag_run_id": outcome.dag_run_id, "state": outcome.state, "tracking_uri": outcome.tracking_uri, **outcome.summary}, indent=2))
+        click.echo(json.dumps({"dag_run_id": outcome.dag_run_id, "state": outcome.state, "tracking_uri": tracking_uri, **outcome.summary}, indent=2))
     else:
         click.echo(render_table(outcome.summary))
-        click.echo(f"dag run {outcome.dag_run_id}: {outcome.state}; MLflow: {outcome.tracking_uri}")
+        click.echo(f"dag run {outcome.dag_run_id}: {outcome.state}; MLflow: {tracking_uri}")
     sys.exit(0 if outcome.ok else 1)
 
 

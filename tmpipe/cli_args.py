@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from tmpipe.redaction import redact_url_credentials
+
 
 def json_object_arg(value: str | None, what: str) -> dict[str, Any]:
     """A JSON object given inline or as @path."""
@@ -26,6 +28,6 @@ def json_object_arg(value: str | None, what: str) -> dict[str, Any]:
 
 def exit_with_error(exc: Exception) -> None:
     """Print a project error's lines (``FILE:LINE:COL: path: message``) and exit 1, no traceback."""
-    for line in str(exc).splitlines():
+    for line in redact_url_credentials(str(exc)).splitlines():
         click.echo(line, err=True)
     sys.exit(1)

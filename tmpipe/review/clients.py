@@ -19,6 +19,7 @@ from typing import Any, AsyncGenerator, Callable, Sequence
 from autogen_core.models import ChatCompletionClient, CreateResult, ModelInfo, RequestUsage
 
 from tmpipe.errors import ReviewError
+from tmpipe.redaction import url_secrets
 from tmpipe.review.rules_client import RULES_MODEL_LABEL, RULES_MODEL_NAME, RulesChatCompletionClient
 
 ApiKeyResolver = Callable[[dict], "str | dict | None"]
@@ -84,7 +85,8 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
             timeout=cfg["timeout_seconds"], max_retries=0, model_info=ENDPOINT_MODEL_INFO)
         reviewer = {"provider": "openai", "model": f"openai-compatible:{cfg['model']}", "is_llm": True,
                     "label": f"LLM {cfg['model']} at {base_url or 'the OpenAI default endpoint'}"}
-        return ClientSet(lambda agent, role: RecordingClient(shared, agent, log), reviewer, recorded, [key], log,
+        secrets = [key, *url_secrets(base_url)]
+        return ClientSet(lambda agent, role: RecordingClient(shared, agent, log), reviewer, recorded, secrets, log,
                          [shared.close])
     raise ReviewError(f"review.model_client.provider {provider!r} is not one of rules|openai|replay")
 

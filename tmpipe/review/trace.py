@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tmpipe.redaction import redact_url_credentials
 from tmpipe.review.schemas import TRACE, schema_problems
 
 _UNCHAINED = ("sha256", "timing")
@@ -89,14 +90,12 @@ def verify_trace(trace: dict) -> TraceVerification:
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
-    """``value`` with every occurrence of each secret replaced, in all strings and keys."""
+    """``value`` with every occurrence of each secret replaced and URL credentials masked, in all strings and keys."""
     secrets = [secret for secret in secrets if secret]
-    if not secrets:
-        return value
     if isinstance(value, str):
         for secret in secrets:
             value = value.replace(secret, REDACTED)
-        return value
+        return redact_url_credentials(value)
     if isinstance(value, dict):
         return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):

@@ -8,6 +8,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from tmpipe.errors import NotFoundError, StoreError
+from tmpipe.redaction import redact_url_credentials
 from tmpipe.store.models import Artifact, ArtifactCreate, LineageUpdate, LinkCreate, SymbolCreate, WorkflowLink, WorkflowSymbol
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
@@ -47,13 +48,13 @@ class HttpArtifactStore:
         return self._retrying(self._send, method, path, **kwargs)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
-        where = f"{method} {self.base_url}{path}"
+        where = f"{method} {redact_url_credentials(self.base_url)}{path}"
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise StoreError(f"{where}: timed out", retryable=True) from exc
         except httpx.TransportError as exc:
-            raise StoreError(f"{where}: {exc.__class__.__name__}: {exc}", retryable=True) from exc
+            raise StoreError(redact_url_credentials(f"{where}: {exc.__class__.__name__}: {exc}"), retryable=True) from exc
         if response.status_code == 404:
             raise NotFoundError(f"{where}: 404 not found: {_detail(response)}")
         if response.status_code >= 400:

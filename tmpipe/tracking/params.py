@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
+
+from tmpipe.redaction import redact_url_credentials
 
 SECRET_MARKERS = ("key", "token", "password", "secret")
 REDACTED = "<redacted>"
@@ -33,17 +34,9 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+@", re.IGNORECASE)
-
-
-def mask_url_passwords(text: str) -> str:
-    """``scheme://user:pw@host`` -> ``scheme://user:***@host`` (tracking or broker URLs)."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}***@", text)
-
-
 def _as_text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return mask_url_passwords(text)
+    return redact_url_credentials(text)
 
 
 def loggable_params(config: Mapping[str, Any]) -> dict[str, str]:
@@ -66,7 +59,7 @@ def redact(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         elif is_secret_key(dotted) and value is not None:
             clean[key] = REDACTED
         elif isinstance(value, str):
-            clean[key] = mask_url_passwords(value)
+            clean[key] = redact_url_credentials(value)
         else:
             clean[key] = value
     return clean

@@ -15,6 +15,7 @@ from typing import TypeVar
 import tenacity
 
 from tmpipe.errors import TmpipeError, TrackingError
+from tmpipe.redaction import redact_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def call_with_retry(operation: str, func: Callable[[], T]) -> T:
             "MLflow %s failed (attempt %d), retrying: %s",
             operation,
             state.attempt_number,
-            state.outcome.exception() if state.outcome else None,
+            redact_url_credentials(str(state.outcome.exception())) if state.outcome else None,
         ),
         reraise=True,
     )
@@ -102,7 +103,7 @@ def call_with_retry(operation: str, func: Callable[[], T]) -> T:
     except TmpipeError:
         raise
     except Exception as exc:
-        error = TrackingError(f"MLflow {operation} failed: {exc}")
+        error = TrackingError(redact_url_credentials(f"MLflow {operation} failed: {exc}"))
         error.retryable = is_transient(exc)
         error.status = http_status(exc)
         raise error from exc

@@ -37,3 +37,27 @@ def test_the_secret_of_a_url_is_known_for_standalone_redaction():
     assert url_secrets("https://ghp_abcdef123456@webui") == ["ghp_abcdef123456"]
     assert url_secrets("http://127.0.0.1:9/v1") == [] and url_secrets(None) == []
     assert url_secrets("http://u:pw@h") == []  # too short to replace everywhere without mangling text
+
+
+def test_log_filter_masks_messages_and_tracebacks():
+    import io
+    import logging
+
+    from tmpipe.redaction import UrlCredentialsFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(UrlCredentialsFilter())
+    logger = logging.getLogger("tmpipe.test_redaction")
+    logger.addHandler(handler)
+    try:
+        logger.warning("MLflow at %s is down", "https://ci:p@ss-w0rd-77@mlflow.internal")
+        try:
+            raise ConnectionError("POST http://ops:webui-pass-88@127.0.0.1:9/api refused")
+        except ConnectionError:
+            logger.exception("persist failed")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "https://ci:***@mlflow.internal" in text and "http://ops:***@127.0.0.1:9/api" in text
+    assert "ss-w0rd-77" not in text and "webui-pass-88" not in text

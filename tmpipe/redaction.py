@@ -7,6 +7,7 @@ masks the password; a bare ``token@`` (a token used as the user name) is masked 
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -51,3 +52,18 @@ def url_secrets(url: str | None) -> list[str]:
     user, has_password, password = match.group("userinfo").partition(":")
     secret = password if has_password else user
     return [secret] if len(secret) >= MIN_STANDALONE_SECRET else []
+
+
+class UrlCredentialsFilter(logging.Filter):
+    """Masks URL credentials in a record's message and traceback text (attach it to a handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_url_credentials(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_url_credentials(record.exc_text)
+        return True

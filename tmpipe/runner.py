@@ -17,6 +17,7 @@ from typing import Any
 
 from tmpipe import airflow_env
 from tmpipe.home import tmpipe_home
+from tmpipe.redaction import UrlCredentialsFilter
 from tmpipe.spec.loader import load_spec
 from tmpipe.spec.model import Spec
 
@@ -87,6 +88,7 @@ def _show_progress() -> None:
     """tmpipe's own INFO lines (stages, epochs) on stderr while Airflow stays at WARNING."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(UrlCredentialsFilter())
     progress = logging.getLogger("tmpipe")
     progress.handlers[:] = [handler]
     progress.setLevel(logging.INFO)

@@ -113,8 +113,10 @@ class _RedactingFilter(logging.Filter):
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
-        if any(secret in message or secret in (record.exc_text or "") for secret in self._secrets):
-            record.msg, record.args = redact(message, self._secrets), None
+        clean = redact(message, self._secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_text:
             record.exc_text = redact(record.exc_text, self._secrets)
         return True
 

@@ -59,6 +59,11 @@ EXPECTED = {
     "negative_cost.yaml": [
         '{dir}/negative_cost.yaml:6:27: defaults.trademaster.transaction_cost_pct: -0.01 is less than the minimum of 0',
     ],
+    "operator_only_link_config.json": [
+        "{dir}/operator_only_link_config.json:3:31: review.model_client.base_url: set only by the operator (spec or environment), not by the webui link config",
+        "{dir}/operator_only_link_config.json:3:68: review.model_client.api_key_env: set only by the operator (spec or environment), not by the webui link config",
+        "{dir}/operator_only_link_config.json:4:28: mlflow.promotion.max_drawdown: set only by the operator (spec or environment), not by the webui link config",
+    ],
     "not_a_mapping.yaml": [
         '{dir}/not_a_mapping.yaml:1:1: $: a spec must be a mapping of keys such as dag, defaults, symbols',
     ],

@@ -114,6 +114,7 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, logical_date, as_json: bool) -> None:
     """One local DAG run in-process on the embedded defaults (TMPIPE_HOME, default ./.tmpipe)."""
+    from tmpipe.config.resolver import resolve_shared
     from tmpipe.pipeline.context import check_conf
     from tmpipe.pipeline.summary import render_table
     from tmpipe.redaction import redact_url_credentials
@@ -127,8 +128,8 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
         conf["mode"] = mode
     path = spec_path or default_spec_path()
     try:
-        load_spec(path)
         check_conf(conf)
+        resolve_shared(load_spec(path), conf_config=conf.get("config"))  # a run layer's operator-only keys fail here
     except TmpipeError as exc:
         exit_with_error(exc)
     if logical_date is not None and logical_date.tzinfo is None:

@@ -153,3 +153,17 @@ def engine_and_inference(tmp_path):
                             "realised_volatility_20d": 0.2, "trend_slope_20d": 0.001},
                  "model_dir": str(tmp_path)}
     return engine, inference
+
+
+def test_tmpipe_run_refuses_a_redirecting_conf_before_any_work(capture, tmp_path, tmpipe_home):
+    from click.testing import CliRunner
+
+    from tmpipe.cli import main
+
+    conf = {"config": {"mlflow": {"tracking_uri": capture.url}}}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"schema_version: 1\ndag:\n  dag_id: {DAG_ID}\n")
+    result = CliRunner().invoke(main, ["run", "--spec", str(spec), "--conf", json.dumps(conf)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"dag_run.conf.config:1:1: mlflow.tracking_uri: {REFUSED}, not by the dag_run.conf"
+    assert not tmpipe_home.exists() and capture.requests == []

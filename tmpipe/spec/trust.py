@@ -44,19 +44,15 @@ def is_operator_only(dotted_key: str) -> bool:
     return any(parts[: len(path)] == path for path in marked_paths(OPERATOR_ONLY))
 
 
-def operator_only_problems(doc: PositionedDocument, layer: str, *, root: tuple = ()) -> list[Problem]:
+def operator_only_problems(doc: PositionedDocument, layer: str) -> list[Problem]:
     """One problem per operator-only key that a run layer (``layer``) tries to set."""
-    data = doc.data
-    for part in root:
-        data = data.get(part) if isinstance(data, dict) else None
     problems = []
     for path in sorted(marked_paths(OPERATOR_ONLY)):
-        found, value = _lookup(data, path)
+        found, value = _lookup(doc.data, path)
         if not found:
             continue
         for leaf in _leaves(value, path):
-            problems.append(doc.problem((*root, *leaf), f"set only by the operator ({OPERATOR_LAYERS}), not by the {layer}",
-                                        key=True))
+            problems.append(doc.problem(leaf, f"set only by the operator ({OPERATOR_LAYERS}), not by the {layer}", key=True))
     return problems
 
 

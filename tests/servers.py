@@ -64,9 +64,11 @@ def stop_group(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def _serving(command: list[str], port: int, health_path: str, log_path: Path, seconds: float) -> Iterator[str]:
+def _serving(
+    command: list[str], port: int, health_path: str, log_path: Path, seconds: float, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Start `command` listening on `port`, yield its base URL once healthy, stop it on exit."""
-    process = start_server(command, log_path)
+    process = start_server(command, log_path, env)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(url + health_path, process, log_path, seconds)
@@ -107,12 +109,21 @@ def mlflow_server(backend_uri: str, root: Path) -> Iterator[str]:
         yield uri
 
 
+WEBUI_TOKEN = "tmpipe-test-token-" + uuid.uuid4().hex
+
+
 @contextmanager
-def webui_server(db_path: Path) -> Iterator[str]:
-    """`tmpipe webui serve` on the SQLite file `db_path`, log next to it; yields its URL."""
+def webui_server(db_path: Path, *args: str, token: str | None = WEBUI_TOKEN) -> Iterator[str]:
+    """`tmpipe webui serve` on the SQLite file `db_path`, log next to it; yields its URL.
+
+    The server requires `token` (given as TMPIPE_WEBUI_TOKEN); `args` are more serve options.
+    """
     port = free_port()
-    command = [sys.executable, "-m", "tmpipe", "webui", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path)]
-    with _serving(command, port, "/api/health", db_path.parent / "webui-server.log", 30) as url:
+    command = [sys.executable, "-m", "tmpipe", "webui", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path), *args]
+    env = {k: v for k, v in os.environ.items() if k != "TMPIPE_WEBUI_TOKEN"}
+    if token is not None:
+        env["TMPIPE_WEBUI_TOKEN"] = token
+    with _serving(command, port, "/api/health", db_path.parent / "webui-server.log", 30, env) as url:
         yield url
 
 

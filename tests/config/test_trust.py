@@ -145,10 +145,10 @@ def test_secret_env_names_from_the_environment_are_checked_too(spec):
 
 def test_the_spec_declares_its_own_pattern(tmp_path):
     spec = _spec_with(tmp_path, "  review:\n    model_client:\n      api_key_env: AZURE_OPENAI_KEY\n"
-                                "security:\n  secret_env_pattern: '^AZURE_[A-Z_]*$'\n")
+                                "security:\n  secret_env_pattern: '^(AZURE|TMPIPE)_[A-Z_]*$'\n")
     assert resolve(spec, "AAA", environ={}).section("review")["model_client"]["api_key_env"] == "AZURE_OPENAI_KEY"
     # The pattern applies to the schema default as well: OPENAI_API_KEY no longer qualifies.
-    spec = _spec_with(tmp_path, "security:\n  secret_env_pattern: '^AZURE_[A-Z_]*$'\n")
+    spec = _spec_with(tmp_path, "security:\n  secret_env_pattern: '^(AZURE|TMPIPE)_[A-Z_]*$'\n")
     with pytest.raises(SpecError, match=r"schemas/sections/review.schema.json:1:1: review.model_client.api_key_env: "
                                         r"'OPENAI_API_KEY' does not match .*\(set by schema defaults\)"):
         resolve(spec, "AAA", environ={})

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from tmpipe.store.sqlite import SqliteArtifactStore
+
 from .conftest import mlflow_runs, run_tmpipe, webui_artifacts, xcom_sizes
 
 pytestmark = pytest.mark.slow
@@ -88,6 +90,12 @@ def test_rerunning_the_same_dag_run_leaves_counts_unchanged(tmp_path, pipeline_s
     artifacts = webui_artifacts(home)
     assert len(artifacts) == 4
     assert {r["signal_artifact_id"] for r in first["symbols"]} == {r["signal_artifact_id"] for r in again["symbols"]}
+    store = SqliteArtifactStore(home / "webui" / "webui.db")
+    for artifact in artifacts:  # the re-run's content replaced the first run's, which is kept
+        assert artifact.revision == 2
+        [kept] = store.list_revisions(artifact.id)
+        assert kept.replaced_by == "content" and kept.content != artifact.content
+        assert kept.mlflow_run_id == artifact.mlflow_run_id  # same MLflow run: lineage unchanged
 
 
 def test_train_backtest_then_inference_uses_the_promoted_model(tmp_path, pipeline_spec):

@@ -11,7 +11,7 @@ import pytest
 
 from tmpipe.store.http import HttpArtifactStore
 
-from ..servers import ForwardingProxy, postgres_database
+from ..servers import WEBUI_TOKEN, ForwardingProxy, postgres_database
 from ..servers import mlflow_server as serve_mlflow
 from ..servers import webui_server as serve_webui
 from .conftest import DAG_ID, run_tmpipe, spec_text
@@ -49,7 +49,7 @@ def webui_proxy(webui_server):
 @pytest.fixture(scope="module")
 def webui(webui_server):
     """AAA and BBB linked to this DAG through the HTTP API, plus two symbols that must not run."""
-    store = HttpArtifactStore(webui_server)
+    store = HttpArtifactStore(webui_server, token=WEBUI_TOKEN)
     store.add_symbol("AAA", priority=1)
     store.add_link("AAA", DAG_ID, config=LINK_CONFIG, notes="production test")
     store.add_symbol("BBB", priority=2)
@@ -69,9 +69,10 @@ def production(tmp_path_factory, mlflow_server, webui_proxy, webui):
     """The spec (WebUI via the proxy) and the environment (MLflow server) of the runs."""
     root = tmp_path_factory.mktemp("production")
     spec = root / "spec.yaml"
-    # The WebUI comes from the spec; the MLflow server from the environment layer.
+    # The WebUI comes from the spec; the MLflow server from the environment layer; the WebUI's
+    # token from TMPIPE_WEBUI_TOKEN, the default webui.token_env, as `tmpipe webui serve` reads it.
     spec.write_text(spec_text({"webui": {"backend": "http", "base_url": webui_proxy.url}}))
-    env = {"TMPIPE__MLFLOW__TRACKING_URI": mlflow_server}
+    env = {"TMPIPE__MLFLOW__TRACKING_URI": mlflow_server, "TMPIPE_WEBUI_TOKEN": WEBUI_TOKEN}
     return dict(home=root / "home", spec=spec, env=env, mlflow=mlflow_server, proxy=webui_proxy, store=webui)
 
 

@@ -11,15 +11,16 @@ from tmpipe.store.models import ArtifactCreate
 from tmpipe.store.server import create_app
 from tmpipe.store.sqlite import SqliteArtifactStore
 
-DAG = "trademaster_autogen_pipeline_workflow"
+from ..servers import WEBUI_TOKEN
+from .documents import DAG, signal_content, trace_content
 
 
 def signal(run="manual__1", symbol="AAA", content=None):
-    return ArtifactCreate(dag_id=DAG, dag_run_id=run, symbol=symbol, artifact_type="signal", content=content or {"action": "BUY"})
+    return ArtifactCreate(dag_id=DAG, dag_run_id=run, symbol=symbol, artifact_type="signal", content=content or signal_content(symbol))
 
 
-def client(url, **kwargs):
-    return HttpArtifactStore(url, backoff_seconds=0.01, **kwargs)
+def client(url, token=WEBUI_TOKEN, **kwargs):
+    return HttpArtifactStore(url, token=token, backoff_seconds=0.01, **kwargs)
 
 
 def test_symbols_links_and_lineage_round_trip(webui_server):
@@ -80,11 +81,11 @@ def test_retried_persist_leaves_exactly_one_artifact(fault_proxy):
     """The server stores the artifact, the answer is lost, the client retries: still one."""
     fault_proxy.script = ["drop_after"]
     store = client(fault_proxy.url, retries=2)
-    first = store.save_artifact(signal(content={"action": "BUY", "try": 1}))
-    again = store.save_artifact(signal(content={"action": "BUY", "try": 2}))  # a retried task
+    first = store.save_artifact(signal(content=signal_content(rationale="try 1")))
+    again = store.save_artifact(signal(content=signal_content(rationale="try 2")))  # a retried task
     assert first.id == again.id
     artifacts = store.list_artifacts(dag_id=DAG, dag_run_id="manual__1", symbol="AAA", artifact_type="signal")
-    assert len(artifacts) == 1 and artifacts[0].content["try"] == 2
+    assert len(artifacts) == 1 and artifacts[0].content["rationale"] == "try 2"
     assert [fault for method, _, fault in fault_proxy.seen if method == "POST"] == ["drop_after", "pass", "pass"]
 
 
@@ -97,7 +98,7 @@ def test_embedded_and_http_stores_have_the_same_semantics(kind, tmp_path, webui_
     assert [l.config for l in store.list_workflow_symbols()[0].links] == [{"data": {"lookback": 6}}]
     a = store.save_artifact(signal())
     b = store.save_artifact(signal())
-    llm = store.save_artifact(signal().model_copy(update={"artifact_type": "llm"}))
+    llm = store.save_artifact(signal().model_copy(update={"artifact_type": "llm", "content": trace_content()}))
     assert a.id == b.id != llm.id
     with pytest.raises(NotFoundError):
         store.set_lineage(12345, "r", "1")
@@ -107,4 +108,4 @@ def test_embedded_and_http_stores_have_the_same_semantics(kind, tmp_path, webui_
 
 def test_openapi_contract_is_documented():
     documented = json.loads(Path("docs/webui-openapi.json").read_text())
-    assert documented == create_app(SqliteArtifactStore(":memory:")).openapi()
+    assert documented == create_app(SqliteArtifactStore(":memory:"), token=None).openapi()

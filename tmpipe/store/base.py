@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tmpipe.store.models import Artifact, ArtifactCreate, WorkflowLink, WorkflowSymbol
+from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, WorkflowLink, WorkflowSymbol
 
 
 class ArtifactStore(Protocol):
@@ -22,6 +22,8 @@ class ArtifactStore(Protocol):
     def save_artifact(self, artifact: ArtifactCreate) -> Artifact: ...
 
     def set_lineage(self, artifact_id: int, mlflow_run_id: str, mlflow_experiment_id: str) -> Artifact: ...
+
+    def list_revisions(self, artifact_id: int) -> list[ArtifactRevision]: ...
 
     def list_artifacts(
         self,

@@ -9,17 +9,26 @@ import click
 
 from tmpipe.cli_args import exit_with_error, json_object_arg
 from tmpipe.errors import TmpipeError
+from tmpipe.store.auth import TOKEN_ENV, read_token, server_token
 from tmpipe.store.factory import embedded_store_path
+from tmpipe.symbols import validate_symbol
 
 URL_OPTION = click.option("--url", default=None, help="WebUI base URL; default: the embedded store under TMPIPE_HOME.")
+TOKEN_FILE_OPTION = click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"File holding the API token (default: the {TOKEN_ENV} environment variable).",
+)
 DEFAULT_DAG_ID = "trademaster_autogen_pipeline_workflow"
 
 
-def _store(url: str | None):
+def _store(url: str | None, token_file: Path | None):
+    """The server at ``url`` (sent the token the pipeline's client sends), else the embedded store."""
     if url:
         from tmpipe.store.http import HttpArtifactStore
 
-        return HttpArtifactStore(url)
+        return HttpArtifactStore(url, token=read_token(token_file))
     from tmpipe.store.sqlite import SqliteArtifactStore
 
     return SqliteArtifactStore(embedded_store_path())
@@ -34,14 +43,29 @@ def webui() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--db", type=click.Path(path_type=Path), default=None, help="SQLite file (default: TMPIPE_HOME/webui/webui.db).")
-def serve(host: str, port: int, db: Path | None) -> None:
-    """Serve the embedded store over the WebUI HTTP API (OpenAPI at /openapi.json)."""
+@TOKEN_FILE_OPTION
+@click.option("--insecure", is_flag=True, help="Accept anonymous requests (no token); prints a warning.")
+@click.option("--max-body-mb", type=click.IntRange(min=1), default=10, show_default=True, help="Largest request body, in MiB.")
+def serve(host: str, port: int, db: Path | None, token_file: Path | None, insecure: bool, max_body_mb: int) -> None:
+    """Serve the embedded store over the WebUI HTTP API (OpenAPI at /openapi.json).
+
+    Every route but /api/health and /openapi.json needs the bearer token; the server does not
+    start without one unless told --insecure.
+    """
     import uvicorn
 
     from tmpipe.store.server import create_app
     from tmpipe.store.sqlite import SqliteArtifactStore
 
-    app = create_app(SqliteArtifactStore(db or embedded_store_path()))
+    token = None
+    if insecure:
+        click.echo(f"WARNING: --insecure: anyone who can reach {host}:{port} can read and write the store", err=True)
+    else:
+        try:
+            token = server_token(token_file)
+        except TmpipeError as exc:
+            exit_with_error(exc)
+    app = create_app(SqliteArtifactStore(db or embedded_store_path()), token=token, max_body_bytes=max_body_mb * 1024 * 1024)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -53,14 +77,18 @@ def serve(host: str, port: int, db: Path | None) -> None:
 @click.option("--config", "config_json", default=None, help="Link config JSON or @file (validated against the stage config schema).")
 @click.option("--notes", default=None)
 @URL_OPTION
-def add_symbol(symbol: str, priority: int, disabled: bool, link: bool, config_json: str | None, notes: str | None, url: str | None) -> None:
+@TOKEN_FILE_OPTION
+def add_symbol(
+    symbol: str, priority: int, disabled: bool, link: bool, config_json: str | None, notes: str | None, url: str | None, token_file: Path | None
+) -> None:
     """Add a symbol (and by default its link to the pipeline DAG)."""
     from tmpipe.config.layers import checked_layer
 
     config = json_object_arg(config_json, "--config")
     try:
+        validate_symbol(symbol)
         checked_layer("webui link config", config, source="--config")
-        store = _store(url)
+        store = _store(url, token_file)
         store.add_symbol(symbol, priority=priority, enabled=not disabled)
         if link:
             store.add_link(symbol, DEFAULT_DAG_ID, config=config, notes=notes)
@@ -71,9 +99,14 @@ def add_symbol(symbol: str, priority: int, disabled: bool, link: bool, config_js
 
 @webui.command("list")
 @URL_OPTION
-def list_symbols(url: str | None) -> None:
+@TOKEN_FILE_OPTION
+def list_symbols(url: str | None, token_file: Path | None) -> None:
     """List symbols and their links."""
-    for entry in _store(url).list_workflow_symbols(enabled_only=False):
+    try:
+        entries = _store(url, token_file).list_workflow_symbols(enabled_only=False)
+    except TmpipeError as exc:
+        exit_with_error(exc)
+    for entry in entries:
         click.echo(json.dumps(entry.model_dump()))
 
 
@@ -85,4 +118,4 @@ def openapi() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        click.echo(json.dumps(create_app(SqliteArtifactStore(Path(tmp) / "x.db")).openapi(), indent=2))
+        click.echo(json.dumps(create_app(SqliteArtifactStore(Path(tmp) / "x.db"), token=None).openapi(), indent=2))

@@ -9,7 +9,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tmpipe.errors import NotFoundError, StoreError
 from tmpipe.redaction import redact_url_credentials
-from tmpipe.store.models import Artifact, ArtifactCreate, LineageUpdate, LinkCreate, SymbolCreate, WorkflowLink, WorkflowSymbol
+from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LineageUpdate, LinkCreate, SymbolCreate, WorkflowLink, WorkflowSymbol
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
@@ -89,6 +89,10 @@ class HttpArtifactStore:
     def get_artifact(self, artifact_id: int) -> Artifact:
         return Artifact.model_validate(self._request("GET", f"/api/artifacts/{artifact_id}/"))
 
+    def list_revisions(self, artifact_id: int) -> list[ArtifactRevision]:
+        data = self._request("GET", f"/api/artifacts/{artifact_id}/revisions/")
+        return [ArtifactRevision.model_validate(item) for item in data]
+
     def list_artifacts(
         self,
         *,
@@ -102,9 +106,13 @@ class HttpArtifactStore:
         return [Artifact.model_validate(item) for item in data]
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx.Response, limit: int = 1000) -> str:
+    """The server's explanation; FastAPI's field errors as ``body.symbol: message``."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
-    return str(body.get("detail", body))[:200] if isinstance(body, dict) else str(body)[:200]
+        return response.text[:limit]
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list) and all(isinstance(item, dict) and "msg" in item for item in detail):
+        detail = "; ".join(f"{'.'.join(str(part) for part in item.get('loc', []))}: {item['msg']}" for item in detail)
+    return str(detail)[:limit]

@@ -43,7 +43,11 @@ class LinkCreate(BaseModel):
 
 
 class ArtifactCreate(BaseModel):
-    """Writes are idempotent per (dag_id, dag_run_id, symbol, artifact_type)."""
+    """Writes are idempotent per (dag_id, dag_run_id, symbol, artifact_type).
+
+    ``content`` must validate against its type's schema: ``signal`` against
+    schemas/trading_signal.schema.json, ``llm`` against schemas/llm_artifact.schema.json.
+    """
 
     dag_id: str
     dag_run_id: str
@@ -61,5 +65,18 @@ class Artifact(ArtifactCreate):
     id: int
     mlflow_run_id: str | None = None
     mlflow_experiment_id: str | None = None
+    revision: int = Field(1, description="Version of this artifact; each replaced content or lineage bumps it.")
     created_at: datetime
     updated_at: datetime
+
+
+class ArtifactRevision(BaseModel):
+    """A replaced version of an artifact: what it held until ``replaced_at``, and what replaced it."""
+
+    revision: int
+    content: dict[str, Any]
+    mlflow_run_id: str | None = None
+    mlflow_experiment_id: str | None = None
+    written_at: datetime = Field(description="When this version was written.")
+    replaced_at: datetime
+    replaced_by: Literal["content", "lineage"] = Field(description="The kind of write that replaced it.")

@@ -1,64 +1,109 @@
 """The WebUI backend API served over the embedded store (`tmpipe webui serve`).
 
 It documents, by its OpenAPI schema, the contract the HTTP client expects of the real
-WebUI backend.
+WebUI backend:
+
+- Every route except `GET /api/health` and `GET /openapi.json` needs `Authorization: Bearer
+  <token>`; without it the answer is 401 with a `WWW-Authenticate` challenge.
+- A request body larger than the server's limit (10 MiB unless configured) is refused with
+  413 before the rest of it is read.
+- Artifact content must match its type's JSON Schema (`signal`: TradingSignal, `llm`: the
+  review trace) and name the artifact's symbol; link configs must match the stage config
+  schema. Otherwise the answer is 422 naming each field.
+- Nothing is replaced silently: writing different content to an existing artifact, or
+  changing its lineage, keeps the previous version as a revision
+  (`GET /api/artifacts/{artifact_id}/revisions/`) and bumps the artifact's `revision`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Response, Security, status
+from fastapi.security import HTTPBearer
 
 from tmpipe.errors import NotFoundError, StoreError
-from tmpipe.store.models import Artifact, ArtifactCreate, LineageUpdate, LinkCreate, SymbolCreate, WorkflowLink, WorkflowSymbol
+from tmpipe.store.auth import RequestGuard
+from tmpipe.store.models import (
+    Artifact,
+    ArtifactCreate,
+    ArtifactRevision,
+    LineageUpdate,
+    LinkCreate,
+    SymbolCreate,
+    WorkflowLink,
+    WorkflowSymbol,
+)
 from tmpipe.store.sqlite import SqliteArtifactStore
 
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
-def create_app(store: SqliteArtifactStore) -> FastAPI:
-    app = FastAPI(title="tmpipe WebUI artifacts API", version="1", description=__doc__)
+# Documents the scheme in the OpenAPI schema; RequestGuard enforces it before any body is read.
+_BEARER = HTTPBearer(auto_error=False, description="The server's API token (TMPIPE_WEBUI_TOKEN or --token-file).")
+_GUARDED = {
+    401: {"description": "Missing or wrong bearer token."},
+    413: {"description": "Request body larger than the server's limit."},
+}
+_INVALID = {422: {"description": "The body fails its model, or its content/config fails its JSON Schema; `detail` names each field."}}
+
+
+def create_app(store: SqliteArtifactStore, *, token: str | None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The API over ``store``; ``token=None`` accepts anonymous requests (``--insecure``)."""
+    app = FastAPI(title="tmpipe WebUI artifacts API", version="2", description=__doc__, docs_url=None, redoc_url=None)
+    api = APIRouter(dependencies=[Security(_BEARER)], responses=_GUARDED)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.get("/api/workflow-symbols/", response_model=list[WorkflowSymbol])
+    @api.get("/api/workflow-symbols/", response_model=list[WorkflowSymbol])
     def list_symbols(enabled_only: bool = True) -> list[WorkflowSymbol]:
         return store.list_workflow_symbols(enabled_only=enabled_only)
 
-    @app.post("/api/workflow-symbols/", response_model=WorkflowSymbol, status_code=status.HTTP_201_CREATED)
+    @api.post("/api/workflow-symbols/", response_model=WorkflowSymbol, status_code=status.HTTP_201_CREATED)
     def add_symbol(body: SymbolCreate) -> WorkflowSymbol:
         with _http_errors():
             return store.add_symbol(body.symbol, priority=body.priority, enabled=body.enabled)
 
-    @app.post("/api/workflow-symbols/{symbol}/links/", response_model=WorkflowLink, status_code=status.HTTP_201_CREATED)
+    @api.post("/api/workflow-symbols/{symbol}/links/", response_model=WorkflowLink, status_code=status.HTTP_201_CREATED, responses=_INVALID)
     def add_link(symbol: str, body: LinkCreate) -> WorkflowLink:
         with _http_errors():
             return store.add_link(symbol, body.dag_id, config=body.config, active=body.is_active, notes=body.notes)
 
-    @app.post("/api/artifacts/", response_model=Artifact, status_code=status.HTTP_201_CREATED)
+    @api.post("/api/artifacts/", response_model=Artifact, status_code=status.HTTP_201_CREATED, responses=_INVALID)
     def save_artifact(body: ArtifactCreate, response: Response) -> Artifact:
-        artifact = store.save_artifact(body)
-        if artifact.created_at != artifact.updated_at:
-            response.status_code = status.HTTP_200_OK  # an idempotent retry updated the existing one
+        """201 when created; 200 when the artifact existed (its old content, if different, became a revision)."""
+        with _http_errors():
+            artifact, created = store.write_artifact(body)
+        if not created:
+            response.status_code = status.HTTP_200_OK
         return artifact
 
-    @app.get("/api/artifacts/", response_model=list[Artifact])
+    @api.get("/api/artifacts/", response_model=list[Artifact])
     def list_artifacts(
         dag_id: str | None = None, dag_run_id: str | None = None, symbol: str | None = None, artifact_type: str | None = None
     ) -> list[Artifact]:
         return store.list_artifacts(dag_id=dag_id, dag_run_id=dag_run_id, symbol=symbol, artifact_type=artifact_type)
 
-    @app.get("/api/artifacts/{artifact_id}/", response_model=Artifact)
+    @api.get("/api/artifacts/{artifact_id}/", response_model=Artifact)
     def get_artifact(artifact_id: int) -> Artifact:
         with _http_errors():
             return store.get_artifact(artifact_id)
 
-    @app.patch("/api/artifacts/{artifact_id}/", response_model=Artifact)
+    @api.patch("/api/artifacts/{artifact_id}/", response_model=Artifact)
     def set_lineage(artifact_id: int, body: LineageUpdate) -> Artifact:
+        """Sets the MLflow lineage; a different lineage already set becomes a revision."""
         with _http_errors():
             return store.set_lineage(artifact_id, body.mlflow_run_id, body.mlflow_experiment_id)
 
+    @api.get("/api/artifacts/{artifact_id}/revisions/", response_model=list[ArtifactRevision])
+    def list_revisions(artifact_id: int) -> list[ArtifactRevision]:
+        """The replaced versions of the artifact, oldest first (the current one is the artifact itself)."""
+        with _http_errors():
+            return store.list_revisions(artifact_id)
+
+    app.include_router(api)
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)
     return app
 
 

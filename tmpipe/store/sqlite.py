@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tmpipe.errors import NotFoundError, StoreError
-from tmpipe.store.models import Artifact, ArtifactCreate, WorkflowLink, WorkflowSymbol
+from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, WorkflowLink, WorkflowSymbol
+from tmpipe.store.validation import check_artifact, check_link_config
 from tmpipe.symbols import validate_symbol
 
 _SCHEMA = """
@@ -26,7 +27,14 @@ CREATE TABLE IF NOT EXISTS artifacts (
     id INTEGER PRIMARY KEY, dag_id TEXT NOT NULL, dag_run_id TEXT NOT NULL, symbol TEXT NOT NULL,
     artifact_type TEXT NOT NULL, content TEXT NOT NULL,
     mlflow_run_id TEXT, mlflow_experiment_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
     UNIQUE (dag_id, dag_run_id, symbol, artifact_type)
+);
+CREATE TABLE IF NOT EXISTS artifact_revisions (
+    id INTEGER PRIMARY KEY, artifact_id INTEGER NOT NULL REFERENCES artifacts(id), revision INTEGER NOT NULL,
+    content TEXT NOT NULL, mlflow_run_id TEXT, mlflow_experiment_id TEXT,
+    written_at TEXT NOT NULL, replaced_at TEXT NOT NULL, replaced_by TEXT NOT NULL,
+    UNIQUE (artifact_id, revision)
 );
 """
 
@@ -44,13 +52,19 @@ class SqliteArtifactStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(artifacts)")}
+            if "revision" not in columns:  # a store written before revisions were kept
+                db.execute("ALTER TABLE artifacts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """``write`` takes the write lock first, so a read-then-write cannot race another process."""
         db = sqlite3.connect(self.path, timeout=30)
         db.row_factory = sqlite3.Row
         try:
             with db:
+                if write:
+                    db.execute("BEGIN IMMEDIATE")
                 yield db
         finally:
             db.close()
@@ -82,6 +96,7 @@ class SqliteArtifactStore:
     def add_link(
         self, symbol: str, dag_id: str, *, config: dict[str, Any] | None = None, active: bool = True, notes: str | None = None
     ) -> WorkflowLink:
+        check_link_config(config or {})
         with self._connect() as db:
             row = db.execute("SELECT id FROM workflow_symbols WHERE symbol = ?", (symbol,)).fetchone()
             if row is None:
@@ -96,30 +111,60 @@ class SqliteArtifactStore:
         return WorkflowLink(id=link_id, dag_id=dag_id, is_active=active, config=config or {}, notes=notes)
 
     def save_artifact(self, artifact: ArtifactCreate) -> Artifact:
-        now = _now()
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO artifacts (dag_id, dag_run_id, symbol, artifact_type, content, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dag_id, dag_run_id, symbol, artifact_type) "
-                "DO UPDATE SET content = excluded.content, updated_at = excluded.updated_at",
-                (artifact.dag_id, artifact.dag_run_id, artifact.symbol, artifact.artifact_type, json.dumps(artifact.content), now, now),
-            )
-            row = db.execute(
-                "SELECT * FROM artifacts WHERE dag_id = ? AND dag_run_id = ? AND symbol = ? AND artifact_type = ?",
-                (artifact.dag_id, artifact.dag_run_id, artifact.symbol, artifact.artifact_type),
-            ).fetchone()
-        return _artifact(row)
+        return self.write_artifact(artifact)[0]
+
+    def write_artifact(self, artifact: ArtifactCreate) -> tuple[Artifact, bool]:
+        """Create, or replace the content keeping the old one as a revision; True when created.
+
+        Writing the same content again (a retried task) changes nothing.
+        """
+        check_artifact(artifact)
+        key = (artifact.dag_id, artifact.dag_run_id, artifact.symbol, artifact.artifact_type)
+        content, now = json.dumps(artifact.content), _now()
+        with self._connect(write=True) as db:
+            find = "SELECT * FROM artifacts WHERE dag_id = ? AND dag_run_id = ? AND symbol = ? AND artifact_type = ?"
+            old = db.execute(find, key).fetchone()
+            if old is None:
+                db.execute(
+                    "INSERT INTO artifacts (dag_id, dag_run_id, symbol, artifact_type, content, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*key, content, now, now),
+                )
+            elif json.loads(old["content"]) != artifact.content:
+                _keep_revision(db, old, now, "content")
+                db.execute(
+                    "UPDATE artifacts SET content = ?, updated_at = ?, revision = revision + 1 WHERE id = ?", (content, now, old["id"])
+                )
+            row = db.execute(find, key).fetchone()
+        return _artifact(row), old is None
 
     def set_lineage(self, artifact_id: int, mlflow_run_id: str, mlflow_experiment_id: str) -> Artifact:
-        with self._connect() as db:
-            db.execute(
-                "UPDATE artifacts SET mlflow_run_id = ?, mlflow_experiment_id = ?, updated_at = ? WHERE id = ?",
-                (mlflow_run_id, mlflow_experiment_id, _now(), artifact_id),
-            )
+        """Fill the lineage, or replace it keeping the old one as a revision."""
+        lineage, now = (mlflow_run_id, mlflow_experiment_id), _now()
+        with self._connect(write=True) as db:
+            old = db.execute("SELECT * FROM artifacts WHERE id = ?", (artifact_id,)).fetchone()
+            if old is None:
+                raise NotFoundError(f"no artifact {artifact_id}")
+            stored = (old["mlflow_run_id"], old["mlflow_experiment_id"])
+            if stored != lineage:
+                replaces = stored != (None, None)
+                if replaces:
+                    _keep_revision(db, old, now, "lineage")
+                db.execute(
+                    "UPDATE artifacts SET mlflow_run_id = ?, mlflow_experiment_id = ?, updated_at = ?, revision = revision + ? "
+                    "WHERE id = ?",
+                    (*lineage, now, int(replaces), artifact_id),
+                )
             row = db.execute("SELECT * FROM artifacts WHERE id = ?", (artifact_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no artifact {artifact_id}")
         return _artifact(row)
+
+    def list_revisions(self, artifact_id: int) -> list[ArtifactRevision]:
+        """The replaced versions of an artifact, oldest first."""
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM artifacts WHERE id = ?", (artifact_id,)).fetchone() is None:
+                raise NotFoundError(f"no artifact {artifact_id}")
+            rows = db.execute("SELECT * FROM artifact_revisions WHERE artifact_id = ? ORDER BY revision", (artifact_id,)).fetchall()
+        return [ArtifactRevision(**{**dict(r), "content": json.loads(r["content"])}) for r in rows]
 
     def get_artifact(self, artifact_id: int) -> Artifact:
         with self._connect() as db:
@@ -146,6 +191,14 @@ class SqliteArtifactStore:
 
 def _link(row: sqlite3.Row) -> WorkflowLink:
     return WorkflowLink(id=row["id"], dag_id=row["dag_id"], is_active=bool(row["is_active"]), config=json.loads(row["config"]), notes=row["notes"])
+
+
+def _keep_revision(db: sqlite3.Connection, old: sqlite3.Row, now: str, replaced_by: str) -> None:
+    db.execute(
+        "INSERT INTO artifact_revisions (artifact_id, revision, content, mlflow_run_id, mlflow_experiment_id, "
+        "written_at, replaced_at, replaced_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (old["id"], old["revision"], old["content"], old["mlflow_run_id"], old["mlflow_experiment_id"], old["updated_at"], now, replaced_by),
+    )
 
 
 def _artifact(row: sqlite3.Row) -> Artifact:

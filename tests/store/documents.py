@@ -1,0 +1,54 @@
+"""Schema-valid artifact contents (a TradingSignal, a review trace) for the store tests."""
+
+from __future__ import annotations
+
+DAG = "trademaster_autogen_pipeline_workflow"
+SHA = "0" * 64
+
+
+def signal_content(symbol: str = "AAA", **changes) -> dict:
+    """An approved BUY signal (schemas/trading_signal.schema.json); ``changes`` replace top-level keys."""
+    return {
+        "schema_version": 1,
+        "symbol": symbol,
+        "action": "BUY",
+        "confidence": 0.62,
+        "target_position": 0.5,
+        "horizon": "5d",
+        "reference_price": 210.62,
+        "stop_loss": 200.0,
+        "take_profit": 225.0,
+        "rationale": "Backtest Sharpe 1.25 beats buy-and-hold.",
+        "risks": ["drawdown 18%"],
+        "evidence": {"test.sharpe": 1.25},
+        "review_status": "approved",
+        "reviewer_model": "rules-model",
+        "token_usage": {"prompt": 0, "completion": 0},
+        "lineage": {"dag_id": DAG, "dag_run_id": "manual__1", "mlflow_run_id": None, "mlflow_experiment_id": None,
+                    "model_uri": None, "data_sha256": None},
+        "created_at": "2024-06-28T00:00:00+00:00",
+        "fallback_cause": None,
+        **changes,
+    }
+
+
+def trace_content(symbol: str = "AAA") -> dict:
+    """A review trace (schemas/llm_artifact.schema.json) with no entries."""
+    return {
+        "schema_version": 1,
+        "kind": "review_trace",
+        "symbol": symbol,
+        "reviewer": {"provider": "rules", "model": "rules-model", "is_llm": False, "label": "rules model (not an LLM)"},
+        "model_client": {"provider": "rules"},
+        "team": {"type": "round_robin", "agents": [], "termination": {}, "max_retries": 1},
+        "evidence": {},
+        "task_prompt": "Review the evidence.",
+        "attempts": [],
+        "retries": 0,
+        "termination_reason": "signal_written",
+        "outcome": {"action": "BUY", "confidence": 0.62, "review_status": "approved", "fallback_cause": None},
+        "token_usage": {"prompt": 0, "completion": 0},
+        "entries": [],
+        "timing": {"started_at": None, "finished_at": None, "duration_ms": None},
+        "chain": {"algorithm": "sha256", "body_sha256": SHA, "head": SHA, "timing_sha256": SHA},
+    }

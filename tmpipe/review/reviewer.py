@@ -162,21 +162,29 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
                        time_left: float) -> dict:
     from autogen_agentchat.base import TaskResult
     from autogen_agentchat.messages import BaseChatMessage
+    from autogen_core import CancellationToken
 
     built = build_team(plan, config, clients, token_budget=budget, timeout_seconds=time_left)
     messages: list = []
     outcome = {"stop_reason": None, "error": None}
 
+    token = CancellationToken()
+
     async def consume() -> None:
-        async for item in built.team.run_stream(task=task):
+        async for item in built.team.run_stream(task=task, cancellation_token=token):
             if isinstance(item, TaskResult):
                 outcome["stop_reason"] = item.stop_reason
             elif isinstance(item, BaseChatMessage):
                 messages.append(item)
 
+    runner = asyncio.ensure_future(consume())
     try:
-        await asyncio.wait_for(consume(), timeout=time_left)
+        await asyncio.wait_for(asyncio.shield(runner), timeout=time_left)
     except asyncio.TimeoutError:
+        # Cancelling only our consumer would leave the team's shutdown waiting for the
+        # in-flight model call; the token aborts that call, so the deadline holds.
+        token.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
         built.fired.append("timeout")
         outcome["error"] = {"kind": "timeout", "detail": f"review.timeout_seconds={config['timeout_seconds']} "
                                                          f"reached during attempt {attempt}", "http_status": None}

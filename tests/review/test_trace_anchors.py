@@ -157,3 +157,10 @@ def test_signature_status_without_a_key_or_with_another_key(evidence, review_con
     monkeypatch.setenv(HMAC_KEY_ENV, "another-key")
     assert "signature invalid" in verify(signed_path).output
     assert "unsigned: " in verify(unsigned_path).output
+
+
+def test_store_locations_without_their_anchor_are_a_usage_error(evidence, review_config, tmp_path):
+    _, trace_path = write_review(tmp_path, review_signal(evidence, review_config, symbol="AAPL"))
+    for option in ("--tracking-uri", "--url"):
+        result = verify(trace_path, option, "http://127.0.0.1:9")
+        assert result.exit_code == 2 and "--tracking-uri goes with --mlflow-run" in result.output

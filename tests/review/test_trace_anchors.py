@@ -96,6 +96,9 @@ def test_a_signal_without_a_head_or_for_another_symbol_does_not_confirm(evidence
     signal_path.write_text(json.dumps({**outcome.signal, "symbol": "MSFT"}))
     other = verify(trace_path, "--signal", signal_path)
     assert other.exit_code == 1 and "differs: symbol AAPL in the trace, MSFT there" in other.output
+    signal_path.write_text(json.dumps({**outcome.signal, "trace_head_sha256": outcome.trace["chain"]["head"] + "\n"}))
+    malformed = verify(trace_path, "--signal", signal_path)
+    assert malformed.exit_code == 1 and f"{signal_path}: $.trace_head_sha256: " in malformed.output
     signal_path.write_text("[1, 2]")
     not_object = verify(trace_path, "--signal", signal_path)
     assert not_object.exit_code == 1 and "cannot check" in not_object.output and "not a JSON object" in not_object.output

@@ -50,7 +50,7 @@ def mlflow_anchor(run_id: str, tracking_uri: str) -> Anchor:
     try:
         tags = client_for(tracking_uri).get_run(run_id).data.tags
     except MlflowException as exc:
-        raise ReviewError(f"MLflow run {run_id} at {tracking_uri}: {exc.message}") from exc
+        raise ReviewError(f"MLflow run {run_id}: {exc.message}") from exc  # the URI may hold credentials
     return Anchor(f"MLflow run {run_id} tag {TAG_TRACE_HEAD}", tags.get(TAG_TRACE_HEAD), tags.get(TAG_SYMBOL))
 
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from tmpipe.errors import ReviewError
+from tmpipe.review.anchors import OUTCOME_KEYS
 from tmpipe.review.clients import ApiKeyResolver, ClientSet, build_clients, classify_error
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
 from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
 from tmpipe.review.signal import check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
-from tmpipe.review.anchors import OUTCOME_KEYS
 from tmpipe.review.trace import entry, hmac_key, interleave, redact, redacting_logs, seal, sign
 
 log = logging.getLogger(__name__)

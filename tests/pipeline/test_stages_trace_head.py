@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tmpipe.errors import ReviewError
 from tmpipe.pipeline import stages
 from tmpipe.pipeline.context import RunContext
 from tmpipe.review.cli import review as review_cli
@@ -21,7 +22,7 @@ from tmpipe.review.trace import HMAC_KEY_ENV
 from tmpipe.store.factory import embedded_store_path
 from tmpipe.store.sqlite import SqliteArtifactStore
 from tmpipe.tracking import client_for, embedded_tracking_uri
-from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT
+from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, REVIEW_ARTIFACTS
 
 from ..review.forgery import forge_buy, forge_signal_to_match
 from ..servers import webui_server
@@ -154,3 +155,17 @@ def test_a_keyed_review_signs_the_trace_and_the_key_reaches_no_log_run_or_artifa
     assert KEY not in json.dumps([data.params, data.tags])
     local = Path(client.download_artifacts(run_id, "", str(tmp_path / "artifacts")))
     assert not [path for path in local.rglob("*") if path.is_file() and KEY.encode() in path.read_bytes()]
+
+
+def test_persist_refuses_a_trace_replaced_in_mlflow_after_the_review(run_context, tmpipe_home, tmp_path):
+    reviewed = stages.review(run_context, SYMBOL, None)
+    run_id, trace_artifact = reviewed["mlflow_run_id"], REVIEW_ARTIFACTS[2]
+    client = client_for(f"sqlite:///{(tmpipe_home / 'mlflow' / 'mlflow.db').resolve()}")
+    trace = json.loads(Path(client.download_artifacts(run_id, trace_artifact, str(tmp_path))).read_text())
+    client.log_dict(run_id, forge_buy(trace), trace_artifact)
+    with pytest.raises(ReviewError) as refused:
+        stages.persist(run_context, SYMBOL, None)
+    message = str(refused.value)
+    assert message.startswith(f"{SYMBOL}: not publishing review/trace.json of MLflow run {run_id}: tampered: ")
+    assert "\n" not in message
+    assert SqliteArtifactStore(embedded_store_path()).list_artifacts() == []

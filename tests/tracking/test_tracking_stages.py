@@ -120,13 +120,14 @@ def test_log_inference_and_review(context_factory, tracking_uri, tmp_path):
               "target_position": 0.5, "review_status": "approved", "reviewer_model": "rules",
               "token_usage": {"prompt": 0, "completion": 0}}
     evidence = {"symbol": "AAPL", "backtest": {"test_total_return": 0.12}}
-    trace = {"kind": "llm", "entries": [{"role": "analyst", "content": "ok"}]}
+    trace = {"kind": "llm", "entries": [{"role": "analyst", "content": "ok"}], "chain": {"head": "ef" * 32}}
     for _ in range(2):
         log_inference(run.run_id, inference, tracking_uri=tracking_uri)
         log_review(run.run_id, evidence, signal, trace, tracking_uri=tracking_uri)
     client = client_for(tracking_uri)
     data = client.get_run(run.run_id).data
     assert data.tags["signal.action"] == "BUY"
+    assert data.tags["tmpipe.trace_head_sha256"] == "ef" * 32  # the copy `review verify --mlflow-run` checks
     assert data.tags["inference.action"] == "long"
     assert data.metrics["confidence"] == 0.62
     assert data.metrics["inference_probabilities_long"] == 0.45

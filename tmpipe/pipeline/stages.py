@@ -135,11 +135,16 @@ def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_re
 
 
 def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[str, Any]:
-    """Write ``signal`` and ``llm`` artifacts, then attach MLflow lineage; idempotent on retry."""
+    """Write ``signal`` and ``llm`` artifacts, then attach MLflow lineage; idempotent on retry.
+
+    Publishes only a trace whose chain, signal and MLflow head tag agree, so the WebUI copies
+    stay an independent record of what the review wrote.
+    """
     stage = SymbolStage(ctx, symbol, link)
     tracker = stage.tracker()
     with tracker.stage("persist", final=True):
         signal, trace = tracker.review_outputs()
+        _check_review_outputs(symbol, signal, trace, tracker)
         store = open_store(stage.section("webui"), connection_lookup=ctx.connection_lookup)
         ids = {}
         for artifact_type, content in (("signal", signal), ("llm", trace)):
@@ -150,6 +155,18 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[s
             store.set_lineage(saved.id, run["mlflow_run_id"], run["mlflow_experiment_id"])
             ids[f"{artifact_type}_artifact_id"] = saved.id
         return {**tracker.reference(), **ids, "action": signal["action"], "confidence": signal["confidence"]}
+
+
+def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, Any], tracker) -> None:
+    from tmpipe.errors import ReviewError
+    from tmpipe.review.anchors import mlflow_anchor, signal_anchor, verify_anchored
+    from tmpipe.review.trace import hmac_key
+
+    anchors = [signal_anchor(signal, "review/signal.json"), mlflow_anchor(tracker.run.run_id, tracker.tracking_uri)]
+    result = verify_anchored(trace, anchors, hmac_key())
+    if not result.ok:
+        raise ReviewError(f"{symbol}: not publishing review/trace.json of MLflow run {tracker.run.run_id}: "
+                          + "; ".join(result.problems))
 
 
 def _rounded(value: float | None) -> float | None:

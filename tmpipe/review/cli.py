@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tmpipe.errors import TmpipeError
+from tmpipe.errors import ReviewError, TmpipeError
 
 review = click.Group("review", help="Review a signal with the AutoGen team; verify reasoning traces.")
 
@@ -101,18 +101,67 @@ def run_command(evidence_path: Path | None, engine_path: Path | None, inference_
 
 @review.command("verify")
 @click.argument("trace_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def verify_command(trace_path: Path) -> None:
-    """Exit 0 if TRACE.json is intact (schema and hash chain), else print the problems and exit 1."""
-    from tmpipe.review.trace import verify_trace
+@click.option("--signal", "signal_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The signal JSON of this review: its trace_head_sha256 and decision must match the trace.")
+@click.option("--mlflow-run", "mlflow_run", default=None, help="The symbol's MLflow run id: its tag tmpipe.trace_head_sha256 must match.")
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI for --mlflow-run (default: $MLFLOW_TRACKING_URI, else the embedded store under TMPIPE_HOME).")
+@click.option("--webui-artifact", "webui_artifact", type=int, default=None,
+              help="A WebUI signal or llm artifact id of this review: its recorded head must match.")
+@click.option("--url", default=None, help="WebUI base URL for --webui-artifact (default: the embedded store under TMPIPE_HOME).")
+def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str | None, tracking_uri: str | None,
+                   webui_artifact: int | None, url: str | None) -> None:
+    """Exit 0 if TRACE.json is intact, else print what differs and exit 1.
 
+    Intact: the schema holds, the hash chain recomputes, the head matches every copy named by
+    --signal, --mlflow-run and --webui-artifact, and, when TMPIPE_TRACE_HMAC_KEY is set, the
+    trace is signed with that key.
+    """
+    from tmpipe.review.anchors import verify_anchored
+    from tmpipe.review.trace import hmac_key
+
+    if tracking_uri and mlflow_run is None or url and webui_artifact is None:
+        raise click.UsageError("--tracking-uri goes with --mlflow-run, --url with --webui-artifact")
     try:
         trace = json.loads(trace_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         click.echo(f"{trace_path}: not a JSON trace: {exc}", err=True)
         sys.exit(1)
-    result = verify_trace(trace)
+    try:
+        anchors = _anchors(signal_path, mlflow_run, tracking_uri, webui_artifact, url)
+    except TmpipeError as exc:
+        click.echo(f"{trace_path}: cannot check: {exc}", err=True)
+        sys.exit(1)
+    result = verify_anchored(trace, anchors, hmac_key())
     if not result.ok:
         for problem in result.problems:
             click.echo(f"{trace_path}: {problem}", err=True)
         sys.exit(1)
-    click.echo(f"ok: {trace_path}: {len(trace['entries'])} entries, head {trace['chain']['head']}")
+    click.echo(f"ok: {trace_path}: {len(trace['entries'])} entries, head {trace['chain']['head']}; " + "; ".join(result.notes))
+
+
+def _anchors(signal_path: Path | None, mlflow_run: str | None, tracking_uri: str | None, webui_artifact: int | None,
+             url: str | None) -> list:
+    """The outside copies of the head named on the command line, read from where they live."""
+    import os
+
+    from tmpipe.review.anchors import mlflow_anchor, signal_anchor, webui_anchor
+
+    anchors = []
+    if signal_path is not None:
+        try:
+            signal = json.loads(signal_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReviewError(f"{signal_path}: not a JSON signal: {exc}") from exc
+        anchors.append(signal_anchor(signal, str(signal_path)))
+    if mlflow_run is not None:
+        from tmpipe.home import tmpipe_home
+        from tmpipe.tracking import embedded_tracking_uri
+
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri(tmpipe_home())
+        anchors.append(mlflow_anchor(mlflow_run, uri))
+    if webui_artifact is not None:
+        from tmpipe.store.cli import _store
+
+        anchors.append(webui_anchor(_store(url), webui_artifact))
+    return anchors

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from tmpipe.errors import ReviewError
+from tmpipe.review.anchors import OUTCOME_KEYS
 from tmpipe.review.clients import ApiKeyResolver, ClientSet, build_clients, classify_error
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
 from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
 from tmpipe.review.signal import check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
-from tmpipe.review.trace import entry, interleave, redact, redacting_logs, seal
+from tmpipe.review.trace import entry, hmac_key, interleave, redact, redacting_logs, seal, sign
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +148,16 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         "attempts": attempts,
         "retries": max(0, len(attempts) - 1),
         "termination_reason": termination,
-        "outcome": {"action": signal["action"], "confidence": signal["confidence"],
-                    "review_status": signal["review_status"], "fallback_cause": signal["fallback_cause"]},
+        "outcome": {key: signal[key] for key in OUTCOME_KEYS},
         "token_usage": _tokens(clients),
         "entries": entries,
         "timing": {"started_at": started_at, "finished_at": _now(),
                    "duration_ms": round((time.perf_counter() - clock) * 1000, 3)},
     }
     secrets = clients.secrets if clients else []
-    return ReviewOutcome(redact(signal, secrets), seal(redact(trace, secrets)))
+    trace = sign(seal(redact(trace, secrets)), hmac_key())
+    # The signal records the head; the head covers the trace's outcome, never the signal itself.
+    return ReviewOutcome({**redact(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace)
 
 
 async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attempt: int, budget: int,

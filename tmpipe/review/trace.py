@@ -5,13 +5,19 @@ Chain: ``body_sha256 = sha256(canonical(trace without entries, chain, timing))``
 body hash as the first "previous"; ``head`` is the last entry's hash. Timing differs between
 otherwise identical runs, so it stays out of the chain and is sealed by ``timing_sha256``
 instead. Editing any character of a sealed trace breaks a hash or the schema.
+
+The chain alone proves only self-consistency: whoever edits a trace can recompute it. Copies
+of the head kept elsewhere (see :mod:`tmpipe.review.anchors`) and, when
+``TMPIPE_TRACE_HMAC_KEY`` is set, ``chain.hmac`` (HMAC-SHA256 of the chain) catch a resealed trace.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +27,8 @@ from tmpipe.review.schemas import TRACE, schema_problems
 
 _UNCHAINED = ("sha256", "timing")
 REDACTED = "[REDACTED]"
+HMAC_KEY_ENV = "TMPIPE_TRACE_HMAC_KEY"
+HMAC_ALGORITHM = "hmac-sha256"
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class TraceVerification:
 
     ok: bool
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def canonical(value: Any) -> bytes:
@@ -59,6 +68,40 @@ def seal(trace: dict) -> dict:
         entry["sha256"] = previous = _entry_hash(previous, entry)
     trace["chain"] = {"algorithm": "sha256", "body_sha256": body, "head": previous, "timing_sha256": _timing_hash(trace)}
     return trace
+
+
+def hmac_key() -> bytes | None:
+    """The signing key from ``TMPIPE_TRACE_HMAC_KEY``, or None; it is only ever used, never written."""
+    key = os.environ.get(HMAC_KEY_ENV)
+    return key.encode() if key else None
+
+
+def _chain_mac(chain: dict, key: bytes) -> str:
+    signed = canonical({name: value for name, value in chain.items() if name != "hmac"})
+    return hmac.new(key, signed, hashlib.sha256).hexdigest()
+
+
+def sign(trace: dict, key: bytes | None) -> dict:
+    """Add ``chain.hmac`` over the sealed chain (head, body and timing hashes) when there is a key."""
+    if key:
+        trace["chain"]["hmac"] = {"algorithm": HMAC_ALGORITHM, "value": _chain_mac(trace["chain"], key)}
+    return trace
+
+
+def signature_check(trace: dict, key: bytes | None) -> tuple[str | None, str]:
+    """(problem or None, status) of a verified trace's ``chain.hmac`` under ``key``.
+
+    With a key an unsigned trace fails: stripping the signature must not be a way around it.
+    """
+    signature = trace["chain"].get("hmac")
+    if key is None:
+        return None, "unsigned" if signature is None else f"signed, not checked ({HMAC_KEY_ENV} is not set)"
+    if signature is None:
+        return f"unsigned: the trace has no chain.hmac but {HMAC_KEY_ENV} is set", "unsigned"
+    if not hmac.compare_digest(signature["value"], _chain_mac(trace["chain"], key)):
+        return (f"signature invalid: chain.hmac does not match the chain under {HMAC_KEY_ENV} "
+                "(the trace was resealed, or signed with another key)"), "signature invalid"
+    return None, f"{HMAC_ALGORITHM} signature valid"
 
 
 def verify_trace(trace: dict) -> TraceVerification:

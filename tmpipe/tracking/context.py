@@ -26,6 +26,7 @@ TAG_ENGINE = "engine"
 TAG_SPEC_SHA256 = "spec_sha256"
 TAG_VERSION = "tmpipe.version"
 TAG_DATA_SHA256 = "data.sha256"
+TAG_TRACE_HEAD = "tmpipe.trace_head_sha256"  # the review trace's chain head, a copy outside the trace
 
 # Airflow run ids carry the logical date after "__" (manual__2024-05-01T12:00:00+00:00).
 _RUN_ID_TIMESTAMP = re.compile(r"__(\d{4}-\d{2}-\d{2}T[0-9:.]+)")

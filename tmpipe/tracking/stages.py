@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tmpipe.tracking.context import TAG_TRACE_HEAD
 from tmpipe.tracking.params import loggable_params, provenance_document
 from tmpipe.tracking.retry import with_retry
 from tmpipe.tracking.runs import _set_tags, client_for
@@ -218,7 +219,7 @@ def log_inference(run_id: str, inference_result: Mapping, *, tracking_uri: str) 
 def log_review(
     run_id: str, evidence: Mapping, signal: Mapping, trace: Mapping, *, tracking_uri: str
 ) -> None:
-    """Evidence, signal and trace JSON artifacts; confidence metric; signal action tag."""
+    """Evidence, signal and trace JSON artifacts; confidence metric; signal action and trace head tags."""
     client = client_for(tracking_uri)
     for payload, artifact_file in zip((evidence, signal, trace), REVIEW_ARTIFACTS, strict=True):
         _log_json(client, run_id, dict(payload), artifact_file)
@@ -240,5 +241,6 @@ def log_review(
             "signal.action": signal.get("action"),
             "signal.review_status": signal.get("review_status"),
             "signal.reviewer_model": signal.get("reviewer_model"),
+            TAG_TRACE_HEAD: (trace.get("chain") or {}).get("head"),
         },
     )

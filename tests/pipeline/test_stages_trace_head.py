@@ -25,7 +25,7 @@ from tmpipe.tracking import client_for, embedded_tracking_uri
 from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, REVIEW_ARTIFACTS
 
 from ..review.forgery import forge_buy, forge_signal_to_match
-from ..servers import webui_server
+from ..servers import WEBUI_TOKEN, webui_server
 from ..tracking.conftest import make_engine_result
 from .conftest import DAG_ID, spec_text
 
@@ -116,7 +116,8 @@ def test_a_resealed_forgery_with_a_matching_signal_is_caught_by_mlflow_and_the_w
     assert by_trace_copy.exit_code == 1 and f"tampered: WebUI artifact {llm_id} (llm" in by_trace_copy.output
 
 
-def test_verify_reads_a_webui_artifact_over_http(run_context, tmp_path, tmpipe_home):
+def test_verify_reads_a_webui_artifact_over_http(run_context, tmp_path, tmpipe_home, monkeypatch):
+    monkeypatch.setenv("TMPIPE_WEBUI_TOKEN", WEBUI_TOKEN)
     _, persisted = review_and_persist(run_context)
     store = SqliteArtifactStore(embedded_store_path())
     trace_path = tmp_path / "trace.json"

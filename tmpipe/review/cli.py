@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tmpipe.errors import ReviewError, TmpipeError
+from tmpipe.store.cli import TOKEN_FILE_OPTION
 
 review = click.Group("review", help="Review a signal with the AutoGen team; verify reasoning traces.")
 
@@ -109,8 +110,9 @@ def run_command(evidence_path: Path | None, engine_path: Path | None, inference_
 @click.option("--webui-artifact", "webui_artifact", type=int, default=None,
               help="A WebUI signal or llm artifact id of this review: its recorded head must match.")
 @click.option("--url", default=None, help="WebUI base URL for --webui-artifact (default: the embedded store under TMPIPE_HOME).")
+@TOKEN_FILE_OPTION
 def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str | None, tracking_uri: str | None,
-                   webui_artifact: int | None, url: str | None) -> None:
+                   webui_artifact: int | None, url: str | None, token_file: Path | None) -> None:
     """Exit 0 if TRACE.json is intact, else print what differs and exit 1.
 
     Intact: the schema holds, the hash chain recomputes, the head matches every copy named by
@@ -128,7 +130,7 @@ def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str |
         click.echo(f"{trace_path}: not a JSON trace: {exc}", err=True)
         sys.exit(1)
     try:
-        anchors = _anchors(signal_path, mlflow_run, tracking_uri, webui_artifact, url)
+        anchors = _anchors(signal_path, mlflow_run, tracking_uri, webui_artifact, url, token_file)
     except TmpipeError as exc:
         click.echo(f"{trace_path}: cannot check: {exc}", err=True)
         sys.exit(1)
@@ -141,7 +143,7 @@ def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str |
 
 
 def _anchors(signal_path: Path | None, mlflow_run: str | None, tracking_uri: str | None, webui_artifact: int | None,
-             url: str | None) -> list:
+             url: str | None, token_file: Path | None) -> list:
     """The outside copies of the head named on the command line, read from where they live."""
     import os
 
@@ -163,5 +165,5 @@ def _anchors(signal_path: Path | None, mlflow_run: str | None, tracking_uri: str
     if webui_artifact is not None:
         from tmpipe.store.cli import _store
 
-        anchors.append(webui_anchor(_store(url), webui_artifact))
+        anchors.append(webui_anchor(_store(url, token_file), webui_artifact))
     return anchors

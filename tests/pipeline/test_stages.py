@@ -1,0 +1,52 @@
+"""The stage functions without Airflow, on the real embedded MLflow and WebUI stores."""
+
+import pytest
+
+from tmpipe.errors import DataError
+from tmpipe.pipeline import stages
+from tmpipe.pipeline.context import RunContext
+from tmpipe.store.sqlite import SqliteArtifactStore
+from tmpipe.tracking.context import resolve_tracking_uri
+
+from .conftest import DAG_ID, spec_text
+
+
+@pytest.fixture
+def spec_path(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec_text())  # demo bars under defaults:, demo_symbols AAA and BBB
+    return path
+
+
+def context(spec_path, mode, symbol):
+    return RunContext(dag_id=DAG_ID, dag_run_id=f"manual__{mode}", logical_date=None,
+                      conf={"mode": mode, "symbol": symbol}, spec_path=str(spec_path))
+
+
+def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_home, spec_path):
+    from mlflow import MlflowClient
+
+    trained = stages.train_backtest(context(spec_path, "train_backtest", "AAA"), "AAA", None)
+    assert trained["model_version"] == "1"  # the registry works here, so its silence below means something
+
+    ctx = context(spec_path, "both", "X")
+    symbols, links = stages.resolve_symbols(ctx)
+    assert symbols == ["X"]
+    with pytest.raises(DataError) as failed:
+        stages.train_backtest(ctx, "X", links["X"])
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message.startswith("X: data.source 'demo' (demo series 'synthetic', set by spec defaults (")
+    assert "demo_symbols (AAA, BBB)" in message
+
+    ctx = context(spec_path, "inference", "X")
+    for stage in (stages.inference, stages.review, stages.persist):
+        with pytest.raises(DataError, match="^X: data.source 'demo'"):
+            stage(ctx, "X", links["X"], *([None] if stage is stages.inference else []))
+
+    client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
+    assert [m.name for m in client.search_registered_models()] == ["tmpipe.AAA.deepscalper"]
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert {r.data.tags["symbol"] for r in client.search_runs(experiments)} == {"AAA"}
+    assert [a.symbol for a in SqliteArtifactStore(tmpipe_home / "webui" / "webui.db").list_artifacts()] == []
+    assert not (tmpipe_home / "work" / DAG_ID / "manual__both" / "X" / "train_backtest").exists()

@@ -50,3 +50,31 @@ def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_h
     assert {r.data.tags["symbol"] for r in client.search_runs(experiments)} == {"AAA"}
     assert [a.symbol for a in SqliteArtifactStore(tmpipe_home / "webui" / "webui.db").list_artifacts()] == []
     assert not (tmpipe_home / "work" / DAG_ID / "manual__both" / "X" / "train_backtest").exists()
+
+
+def test_persisted_signal_names_its_bar_data_model_and_run(tmpipe_home, spec_path):
+    import numpy as np
+
+    store = SqliteArtifactStore(tmpipe_home / "webui" / "webui.db")
+    ctx = context(spec_path, "both", "AAA")
+    trained = stages.train_backtest(ctx, "AAA", None)
+    inferred = stages.inference(ctx, "AAA", None, trained)
+    stages.review(ctx, "AAA", None)
+    persisted = stages.persist(ctx, "AAA", None)
+    signal = store.get_artifact(persisted["signal_artifact_id"]).content
+    five_weekday_bars_later = str(np.busday_offset(np.datetime64(inferred["as_of"]), 5))  # synthetic bars are weekdays
+    assert {key: signal[key] for key in ("as_of", "horizon_end", "data_sha256", "model_version", "mlflow_run_id", "mlflow_run_url")} == {
+        "as_of": inferred["as_of"],
+        "horizon_end": five_weekday_bars_later,
+        "data_sha256": trained["data_sha256"],
+        "model_version": "models:/tmpipe.AAA.deepscalper/1",
+        "mlflow_run_id": persisted["mlflow_run_id"],
+        "mlflow_run_url": None,  # the embedded SQLite store has no UI
+    }
+
+    ctx = context(spec_path, "inference", "AAA")  # the promoted model: the alias moves, the version stays
+    stages.inference(ctx, "AAA", None, None)
+    stages.review(ctx, "AAA", None)
+    signal = store.get_artifact(stages.persist(ctx, "AAA", None)["signal_artifact_id"]).content
+    assert signal["lineage"]["model_uri"] == "models:/tmpipe.AAA.deepscalper@champion"
+    assert (signal["model_version"], signal["as_of"]) == ("models:/tmpipe.AAA.deepscalper/1", inferred["as_of"])

@@ -29,16 +29,17 @@ def test_shipped_spec_gives_demo_bars_to_its_demo_symbols_only():
         check(spec, "X")
     message = str(failed.value)
     assert "\n" not in message
-    assert message.startswith("X: data.source 'demo' (demo series 'sp500', set by spec defaults (")
-    assert "trademaster_autogen_pipeline_workflow.yaml:" in message  # the file:line that set it
-    assert "demo_symbols (SPX, NDX)" in message and "symbols.X.data" in message
+    assert message.startswith("X: demo bars (sp500) are for the spec's demo_symbols (SPX, NDX), not X; set symbols.X.data ")
+    assert "a path with {symbol}, or source yfinance" in message
+    assert "(data.source demo set by spec defaults (" in message  # and the file:line that set it:
+    assert message.endswith("trademaster_autogen_pipeline_workflow.yaml:50))")
 
 
 @pytest.mark.parametrize("defaults_data", [None, {"source": "demo", "demo_series": "synthetic"}])
 def test_demo_from_a_shared_layer_is_refused_for_an_unlisted_symbol(tmp_path, defaults_data):
     spec = write_spec(tmp_path, defaults_data)
     check(spec, "SPX")
-    with pytest.raises(DataError, match=r"^AAPL: data\.source 'demo'"):
+    with pytest.raises(DataError, match=r"^AAPL: demo bars"):
         check(spec, "AAPL")
 
 
@@ -57,7 +58,7 @@ def test_a_run_or_link_cannot_hand_demo_bars_to_an_unlisted_symbol(tmp_path, lay
     bars = tmp_path / "X.csv"
     spec = write_spec(tmp_path, {"source": "csv", "path": str(tmp_path / "{symbol}.csv")})
     check(spec, "X")
-    with pytest.raises(DataError, match=r"^X: data\.source 'demo' .*set by (dag_run\.conf|webui link config)"):
+    with pytest.raises(DataError, match=r"^X: demo bars .*data\.source demo set by (dag_run\.conf|webui link config)"):
         check(spec, "X", **{layer: {"data": {"source": "demo"}}})
     assert not bars.exists()  # the check reads nothing
 
@@ -74,8 +75,10 @@ def test_a_shared_path_without_symbol_pattern_names_no_symbol(tmp_path, layer):
     with pytest.raises(DataError) as failed:
         check(spec, "SPX", **kwargs)
     message = str(failed.value)
-    assert message.startswith(f"SPX: data.path {path!r} (source 'csv', set by ")
-    assert "does not name SPX" in message and "{symbol}" in message and "\n" not in message
+    assert message.startswith(f"SPX: data.path {path!r} is shared by every symbol and does not name SPX; put {{symbol}} in it")
+    setter = {"defaults": "spec defaults (", "environ": "environment (env:TMPIPE__DATA__PATH)", "conf_config": "dag_run.conf ("}[layer]
+    assert f"(set by {setter}" in message
+    assert "\n" not in message
 
 
 def test_paths_that_name_the_symbol_pass(tmp_path):

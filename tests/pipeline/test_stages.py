@@ -36,12 +36,12 @@ def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_h
         stages.train_backtest(ctx, "X", links["X"])
     message = str(failed.value)
     assert "\n" not in message
-    assert message.startswith("X: data.source 'demo' (demo series 'synthetic', set by spec defaults (")
-    assert "demo_symbols (AAA, BBB)" in message
+    assert message.startswith("X: demo bars (synthetic) are for the spec's demo_symbols (AAA, BBB), not X; ")
+    assert "(data.source demo set by spec defaults (" in message
 
     ctx = context(spec_path, "inference", "X")
     for stage in (stages.inference, stages.review, stages.persist):
-        with pytest.raises(DataError, match="^X: data.source 'demo'"):
+        with pytest.raises(DataError, match="^X: demo bars"):
             stage(ctx, "X", links["X"], *([None] if stage is stages.inference else []))
 
     client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))

@@ -32,11 +32,10 @@ def check_symbol_data(spec: Spec, resolved: ResolvedConfig) -> None:
         if symbol in spec.demo_symbols or any(key in own_entry for key in DEMO_CHOICE_KEYS):
             return
         raise DataError(
-            f"{symbol}: data.source 'demo' (demo series {data['demo_series']!r}, set by {_origin(resolved, 'data.source')}) "
-            f"is not {symbol}'s data: demo bars serve only the spec's demo_symbols "
-            f"({', '.join(spec.demo_symbols) or 'none'}) or a symbols.{symbol}.data that chooses them; "
-            f"set symbols.{symbol}.data (or the WebUI link config) to a csv/parquet path, "
-            f"a path with {PATH_PATTERN}, or source yfinance"
+            f"{symbol}: demo bars ({data['demo_series']}) are for the spec's demo_symbols "
+            f"({', '.join(spec.demo_symbols) or 'none'}), not {symbol}; set symbols.{symbol}.data (or {symbol}'s "
+            f"WebUI link config) to a csv/parquet path, a path with {PATH_PATTERN}, or source yfinance "
+            f"(data.source demo set by {resolved.provenance['data.source']})"
         )
     path = data.get("path")
     if path is None or PATH_PATTERN in str(path):
@@ -45,12 +44,7 @@ def check_symbol_data(spec: Spec, resolved: ResolvedConfig) -> None:
     if origin.layer in (SPEC_SYMBOL, WEBUI_LINK):
         return
     raise DataError(
-        f"{symbol}: data.path {path!r} (source {source!r}, set by {origin}) is shared by every symbol and "
-        f"does not name {symbol}; put {PATH_PATTERN} in it, or set the path in symbols.{symbol}.data "
-        "or the symbol's WebUI link config"
+        f"{symbol}: data.path {path!r} is shared by every symbol and does not name {symbol}; put {PATH_PATTERN} "
+        f"in it, or set the path in symbols.{symbol}.data or {symbol}'s WebUI link config (set by {origin})"
     )
 
-
-def _origin(resolved: ResolvedConfig, key: str) -> str:
-    origin = resolved.provenance.get(key)
-    return str(origin) if origin else "?"

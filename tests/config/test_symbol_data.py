@@ -1,5 +1,7 @@
 """A symbol trains only on data that names it, whichever layer chose the source."""
 
+import json
+
 import pytest
 import yaml
 
@@ -32,7 +34,8 @@ def test_shipped_spec_gives_demo_bars_to_its_demo_symbols_only():
     assert message.startswith("X: demo bars (sp500) are for the spec's demo_symbols (SPX, NDX), not X; set symbols.X.data ")
     assert "a path with {symbol}, or source yfinance" in message
     assert "(data.source demo set by spec defaults (" in message  # and the file:line that set it:
-    assert message.endswith("trademaster_autogen_pipeline_workflow.yaml:50))")
+    line = next(n for n, text in enumerate(open(spec.path), 1) if text.strip().startswith("source: demo"))
+    assert message.endswith(f"trademaster_autogen_pipeline_workflow.yaml:{line}))")
 
 
 @pytest.mark.parametrize("defaults_data", [None, {"source": "demo", "demo_series": "synthetic"}])
@@ -94,3 +97,16 @@ def test_paths_that_name_the_symbol_pass(tmp_path):
 
 def test_yfinance_downloads_the_symbol_itself(tmp_path):
     check(write_spec(tmp_path, {"source": "yfinance"}), "AAPL")
+
+
+def test_explain_warns_what_a_run_would_fail_with(tmp_path):
+    from click.testing import CliRunner
+
+    from tmpipe.cli import main
+
+    path = write_spec(tmp_path).path
+    own = CliRunner().invoke(main, ["explain", "--symbol", "SPX", "--spec", path, "--json"])
+    unknown = CliRunner().invoke(main, ["explain", "--symbol", "X", "--spec", path, "--json"])
+    assert own.exit_code == unknown.exit_code == 0 and own.stderr == ""
+    assert unknown.stderr.startswith("warning: a run would fail: X: demo bars (sp500) are for the spec's demo_symbols (SPX)")
+    assert json.loads(unknown.stdout)["config"]["data"]["source"] == "demo"

@@ -116,17 +116,21 @@ def horizon_end(as_of: str | None, horizon: str, bars_per_year: float | None) ->
         stamp = np.datetime64(as_of.removesuffix("Z"))
     except ValueError:
         return None
-    if unit in "mh":
+    if unit in ("m", "h"):
         end = stamp + np.timedelta64(count, unit)
     else:
-        seven_day = any(abs(bars_per_year / days - round(bars_per_year / days)) < 1e-3 * bars_per_year / days
-                        for days in (365.0, 365.25))
+        seven_day = any(_whole_multiple(bars_per_year, days_a_year) for days_a_year in (365.0, 365.25))
         days = count * ((7 if seven_day else 5) if unit == "w" else 1)
         day = stamp.astype("datetime64[D]")
         end_day = day + np.timedelta64(days, "D") if seven_day else np.busday_offset(day, days, roll="forward")
         end = end_day + (stamp - day)
     unit = np.datetime_data(end.dtype)[0]  # as precise as the bar's timestamp; times to the second at least
     return str(np.datetime_as_string(end, unit="s" if unit in ("h", "m") else unit))
+
+
+def _whole_multiple(value: float, unit: float) -> bool:
+    ratio = value / unit
+    return round(ratio) >= 1 and abs(ratio - round(ratio)) < 1e-3 * ratio
 
 
 def horizon_volatility(evidence: dict, horizon: str) -> float | None:

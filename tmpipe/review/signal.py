@@ -112,7 +112,7 @@ def finalize_signal(draft: dict, decision: PolicyDecision, *, symbol: str, evide
         "reviewer_model": reviewer_model,
         "token_usage": token_usage,
         "lineage": _lineage(evidence),
-        **bar_and_run(evidence, horizon),
+        **_bar_and_run(evidence, horizon),
         "created_at": _now(),
         "fallback_cause": None,
     }
@@ -140,13 +140,13 @@ def fallback_signal(cause: dict, *, symbol: str, evidence: dict, horizon: str, r
         "reviewer_model": reviewer_model,
         "token_usage": token_usage,
         "lineage": _lineage(evidence),
-        **bar_and_run(evidence, horizon),
+        **_bar_and_run(evidence, horizon),
         "created_at": _now(),
         "fallback_cause": cause,
     }
 
 
-def bar_and_run(evidence: dict, horizon: str) -> dict:
+def _bar_and_run(evidence: dict, horizon: str) -> dict:
     """Which bar the signal is for, until when, on which data, from which model and MLflow run."""
     lineage = evidence["lineage"]
     as_of = evidence["as_of"]

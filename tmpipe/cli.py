@@ -78,6 +78,7 @@ def explain(symbol: str, spec_path: Path | None, conf_json: str | None, link_jso
         resolved = resolve(spec, symbol, conf_config=conf.get("config"), link_config=link_config, link_source="--link-config")
     except TmpipeError as exc:
         exit_with_error(exc)
+    _warn_unless_own_data(spec, resolved)
     values = redact_urls_in(resolved.values)
     rows = [
         {"key": key, "value": _lookup(values, key), "layer": origin.layer, "source": origin.source,
@@ -97,6 +98,17 @@ def explain(symbol: str, spec_path: Path | None, conf_json: str | None, link_jso
         who = "operator" if row["operator_only"] else "operator or run"
         table.add_row(row["key"], json.dumps(row["value"]), row["layer"], row["source"] or "", who)
     Console(width=200).print(table)
+
+
+def _warn_unless_own_data(spec, resolved) -> None:
+    """The line a run would fail this symbol with, when its data does not name it (stderr)."""
+    from tmpipe.config.symbol_data import check_symbol_data
+    from tmpipe.errors import DataError
+
+    try:
+        check_symbol_data(spec, resolved)
+    except DataError as exc:
+        click.echo(f"warning: a run would fail: {exc}", err=True)
 
 
 def _lookup(values: dict[str, Any], dotted: str) -> Any:

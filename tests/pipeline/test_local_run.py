@@ -121,3 +121,17 @@ def test_train_backtest_then_inference_uses_the_promoted_model(tmp_path, pipelin
     assert not any(key.startswith("epoch/") for key in inference_run.data.metrics)  # no training here
     assert inference_run.data.params["trademaster.epochs"] == "2"  # the config is logged by the first stage run
     assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}
+
+
+def test_unconfigured_symbol_fails_in_one_line_and_leaves_nothing(tmp_path, pipeline_spec):
+    """The issue's case: {"symbol": "X"} with demo bars under defaults: must not train on them."""
+    home = tmp_path / "home"
+    code, out = run_tmpipe(home, "--spec", str(pipeline_spec), "--conf", '{"symbol": "X"}')
+    assert code == 1 and out["state"] == "failed"
+    [row] = out["symbols"]
+    assert (row["symbol"], row["status"], row["mlflow_run_id"], row["signal_artifact_id"]) == ("X", "failed", None, None)
+    assert row["error"].startswith("train_backtest: DataError: X: demo bars (synthetic) are for the spec's demo_symbols (AAA, BBB), not X;")
+    assert "\n" not in row["error"]
+    client, runs = mlflow_runs(home, out["tracking_uri"])
+    assert runs == [] and client.search_registered_models() == []
+    assert webui_artifacts(home) == []

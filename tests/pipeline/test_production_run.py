@@ -140,6 +140,8 @@ def test_both_mode_with_symbols_from_the_webui(production):
         signal_doc = next(a for a in artifacts if a.symbol == symbol and a.artifact_type == "signal").content
         assert signal_doc["action"] == rows[symbol]["action"]
         assert signal_doc["lineage"]["model_uri"] == f"runs:/{runs[symbol].info.run_id}/model"
+        assert signal_doc["mlflow_run_url"] == rows[symbol]["mlflow_run_url"]  # the server has a UI
+        assert signal_doc["model_version"] == f"models:/tmpipe.{symbol}.deepscalper/{runs[symbol].data.tags['registry.version']}"
     assert {a.symbol for a in production["store"].list_artifacts()} == {"AAA", "BBB"}
 
 
@@ -170,3 +172,6 @@ def test_train_backtest_then_inference_on_the_same_servers(production):
         assert artifact.mlflow_run_id == inference_runs[artifact.symbol].info.run_id
         if artifact.artifact_type == "signal":
             assert artifact.content["lineage"]["model_uri"] == f"models:/tmpipe.{artifact.symbol}.deepscalper@champion"
+            trained_version = training_runs[artifact.symbol].data.tags["registry.version"]
+            assert artifact.content["model_version"] == f"models:/tmpipe.{artifact.symbol}.deepscalper/{trained_version}"
+            assert artifact.content["mlflow_run_url"] == rows[artifact.symbol]["mlflow_run_url"]

@@ -91,7 +91,7 @@ def test_an_anonymous_write_cannot_replace_a_signal(webui_server):
 @pytest.mark.parametrize(
     "write, message",
     [
-        (lambda store: store.save_artifact(artifact(content={"action": "BUY"})), "invalid signal artifact: content: 'confidence' is a required key"),
+        (lambda store: store.save_artifact(artifact(content={"action": "BUY"})), "content: 'confidence' is a required key"),
         (lambda store: store.save_artifact(artifact(content=signal_content(confidence=1.5))), "content.confidence: 1.5 is greater than the maximum of 1"),
         (lambda store: store.save_artifact(artifact(content=signal_content(actoin="BUY"))), "content.actoin: unknown key 'actoin' (did you mean 'action'?)"),
         (lambda store: store.save_artifact(artifact(content=signal_content("BBB"))), "content.symbol: 'BBB' is not the artifact's symbol 'AAA'"),

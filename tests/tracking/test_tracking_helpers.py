@@ -61,6 +61,12 @@ def test_embedded_uri_and_artifact_root(tmp_path):
 def test_run_url_only_for_http_servers():
     assert run_url("http://127.0.0.1:5000/", "3", "abc") == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
     assert run_url("sqlite:////tmp/x.db", "3", "abc") is None
+    assert run_url("file:///tmp/mlruns", "3", "abc") is None
+
+
+def test_run_url_leaves_credentials_and_query_out():
+    link = run_url("https://user:s3cret@mlflow.example:5000/base/?token=t0k", "3", "abc")
+    assert link == "https://mlflow.example:5000/base/#/experiments/3/runs/abc"
 
 
 def test_params_are_flat_truncated_and_secret_free():

@@ -33,7 +33,7 @@ def test_params_and_config_artifact_mask_url_credentials(tracking_uri, tmp_path)
 
 
 def test_run_links_and_tracking_errors_mask_url_credentials(caplog):
-    assert run_url("https://ci:p@ss-w0rd-77@mlflow.internal", "1", "r") == "https://ci:***@mlflow.internal/#/experiments/1/runs/r"
+    assert run_url("https://ci:p@ss-w0rd-77@mlflow.internal", "1", "r") == "https://mlflow.internal/#/experiments/1/runs/r"
 
     def refuse():
         raise ConnectionError("API request to https://ci:p@ss-w0rd-77@mlflow.internal/api failed: connection refused")

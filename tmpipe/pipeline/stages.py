@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
+from tmpipe.config.symbol_data import check_symbol_data
 from tmpipe.errors import ModeError
 from tmpipe.pipeline.context import MODES, RunContext, check_conf
 from tmpipe.spec.model import Spec
@@ -53,7 +54,11 @@ def _link_layer(selected: SelectedSymbol) -> dict[str, Any]:
 
 
 class SymbolStage:
-    """Shared set-up of the per-symbol stages: spec, mode, resolved config, MLflow run."""
+    """Shared set-up of the per-symbol stages: spec, mode, resolved config, MLflow run.
+
+    A symbol whose data does not name it fails here, before any stage opens an MLflow run,
+    logs or registers a model, or persists anything.
+    """
 
     def __init__(self, ctx: RunContext, symbol: str, link: dict[str, Any] | None):
         self.ctx = ctx
@@ -68,6 +73,7 @@ class SymbolStage:
             link_config=self.link.get("config"),
             link_source=f"webui link {self.link.get('link_id')}",
         )
+        check_symbol_data(self.spec, self.config)
 
     def section(self, name: str) -> dict[str, Any]:
         return self.config.section(name)

@@ -116,7 +116,8 @@ class SymbolTracker:
         set_tags(
             self.tracking_uri,
             self.run.run_id,
-            {"inference.model_uri": promoted.model_uri, "inference.model_version": promoted.version, "inference.model_run_id": promoted.run_id},
+            {"inference.model_uri": promoted.model_uri, "inference.model_name": promoted.model_name,
+             "inference.model_version": promoted.version, "inference.model_run_id": promoted.run_id},
         )
         return promoted.model_dir
 
@@ -135,7 +136,9 @@ class SymbolTracker:
             "mlflow_run_id": self.run.run_id,
             "mlflow_experiment_id": self.run.experiment_id,
             "model_uri": run.get("inference.model_uri") or f"runs:/{self.run.run_id}/{MODEL_ARTIFACT_DIR}",
+            "model_version": _pinned_version(run),
             "data_sha256": engine_result.get("data_fingerprint", {}).get("sha256"),
+            "mlflow_run_url": self.reference()["mlflow_run_url"],
         }
 
     def client_run_tags(self) -> dict[str, str]:
@@ -166,6 +169,15 @@ class SymbolTracker:
 
     def _log_json(self, payload: dict[str, Any], artifact: str) -> None:
         client_for(self.tracking_uri).log_dict(self.run.run_id, payload, artifact)
+
+
+def _pinned_version(tags: dict[str, str]) -> str | None:
+    """``models:/<name>/<version>`` of the model that inferred: the promoted one (mode inference),
+    else the version this run registered; an alias such as ``@champion`` moves, a version does not."""
+    for name_tag, version_tag in (("inference.model_name", "inference.model_version"), ("registry.model_name", "registry.version")):
+        if tags.get(name_tag) and tags.get(version_tag):
+            return f"models:/{tags[name_tag]}/{tags[version_tag]}"
+    return None
 
 
 def _provenance(stage: "SymbolStage") -> dict[str, str]:

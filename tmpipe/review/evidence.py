@@ -11,6 +11,7 @@ from tmpipe.review.schemas import EVIDENCE, schema_problems
 
 ACTION_TO_SIGNAL = {"long": "BUY", "short": "SELL", "flat": "HOLD"}
 LINEAGE_KEYS = ("dag_id", "dag_run_id", "mlflow_run_id", "mlflow_experiment_id", "model_uri", "data_sha256")
+RUN_KEYS = ("model_version", "mlflow_run_url")  # in the evidence's lineage too; the signal has them top level
 METRIC_KEYS = ("total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
                "calmar", "win_rate", "turnover", "bars", "bars_per_year")
 MARKET_KEYS = ("last_close", "return_1d", "return_20d", "realised_volatility_20d", "trend_slope_20d")
@@ -65,7 +66,7 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
                 "bars": window.get("bars"),
             },
         },
-        "lineage": {key: _text((lineage or {}).get(key)) for key in LINEAGE_KEYS},
+        "lineage": {key: _text((lineage or {}).get(key)) for key in (*LINEAGE_KEYS, *RUN_KEYS)},
         "data": {
             "sha256": _text(fingerprint.get("sha256")),
             "first_timestamp": _text(fingerprint.get("first_timestamp")),

@@ -10,6 +10,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 # A session of 6.5 hours (390 minutes) per daily bar, for intraday horizons.
 _BARS_PER_UNIT = {"m": 1 / 390, "h": 1 / 6.5, "d": 1.0}
 
@@ -86,13 +88,49 @@ def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
                           stop_loss, take_profit)
 
 
-def horizon_bars(horizon: str, bars_per_year: float) -> float:
-    """Daily bars in a horizon such as ``5d``, ``4h``, ``30m`` or ``2w`` (a week is a 52nd of a year)."""
+def _parse_horizon(horizon: str) -> tuple[int, str]:
     match = re.fullmatch(r"([0-9]+)([mhdw])", horizon)
     if not match:
         raise ValueError(f"horizon {horizon!r} is not like 5d, 4h, 30m or 2w")
-    count, unit = int(match.group(1)), match.group(2)
+    return int(match.group(1)), match.group(2)
+
+
+def horizon_bars(horizon: str, bars_per_year: float) -> float:
+    """Daily bars in a horizon such as ``5d``, ``4h``, ``30m`` or ``2w`` (a week is a 52nd of a year)."""
+    count, unit = _parse_horizon(horizon)
     return count * (bars_per_year / 52 if unit == "w" else _BARS_PER_UNIT[unit])
+
+
+def horizon_end(as_of: str | None, horizon: str, bars_per_year: float | None) -> str | None:
+    """The time ``horizon`` after the bar ``as_of``, on the calendar of the symbol's data.
+
+    ``d`` and ``w`` count trading days, as the data's daily bars do: every day for data with a
+    whole multiple of 365 bars a year (crypto, weekends included), else weekdays; a week is 7
+    or 5 of them. Exchange holidays are unknown, so on weekday data the end may land on one.
+    ``m`` and ``h`` are clock time from the bar. None when as_of or the calendar is unknown.
+    """
+    if not as_of or not bars_per_year:
+        return None
+    count, unit = _parse_horizon(horizon)
+    try:
+        stamp = np.datetime64(as_of.removesuffix("Z"))
+    except ValueError:
+        return None
+    if unit in ("m", "h"):
+        end = stamp + np.timedelta64(count, unit)
+    else:
+        seven_day = any(_whole_multiple(bars_per_year, days_a_year) for days_a_year in (365.0, 365.25))
+        days = count * ((7 if seven_day else 5) if unit == "w" else 1)
+        day = stamp.astype("datetime64[D]")
+        end_day = day + np.timedelta64(days, "D") if seven_day else np.busday_offset(day, days, roll="forward")
+        end = end_day + (stamp - day)
+    unit = np.datetime_data(end.dtype)[0]  # as precise as the bar's timestamp; times to the second at least
+    return str(np.datetime_as_string(end, unit="s" if unit in ("h", "m") else unit))
+
+
+def _whole_multiple(value: float, unit: float) -> bool:
+    ratio = value / unit
+    return round(ratio) >= 1 and abs(ratio - round(ratio)) < 1e-3 * ratio
 
 
 def horizon_volatility(evidence: dict, horizon: str) -> float | None:

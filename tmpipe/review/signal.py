@@ -12,7 +12,8 @@ import re
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from tmpipe.review.policy import PolicyDecision
+from tmpipe.review.evidence import LINEAGE_KEYS
+from tmpipe.review.policy import PolicyDecision, horizon_end
 from tmpipe.review.schemas import SIGNAL, load_schema, schema_problems
 
 DRAFT_KEYS = ("action", "confidence", "target_position", "stop_loss", "take_profit", "rationale", "risks", "evidence")
@@ -110,7 +111,8 @@ def finalize_signal(draft: dict, decision: PolicyDecision, *, symbol: str, evide
         "review_status": "downgraded" if hold and decision.implied_signal != "HOLD" else "approved",
         "reviewer_model": reviewer_model,
         "token_usage": token_usage,
-        "lineage": dict(evidence["lineage"]),
+        "lineage": _lineage(evidence),
+        **_bar_and_run(evidence, horizon),
         "created_at": _now(),
         "fallback_cause": None,
     }
@@ -137,10 +139,29 @@ def fallback_signal(cause: dict, *, symbol: str, evidence: dict, horizon: str, r
         "review_status": "fallback",
         "reviewer_model": reviewer_model,
         "token_usage": token_usage,
-        "lineage": dict(evidence["lineage"]),
+        "lineage": _lineage(evidence),
+        **_bar_and_run(evidence, horizon),
         "created_at": _now(),
         "fallback_cause": cause,
     }
+
+
+def _bar_and_run(evidence: dict, horizon: str) -> dict:
+    """Which bar the signal is for, until when, on which data, from which model and MLflow run."""
+    lineage = evidence["lineage"]
+    as_of = evidence["as_of"]
+    return {
+        "as_of": as_of,
+        "horizon_end": horizon_end(as_of, horizon, evidence["backtest"]["test"]["bars_per_year"]),
+        "data_sha256": lineage["data_sha256"],
+        "model_version": lineage.get("model_version") or lineage["model_uri"],
+        "mlflow_run_id": lineage["mlflow_run_id"],
+        "mlflow_run_url": lineage.get("mlflow_run_url"),
+    }
+
+
+def _lineage(evidence: dict) -> dict:
+    return {key: evidence["lineage"][key] for key in LINEAGE_KEYS}
 
 
 def signal_problems(signal: dict) -> list[str]:

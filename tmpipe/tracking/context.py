@@ -10,10 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tmpipe.errors import TrackingError
-from tmpipe.redaction import redact_url_credentials
 
 TAG_DAG_ID = "airflow.dag_id"
 TAG_DAG_RUN_ID = "airflow.dag_run_id"
@@ -139,8 +138,10 @@ def default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     """Link to the run in the MLflow UI for http(s) tracking servers, None for local stores.
 
-    It goes to XCom and the summary, so credentials inside the URI are masked.
+    The link lands in XCom, signals and the WebUI, so credentials in the URI are left out.
     """
     if not tracking_uri.startswith(("http://", "https://")):
         return None
-    return f"{redact_url_credentials(tracking_uri).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    parts = urlsplit(tracking_uri)
+    base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"

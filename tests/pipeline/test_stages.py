@@ -1,0 +1,80 @@
+"""The stage functions without Airflow, on the real embedded MLflow and WebUI stores."""
+
+import pytest
+
+from tmpipe.errors import DataError
+from tmpipe.pipeline import stages
+from tmpipe.pipeline.context import RunContext
+from tmpipe.store.sqlite import SqliteArtifactStore
+from tmpipe.tracking.context import resolve_tracking_uri
+
+from .conftest import DAG_ID, spec_text
+
+
+@pytest.fixture
+def spec_path(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec_text())  # demo bars under defaults:, demo_symbols AAA and BBB
+    return path
+
+
+def context(spec_path, mode, symbol):
+    return RunContext(dag_id=DAG_ID, dag_run_id=f"manual__{mode}", logical_date=None,
+                      conf={"mode": mode, "symbol": symbol}, spec_path=str(spec_path))
+
+
+def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_home, spec_path):
+    from mlflow import MlflowClient
+
+    trained = stages.train_backtest(context(spec_path, "train_backtest", "AAA"), "AAA", None)
+    assert trained["model_version"] == "1"  # the registry works here, so its silence below means something
+
+    ctx = context(spec_path, "both", "X")
+    symbols, links = stages.resolve_symbols(ctx)
+    assert symbols == ["X"]
+    with pytest.raises(DataError) as failed:
+        stages.train_backtest(ctx, "X", links["X"])
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message.startswith("X: demo bars (synthetic) are for the spec's demo_symbols (AAA, BBB), not X; ")
+    assert "(data.source demo set by spec defaults (" in message
+
+    ctx = context(spec_path, "inference", "X")
+    for stage in (stages.inference, stages.review, stages.persist):
+        with pytest.raises(DataError, match="^X: demo bars"):
+            stage(ctx, "X", links["X"], *([None] if stage is stages.inference else []))
+
+    client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
+    assert [m.name for m in client.search_registered_models()] == ["tmpipe.AAA.deepscalper"]
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert {r.data.tags["symbol"] for r in client.search_runs(experiments)} == {"AAA"}
+    assert [a.symbol for a in SqliteArtifactStore(tmpipe_home / "webui" / "webui.db").list_artifacts()] == []
+    assert not (tmpipe_home / "work" / DAG_ID / "manual__both" / "X" / "train_backtest").exists()
+
+
+def test_persisted_signal_names_its_bar_data_model_and_run(tmpipe_home, spec_path):
+    import numpy as np
+
+    store = SqliteArtifactStore(tmpipe_home / "webui" / "webui.db")
+    ctx = context(spec_path, "both", "AAA")
+    trained = stages.train_backtest(ctx, "AAA", None)
+    inferred = stages.inference(ctx, "AAA", None, trained)
+    stages.review(ctx, "AAA", None)
+    persisted = stages.persist(ctx, "AAA", None)
+    signal = store.get_artifact(persisted["signal_artifact_id"]).content
+    five_weekday_bars_later = str(np.busday_offset(np.datetime64(inferred["as_of"]), 5))  # synthetic bars are weekdays
+    assert {key: signal[key] for key in ("as_of", "horizon_end", "data_sha256", "model_version", "mlflow_run_id", "mlflow_run_url")} == {
+        "as_of": inferred["as_of"],
+        "horizon_end": five_weekday_bars_later,
+        "data_sha256": trained["data_sha256"],
+        "model_version": "models:/tmpipe.AAA.deepscalper/1",
+        "mlflow_run_id": persisted["mlflow_run_id"],
+        "mlflow_run_url": None,  # the embedded SQLite store has no UI
+    }
+
+    ctx = context(spec_path, "inference", "AAA")  # the promoted model: the alias moves, the version stays
+    stages.inference(ctx, "AAA", None, None)
+    stages.review(ctx, "AAA", None)
+    signal = store.get_artifact(stages.persist(ctx, "AAA", None)["signal_artifact_id"]).content
+    assert signal["lineage"]["model_uri"] == "models:/tmpipe.AAA.deepscalper@champion"
+    assert (signal["model_version"], signal["as_of"]) == ("models:/tmpipe.AAA.deepscalper/1", inferred["as_of"])

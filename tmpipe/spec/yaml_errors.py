@@ -1,0 +1,110 @@
+"""YAML syntax errors as one sentence at the line where the broken construct starts.
+
+PyYAML (and libyaml) notice an unclosed ``[`` or quote where the file ends or the next
+quote is, and a key without ``:`` on the following line; their messages are parser
+jargon. Each rule here picks the position a user should look at and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tmpipe.spec.problems import Problem
+from tmpipe.spec.yaml_safety import MAX_DEPTH, LimitExceeded
+
+_PREFIX = "YAML syntax error: "
+
+
+def syntax_problem(exc: yaml.YAMLError, text: str, file: str, last_multiline_quote: yaml.Event | None) -> Problem:
+    """The one problem that describes ``exc``, raised while loading ``text``."""
+    if isinstance(exc, LimitExceeded):
+        return _at(file, exc.mark, exc.message)
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return Problem(file, 1, 1, "$", f"{_PREFIX}{exc}")
+    context, problem = exc.context or "", exc.problem or ""
+    start, found = exc.context_mark, exc.problem_mark or exc.context_mark
+    quote = last_multiline_quote
+    if quote is not None and found is not None and quote.end_mark.line == found.line:
+        return _at(file, quote.start_mark, _PREFIX + (
+            f"the quoted value that starts here runs on to line {quote.end_mark.line + 1}; is its closing quote missing?"))
+    for rule in _RULES:
+        said = rule(context, problem, start, found, text)
+        if said:
+            mark, message = said
+            return _at(file, mark, _PREFIX + message)
+    where = f" ({context}, line {start.line + 1})" if context and start is not None else ""
+    return _at(file, found, f"{_PREFIX}{problem or 'invalid YAML'}{where}")
+
+
+def _at(file: str, mark: yaml.Mark | None, message: str) -> Problem:
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return Problem(file, line, column, "$", message)
+
+
+def _char(text: str, mark: yaml.Mark | None) -> str:
+    return text[mark.index] if mark is not None and 0 <= mark.index < len(text) else ""
+
+
+# Each rule: (context, problem, context mark, problem mark, text) -> (mark, sentence) or None.
+
+
+def _unclosed_bracket(context, problem, start, found, text):
+    kind = re.search(r"flow (sequence|mapping)", context)
+    if kind and start is not None:
+        opener, closer = ("[", "]") if kind.group(1) == "sequence" else ("{", "}")
+        return start, (f"this '{opener}' is never closed: expected ',' or '{closer}' before "
+                       f"line {found.line + 1}, column {found.column + 1}")
+    return None
+
+
+def _unclosed_quote(context, problem, start, found, text):
+    if "quoted scalar" in context and "end of stream" in problem:
+        return start, "this quote is never closed"
+    if "quoted scalar" in context and "escape" in problem:
+        return found, "unknown escape sequence in a double-quoted value (use single quotes to keep backslashes)"
+    return None
+
+
+def _key_without_colon(context, problem, start, found, text):
+    if "simple key" in context:
+        return start, "this line has no ':' after its key; write 'key: value' (or '- value' for a list item)"
+    return None
+
+
+def _stray_character(context, problem, start, found, text):
+    char = _char(text, found)
+    if "cannot start any token" in problem:
+        if char == "\t":
+            return found, "a tab cannot indent YAML; use spaces"
+        return found, f"a value cannot start with {char!r}; put the value in quotes"
+    if char in ("]", "}") and ("block" in context or "block end" in problem or "expected key" in problem):
+        return found, f"{char!r} closes nothing: there is no matching {'[' if char == ']' else '{'!r} before it"
+    return None
+
+
+def _indentation(context, problem, start, found, text):
+    if "block" in context and ("block end" in problem or "did not find expected" in problem):
+        began = f" (the block it should belong to starts at line {start.line + 1})" if start is not None else ""
+        return found, ("this line's indentation does not fit the lines above it" + began +
+                "; align it with its sibling keys, and do not mix '- ' items with 'key:' entries at one level")
+    if "nesting depth" in problem:
+        return found, f"nested deeper than {MAX_DEPTH} levels"
+    if "mapping values are not allowed" in problem:
+        return found, "unexpected ':' here; quote a value that contains ': ', or check this line's indentation"
+    return None
+
+
+def _composer(context, problem, start, found, text):
+    name = re.search(r"'(.*)'", problem) or re.search(r"'(.*)'", context)
+    if "undefined alias" in problem and name:
+        return found, f"the alias *{name.group(1)} refers to no anchor &{name.group(1)} defined before it"
+    if "duplicate anchor" in context and name and start is not None:
+        return found, f"the anchor &{name.group(1)} is already defined on line {start.line + 1}"
+    if "single document" in context:
+        return found, "a file holds one YAML document; remove this second document (from '---')"
+    return None
+
+
+_RULES = (_unclosed_bracket, _unclosed_quote, _key_without_colon, _stray_character, _indentation, _composer)

@@ -17,6 +17,11 @@ from tmpipe.spec.yaml_safety import MAX_DEPTH, LimitExceeded
 _PREFIX = "YAML syntax error: "
 
 
+def is_syntax_error(problem: Problem) -> bool:
+    """A problem that says the text is not YAML (rather than YAML this project refuses)."""
+    return problem.message.startswith(_PREFIX)
+
+
 def syntax_problem(exc: yaml.YAMLError, text: str, file: str, last_multiline_quote: yaml.Event | None) -> Problem:
     """The one problem that describes ``exc``, raised while loading ``text``."""
     if isinstance(exc, LimitExceeded):
@@ -51,12 +56,46 @@ def _char(text: str, mark: yaml.Mark | None) -> str:
 
 
 def _unclosed_bracket(context, problem, start, found, text):
-    kind = re.search(r"flow (sequence|mapping)", context)
+    kind = re.search(r"flow (sequence|mapping|node)", context)
+    if kind and kind.group(1) == "node" and found is not None:
+        # libyaml names no opening mark when the file ends right after a '[' or ','.
+        start = _open_bracket_mark(text, found.index)
     if kind and start is not None:
-        opener, closer = ("[", "]") if kind.group(1) == "sequence" else ("{", "}")
-        return start, (f"this '{opener}' is never closed: expected ',' or '{closer}' before "
-                       f"line {found.line + 1}, column {found.column + 1}")
+        opener = _char(text, start)
+        if opener in ("[", "{"):
+            closer = "]" if opener == "[" else "}"
+            return start, (f"this '{opener}' is never closed: expected ',' or '{closer}' before "
+                           f"line {found.line + 1}, column {found.column + 1}")
     return None
+
+
+def _open_bracket_mark(text: str, end: int) -> yaml.Mark | None:
+    """Where the innermost '[' or '{' still open at ``end`` is (quotes and comments skipped)."""
+    opened: list[int] = []
+    index, quote = 0, ""
+    while index < min(end, len(text)):
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1] in " \t\n"):
+            newline = text.find("\n", index)
+            index = len(text) if newline < 0 else newline
+            continue
+        elif char in "[{":
+            opened.append(index)
+        elif char in "]}" and opened:
+            opened.pop()
+        index += 1
+    if not opened:
+        return None
+    at = opened[-1]
+    line = text.count("\n", 0, at)
+    return yaml.Mark("", at, line, at - text.rfind("\n", 0, at) - 1, None, None)
 
 
 def _unclosed_quote(context, problem, start, found, text):

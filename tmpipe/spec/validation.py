@@ -67,6 +67,11 @@ def _to_problems(doc: PositionedDocument, error: ValidationError, root: tuple) -
             return
         yield from _to_problems(doc, chosen, root)
         return
+    if error.validator == "type" and tuple(path) in doc.plain_scalars:
+        text = doc.plain_scalars[tuple(path)]
+        yield doc.problem(path, f"{text!r} is read by YAML as {error.instance!r}, which is not of type "
+                                f"{error.validator_value!r}; put it in quotes to keep it as text")
+        return
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         for key in _unexpected_keys(error):
@@ -77,11 +82,6 @@ def _to_problems(doc: PositionedDocument, error: ValidationError, root: tuple) -
         return
     if error.schema.get("$id") == schemas.SYMBOL:
         yield doc.problem(path, _symbol_message(error))
-        return
-    if error.validator == "type" and tuple(path) in doc.plain_scalars:
-        text = doc.plain_scalars[tuple(path)]
-        yield doc.problem(path, f"{text!r} is read by YAML as {error.instance!r}, which is not of type "
-                                f"{error.validator_value!r}; put it in quotes to keep it as text")
         return
     if error.validator == "required":
         yield doc.problem(path, error.message.replace("property", "key"))

@@ -18,9 +18,9 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_DOCUMENT_BYTES = 128 * 1024
 MAX_DEPTH = 64
-MAX_VALUES = 100_000
+MAX_VALUES = 50_000
 _CORE_TAG = "tag:yaml.org,2002:"
 
 # What YAML forbids in a stream (as PyYAML's Reader.NON_PRINTABLE).
@@ -50,6 +50,7 @@ class _BoundedComposer(Composer):
     def __init__(self) -> None:
         Composer.__init__(self)
         self._depth = 0
+        self._values = 0
         self.last_multiline_quote: yaml.Event | None = None
 
     def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
@@ -59,6 +60,9 @@ class _BoundedComposer(Composer):
                 f"the tag {_as_written(event.tag)} is not allowed: tags are not supported (quote a value to keep it a string)",
                 event.start_mark,
             )
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise LimitExceeded(f"more than {MAX_VALUES:,} values in one document", event.start_mark)
         if isinstance(event, yaml.ScalarEvent):
             if event.style in ('"', "'") and event.end_mark.line > event.start_mark.line:
                 self.last_multiline_quote = event
@@ -127,7 +131,7 @@ def check_expansion(root: yaml.Node) -> None:
             child_size, child_depth = measure(child)
             size, depth = size + child_size, max(depth, child_depth + 1)
             if size > MAX_VALUES:
-                raise LimitExceeded(f"more than {MAX_VALUES:,} values here once aliases are expanded", node.start_mark)
+                raise LimitExceeded(f"more than {MAX_VALUES:,} values once aliases are expanded", node.start_mark)
             if depth > MAX_DEPTH:
                 raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded", node.start_mark)
         open_nodes.discard(key)

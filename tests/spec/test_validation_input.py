@@ -141,3 +141,12 @@ def test_any_of_errors_name_the_alternative_that_fits_the_value(conf, expected):
     result = _explain("--conf", json.dumps(conf))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [f"dag_run.conf:1:1: {expected}"]
+
+
+def test_a_key_with_a_line_break_is_still_one_problem_line():
+    result = _explain("--conf", '{"config": {"data": {"a\\rb\\u2028c": 1}}}')
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        'dag_run.conf:1:1: config.data["a\\rb\\u2028c"]: unknown key \'a\\rb\\u2028c\' (allowed: bars_per_year, '
+        "demo_series, end, lookback, path, source, start, synthetic_rows, synthetic_seed, test_ratio, valid_ratio)"
+    ]

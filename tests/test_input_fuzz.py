@@ -1,4 +1,4 @@
-"""Property-based fuzz of everything a user can hand tmpipe: specs, dag_run.conf values, link configs.
+"""Property-based fuzz of what a user can hand tmpipe: specs, dag_run.conf values, link configs, env.
 
 Each generated input either validates or gives error lines of the project's shape (one per
 problem, ``FILE:LINE:COL: path: message``, or one ``Error: ...`` line); never a traceback, never
@@ -29,7 +29,7 @@ from .bounded import TIME_LIMIT_SECONDS, run_tmpipe_bounded
 SHIPPED_LINES = Path("dag_specs/trademaster_autogen_pipeline_workflow.yaml").read_text().splitlines()
 PROBLEM_LINE = re.compile(r"^.+:\d+:\d+: \S.*: .+$")
 ERROR_LINE = re.compile(r"^Error: .+$")
-EXAMPLES = {"spec_mutations": 120, "random_specs": 60, "confs": 80, "link_configs": 60, "bombs": 6}
+EXAMPLES = {"spec_mutations": 120, "random_specs": 60, "confs": 80, "link_configs": 60, "environments": 40, "bombs": 6}
 FUZZ = settings(
     deadline=None,
     database=None,
@@ -168,6 +168,31 @@ def test_link_config_is_accepted_or_says_why(tmp_path_factory, config):
     path = tmp_path_factory.getbasetemp() / "link.json"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     assert_one_line_per_problem(*_invoke(["validate", str(path)]), "stdout")
+
+
+# What os.environ can hold: no NUL, no lone surrogates.
+env_text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=30)
+
+
+@st.composite
+def environments(draw) -> dict[str, str]:
+    environ = {}
+    for _ in range(draw(st.integers(1, 3))):
+        section = draw(st.sampled_from([*SECTION_KEYS, "x"]))
+        key = draw(st.sampled_from(SECTION_KEYS.get(section, ["epochs"])) | st.text(alphabet="ABx_", max_size=6))
+        name = f"TMPIPE__{section.upper()}__{key.upper()}{draw(st.sampled_from(['', '', '', '__X']))}"
+        plain = st.sampled_from(["3", "0.5", "true", "null", "demo", "5d", "rules", "2024-01-01"])
+        value = draw(plain | st.sampled_from(NASTY).filter(lambda v: "\x00" not in v) | env_text | json_values.map(json.dumps))
+        environ[name] = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return environ
+
+
+@settings(FUZZ, max_examples=EXAMPLES["environments"])
+@given(environ=environments())
+def test_environment_is_accepted_or_says_why(environ):
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["explain", "--symbol", "SPX", "--json"], env=environ)
+    assert_one_line_per_problem(result, time.monotonic() - started, "stderr")
 
 
 @st.composite

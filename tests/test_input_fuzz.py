@@ -26,7 +26,7 @@ from tmpipe.spec.yaml_safety import MAX_VALUES
 
 from .bounded import TIME_LIMIT_SECONDS, run_tmpipe_bounded
 
-SHIPPED_LINES = Path("dag_specs/trademaster_autogen_pipeline_workflow.yaml").read_text().splitlines()
+SHIPPED_LINES = (Path(__file__).resolve().parent.parent / "dag_specs/trademaster_autogen_pipeline_workflow.yaml").read_text().splitlines()
 PROBLEM_LINE = re.compile(r"^.+:\d+:\d+: \S.*: .+$")
 ERROR_LINE = re.compile(r"^Error: .+$")
 EXAMPLES = {"spec_mutations": 120, "random_specs": 60, "confs": 80, "link_configs": 60, "environments": 40, "bombs": 6}

@@ -17,7 +17,8 @@ from tmpipe.spec import schemas
 from tmpipe.spec.validation import validate_data
 from tmpipe.symbols import validate_symbol
 
-SHIPPED = Path("dag_specs/trademaster_autogen_pipeline_workflow.yaml")
+SHIPPED = Path(__file__).resolve().parents[2] / "dag_specs/trademaster_autogen_pipeline_workflow.yaml"
+APPENDED = len(SHIPPED.read_text().splitlines()) + 1  # first line added after the shipped spec
 # Numeric settings with an open or no bound, where NaN passes every JSON Schema comparison.
 NUMERIC = [
     ("trademaster", "learning_rate"),
@@ -42,7 +43,7 @@ def test_spec_rejects_non_finite_numbers(tmp_path, section, key, yaml_value, wor
     path.write_text(text)
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == [f"{path}:110:{9 + len(key)}: symbols.SPX.{section}.{key}: {word} is not allowed: numbers must be finite"]
+    assert result.stdout.splitlines() == [f"{path}:{APPENDED + 2}:{9 + len(key)}: symbols.SPX.{section}.{key}: {word} is not allowed: numbers must be finite"]
 
 
 @pytest.mark.parametrize("token, word", [("NaN", "NaN"), ("Infinity", "infinity"), ("-Infinity", "-infinity"), ("1e999", "infinity")])
@@ -87,7 +88,7 @@ def test_a_symbol_with_a_trailing_newline_is_rejected_everywhere(tmp_path):
     path.write_text(SHIPPED.read_text() + '  "SPX\\n": {}\n')
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.stdout.splitlines() == [
-        f"{path}:108:3: symbols[\"SPX\\n\"]: invalid symbol name 'SPX\\n': Letters, digits and . _ - = ^ only, "
+        f"{path}:{APPENDED}:3: symbols[\"SPX\\n\"]: invalid symbol name 'SPX\\n': Letters, digits and . _ - = ^ only, "
         "so that a symbol is always safe inside a path, a tag or a task label."
     ]
     assert validate_symbol("SPX") == "SPX"

@@ -11,7 +11,7 @@ from tmpipe.spec.yaml_safety import MAX_DEPTH, MAX_DOCUMENT_BYTES
 
 from ..bounded import TIME_LIMIT_SECONDS, run_tmpipe_bounded
 
-SHIPPED = Path("dag_specs/trademaster_autogen_pipeline_workflow.yaml")
+SHIPPED = Path(__file__).resolve().parents[2] / "dag_specs/trademaster_autogen_pipeline_workflow.yaml"
 
 
 def _spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
@@ -128,7 +128,8 @@ def test_symbol_keys_keep_the_text_yaml_11_would_coerce(tmp_path):
 
 def test_a_key_yaml_11_reads_as_a_number_is_checked_as_the_text_written(tmp_path):
     path = _spec(tmp_path, SHIPPED.read_text() + "  12:30: {}\n")
-    assert _one_line(_validate(path), path).startswith("108:3: symbols[\"12:30\"]: invalid symbol name '12:30': ")
+    line = len(SHIPPED.read_text().splitlines()) + 1
+    assert _one_line(_validate(path), path).startswith(f"{line}:3: symbols[\"12:30\"]: invalid symbol name '12:30': ")
 
 
 def test_keys_that_differ_only_in_yaml_11_spelling_are_not_merged(tmp_path):

@@ -1,5 +1,7 @@
 """Every user-facing command: an error is one line on stderr and a non-zero exit; --debug shows the traceback."""
 
+import os
+
 import pytest
 from click.testing import CliRunner
 
@@ -36,13 +38,21 @@ def test_an_error_is_one_line_on_stderr(tmp_path, tmpipe_home, name):
     assert result.stderr.splitlines() == [expected.format(tmp=tmp_path)]
 
 
-def test_a_server_that_is_down_is_one_line_and_debug_shows_the_traceback(tmpipe_home):
+def test_a_server_that_is_down_is_one_line(tmpipe_home):
     url = f"http://127.0.0.1:{free_port()}"
-    plain = run_tmpipe_bounded("webui", "list", "--url", url)
-    assert plain.returncode == 1
-    [line] = plain.stderr.splitlines()
+    result = run_tmpipe_bounded("webui", "list", "--url", url)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
     assert f"GET {url}/api/workflow-symbols/: ConnectError: [Errno 111] Connection refused" in line
-    debug = run_tmpipe_bounded("--debug", "webui", "list", "--url", url)
+
+
+def test_debug_shows_the_traceback_of_an_unexpected_error(tmp_path):
+    home = tmp_path / "file"
+    home.write_text("")
+    env = {**os.environ, "TMPIPE_HOME": str(home)}
+    plain = run_tmpipe_bounded("webui", "list", env=env)
+    assert (plain.returncode, plain.stderr.splitlines()) == (1, [f"Error: {home}/webui: Not a directory"])
+    debug = run_tmpipe_bounded("--debug", "webui", "list", env=env)
     assert debug.returncode == 1
     assert debug.stderr.startswith("Traceback (most recent call last):")
-    assert debug.stderr.splitlines()[-1].startswith("tmpipe.errors.StoreError: GET ")
+    assert debug.stderr.splitlines()[-1] == f"NotADirectoryError: [Errno 20] Not a directory: '{home}/webui'"

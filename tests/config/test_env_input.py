@@ -12,7 +12,7 @@ def _problems(environ: dict[str, str]) -> list[str]:
     return [str(problem) for problem in raised.value.problems]
 
 
-@pytest.mark.parametrize("text", ["2024-01-01", "ON", "0700", "12:30", "123", "2024-01-01T10:00:00"])
+@pytest.mark.parametrize("text", ["2024-01-01", "ON", "0700", "12:30", "123", "2024-01-01T10:00:00", "#desk-1"])
 def test_a_string_setting_keeps_the_text_as_written(text):
     assert env_layer({"TMPIPE__MLFLOW__EXPERIMENT": text}).values == {"mlflow": {"experiment": text}}
 

@@ -10,7 +10,7 @@ from tmpipe.spec import schemas
 from tmpipe.spec.problems import Problem
 from tmpipe.spec.validation import validate_data
 from tmpipe.spec.yaml_errors import is_syntax_error
-from tmpipe.spec.yaml_positions import load_positioned
+from tmpipe.spec.yaml_positions import EMPTY_DOCUMENT, load_positioned
 
 SCHEMA_DEFAULTS = "schema defaults"
 SPEC_DEFAULTS = "spec defaults"
@@ -73,8 +73,9 @@ def _env_value(name: str, path: tuple[str, ...], text: str) -> tuple[Any, Proble
     if not text.strip():
         return None, None
     doc = load_positioned(text, f"env:{name}")
-    if doc.problems and all(is_syntax_error(p) for p in doc.problems):
-        return text, None  # not YAML, so plain text (the schema will say if text is wrong here)
+    if doc.problems and all(is_syntax_error(p) or p.message == EMPTY_DOCUMENT for p in doc.problems):
+        # Not YAML (or only a comment): plain text where the schema wants text, else as before.
+        return (text if is_syntax_error(doc.problems[0]) or _wants_text(path, None) else None), None
     if doc.problems:
         first = doc.problems[0]
         return None, Problem(first.file, first.line, first.column, ".".join(path), first.message)

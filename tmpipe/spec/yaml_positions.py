@@ -19,6 +19,7 @@ from tmpipe.spec.yaml_errors import syntax_problem
 from tmpipe.spec.yaml_safety import MAX_DOCUMENT_BYTES, BoundedLoader, check_expansion, first_forbidden_character
 
 Path = tuple[str | int, ...]
+EMPTY_DOCUMENT = "the document is empty"
 
 
 @dataclass
@@ -71,7 +72,7 @@ def load_positioned(text: str, file: str) -> PositionedDocument:
     try:
         node = loader.get_single_node()
         if node is None:
-            doc.problems.append(Problem(file, 1, 1, "$", "the document is empty"))
+            doc.problems.append(Problem(file, 1, 1, "$", EMPTY_DOCUMENT))
             return doc
         check_expansion(node)
         doc.data = _construct(loader, node, (), doc)

@@ -30,6 +30,11 @@ def syntax_problem(exc: yaml.YAMLError, text: str, file: str, last_multiline_quo
         return Problem(file, 1, 1, "$", f"{_PREFIX}{exc}")
     context, problem = exc.context or "", exc.problem or ""
     start, found = exc.context_mark, exc.problem_mark or exc.context_mark
+    if "nesting depth" in problem:
+        # libyaml stops at its own limit (1000) before the composer sees ours; same message,
+        # at the bracket that passed this project's limit.
+        opened = _open_brackets(text, found.index + 1, deeper_than=MAX_DEPTH) if found is not None else []
+        return _at(file, _mark_at(text, opened[-1]) if len(opened) > MAX_DEPTH else found, f"nested deeper than {MAX_DEPTH} levels")
     quote = last_multiline_quote
     if quote is not None and found is not None and quote.end_mark.line == found.line:
         return _at(file, quote.start_mark, _PREFIX + (
@@ -70,7 +75,14 @@ def _unclosed_bracket(context, problem, start, found, text):
 
 
 def _open_bracket_mark(text: str, end: int) -> yaml.Mark | None:
-    """Where the innermost '[' or '{' still open at ``end`` is (quotes and comments skipped)."""
+    """Where the innermost '[' or '{' still open at ``end`` is."""
+    opened = _open_brackets(text, end)
+    return _mark_at(text, opened[-1]) if opened else None
+
+
+def _open_brackets(text: str, end: int, *, deeper_than: int | None = None) -> list[int]:
+    """Offsets of the '[' and '{' open at ``end`` (quotes and comments skipped), or at the first
+    point where more than ``deeper_than`` are open."""
     opened: list[int] = []
     index, quote = 0, ""
     while index < min(end, len(text)):
@@ -88,14 +100,16 @@ def _open_bracket_mark(text: str, end: int) -> yaml.Mark | None:
             continue
         elif char in "[{":
             opened.append(index)
+            if deeper_than is not None and len(opened) > deeper_than:
+                break
         elif char in "]}" and opened:
             opened.pop()
         index += 1
-    if not opened:
-        return None
-    at = opened[-1]
-    line = text.count("\n", 0, at)
-    return yaml.Mark("", at, line, at - text.rfind("\n", 0, at) - 1, None, None)
+    return opened
+
+
+def _mark_at(text: str, index: int) -> yaml.Mark:
+    return yaml.Mark("", index, text.count("\n", 0, index), index - text.rfind("\n", 0, index) - 1, None, None)
 
 
 def _unclosed_quote(context, problem, start, found, text):
@@ -128,8 +142,6 @@ def _indentation(context, problem, start, found, text):
         began = f" (the block it should belong to starts at line {start.line + 1})" if start is not None else ""
         return found, ("this line's indentation does not fit the lines above it" + began +
                 "; align it with its sibling keys, and do not mix '- ' items with 'key:' entries at one level")
-    if "nesting depth" in problem:
-        return found, f"nested deeper than {MAX_DEPTH} levels"
     if "mapping values are not allowed" in problem:
         return found, "unexpected ':' here; quote a value that contains ': ', or check this line's indentation"
     return None

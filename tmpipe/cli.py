@@ -14,15 +14,37 @@ from typing import Any
 import click
 import yaml
 
-from tmpipe.cli_args import exit_with_error, json_object_arg
+from tmpipe.cli_args import error_lines, exit_with_error, json_object_arg
 from tmpipe.errors import SpecError, TmpipeError
 
 SPEC_OPTION = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None, help="Spec YAML (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Any error a command lets through becomes one line on stderr and exit 1.
+
+    Commands report the errors they expect themselves; this catches the rest (a server that is
+    down, a file that cannot be read, a bug), so a user never gets a traceback unless they
+    ask for it with ``--debug``.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            for line in error_lines(exc):
+                click.echo(line, err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tmpipe")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="TMPIPE_DEBUG", help="Show the traceback of an unexpected error.")
+def main(debug: bool) -> None:
     """YAML-driven Airflow pipeline: TradeMaster training, AutoGen review, MLflow lineage."""
 
 

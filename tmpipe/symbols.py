@@ -7,7 +7,10 @@ import re
 from tmpipe.errors import SymbolError
 from tmpipe.spec import schemas
 
-SYMBOL_PATTERN = re.compile(schemas.schema(schemas.SYMBOL)["pattern"])
+# The schema ends its pattern with "$(?!\n)" because jsonschema uses re.search, where "$" also
+# matches before a final newline. fullmatch needs no such guard, and neither does pydantic's
+# Rust regex engine (where "$" is the end of the text), which has no look-ahead at all.
+SYMBOL_PATTERN = re.compile(schemas.schema(schemas.SYMBOL)["pattern"].removesuffix("(?!\\n)"))
 
 
 def validate_symbol(symbol: object) -> str:

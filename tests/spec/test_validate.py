@@ -79,7 +79,7 @@ EXPECTED = {
         "{dir}/unknown_top_key.yaml:4:1: schedules: unknown key 'schedules' (allowed: dag, defaults, demo_symbols, limits, modes, schema_version, security, symbols)",
     ],
     "yaml_syntax_error.yaml": [
-        "{dir}/yaml_syntax_error.yaml:5:9: $: YAML syntax error: expected ',' or ']', but got ':'",
+        "{dir}/yaml_syntax_error.yaml:4:9: $: YAML syntax error: this '[' is never closed: expected ',' or ']' before line 5, column 9",
     ],
 }
 

@@ -9,6 +9,7 @@ import click
 
 from tmpipe.engine.defaults import default_config
 from tmpipe.errors import TmpipeError
+from tmpipe.spec.schemas import schema
 
 DEMO_PREFIX = "demo:"
 
@@ -17,7 +18,13 @@ def data_section(data: str, base: dict | None = None) -> dict:
     """--data value -> data section: 'demo:sp500|nasdaq|synthetic', a file, or a split directory."""
     section = dict(base or default_config()["data"])
     if data.startswith(DEMO_PREFIX):
-        section.update(source="demo", demo_series=data[len(DEMO_PREFIX):], path=None)
+        series = data[len(DEMO_PREFIX):]
+        choices = schema("urn:tmpipe:section:data")["properties"]["demo_series"]["enum"]
+        if series not in choices:
+            raise click.ClickException(
+                f"--data: unknown demo series {series!r} (choose {', '.join(DEMO_PREFIX + c for c in choices)})"
+            )
+        section.update(source="demo", demo_series=series, path=None)
     else:
         suffix = Path(data).suffix.lower()
         section.update(source="parquet" if suffix in (".parquet", ".pq") else "csv", path=data)

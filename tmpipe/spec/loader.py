@@ -13,6 +13,7 @@ from tmpipe.spec.problems import Problem
 from tmpipe.spec.trust import operator_only_problems, spec_secret_env_problems
 from tmpipe.spec.validation import validate_document
 from tmpipe.spec.yaml_positions import PositionedDocument, load_positioned
+from tmpipe.spec.yaml_safety import MAX_DOCUMENT_BYTES
 
 # (section, key) of a stage setting -> the spec limit that bounds it.
 BOUNDED_KEYS: dict[tuple[str, str], str] = {
@@ -32,11 +33,24 @@ def default_spec_path() -> Path:
 
 
 def read_positioned(path: Path) -> tuple[PositionedDocument, bytes]:
-    raw = path.read_bytes()
+    """Read and parse a spec or link config; a file past the size limit is not even read whole."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        problem = Problem(str(path), 1, 1, "$", f"cannot read the file: {exc.strerror or exc}")
+        return PositionedDocument(file=str(path), data=None, problems=[problem]), b""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        problem = Problem(str(path), 1, 1, "$", f"the file is larger than the limit of {MAX_DOCUMENT_BYTES:,} bytes")
+        return PositionedDocument(file=str(path), data=None, problems=[problem]), raw
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problem = Problem(str(path), 1, exc.start + 1, "$", "file is not UTF-8")
+        before = raw[: exc.start]
+        line_start = before.rfind(b"\n") + 1
+        column = len(before[line_start:].decode("utf-8")) + 1
+        message = f"the file is not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded (save it as UTF-8)"
+        problem = Problem(str(path), before.count(b"\n") + 1, column, "$", message)
         return PositionedDocument(file=str(path), data=None, problems=[problem]), raw
     return load_positioned(text, str(path)), raw
 

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Every character str.splitlines() breaks at, written as its escape.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 @dataclass(frozen=True, order=True)
@@ -18,7 +20,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        # One problem is one line, even when a key or value it quotes holds a line break.
+        text = f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        return text.translate(_LINE_BREAKS)
 
 
 def json_path(parts: tuple | list) -> str:

@@ -1,8 +1,9 @@
 """Safe YAML loading that remembers where every key and value came from.
 
 PyYAML's SafeLoader silently keeps the last of duplicate keys and forgets positions once a
-document is constructed. We compose the node graph ourselves so that each JSON path maps to
-its line and column, and duplicates become problems instead of silent overwrites.
+document is constructed. We compose the node graph ourselves (with ``yaml_safety``'s limits)
+so that each JSON path maps to its line and column, duplicates become problems instead of
+silent overwrites, and keys stay the text the user wrote.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any
 import yaml
 
 from tmpipe.spec.problems import Problem, json_path
+from tmpipe.spec.yaml_errors import syntax_problem
+from tmpipe.spec.yaml_safety import MAX_DOCUMENT_BYTES, BoundedLoader, check_expansion, first_forbidden_character
 
 Path = tuple[str | int, ...]
+EMPTY_DOCUMENT = "the document is empty"
 
 
 @dataclass
@@ -27,6 +31,8 @@ class PositionedDocument:
     key_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     value_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Source text of unquoted scalars YAML read as something else (ON -> True), for messages.
+    plain_scalars: dict[Path, str] = field(default_factory=dict)
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Closest known position: the path itself, else its nearest ancestor."""
@@ -51,22 +57,27 @@ class PositionedDocument:
 
 
 def load_positioned(text: str, file: str) -> PositionedDocument:
-    """Parse YAML (or JSON) safely; syntax errors and duplicate keys become problems."""
+    """Parse YAML (or JSON) within the limits of ``yaml_safety``; every failure is a problem."""
     doc = PositionedDocument(file=file, data=None)
-    loader = yaml.SafeLoader(text)
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_DOCUMENT_BYTES:
+        doc.problems.append(Problem(file, 1, 1, "$", f"the document is {size:,} bytes; the limit is {MAX_DOCUMENT_BYTES:,}"))
+        return doc
+    bad = first_forbidden_character(text)
+    if bad is not None:
+        line, column = text.count("\n", 0, bad) + 1, bad - text.rfind("\n", 0, bad)
+        doc.problems.append(Problem(file, line, column, "$", f"control character U+{ord(text[bad]):04X} is not allowed in YAML"))
+        return doc
+    loader = BoundedLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            doc.problems.append(Problem(file, 1, 1, "$", "the document is empty"))
+            doc.problems.append(Problem(file, 1, 1, "$", EMPTY_DOCUMENT))
             return doc
+        check_expansion(node)
         doc.data = _construct(loader, node, (), doc)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = exc.problem or exc.context or "invalid YAML"
-        doc.problems.append(Problem(file, line, column, "$", f"YAML syntax error: {reason}"))
     except yaml.YAMLError as exc:
-        doc.problems.append(Problem(file, 1, 1, "$", f"YAML error: {exc}"))
+        doc.problems.append(syntax_problem(exc, text, file, loader.last_multiline_quote))
     finally:
         loader.dispose()
     return doc
@@ -76,18 +87,18 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: PositionedDocument) -> Any:
+def _construct(loader: BoundedLoader, node: yaml.Node, path: Path, doc: PositionedDocument) -> Any:
     doc.value_positions[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
-        result: dict[Any, Any] = {}
+        result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
+            if not isinstance(key_node, yaml.ScalarNode):
                 line, column = _mark(key_node)
-                doc.problems.append(Problem(doc.file, line, column, json_path(path), f"keys must be plain scalars, got {key!r}"))
+                doc.problems.append(Problem(doc.file, line, column, json_path(path), "a key must be a name, not a list or mapping"))
                 continue
-            key = str(key) if not isinstance(key, str) else key
+            # The text as written: YAML 1.1 would turn ON into True, 0700 into 448 and 12:30 into 750.
+            key = key_node.value
             child = (*path, key)
             if key in result:
                 line, column = _mark(key_node)
@@ -105,7 +116,15 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: Positi
         value = loader.construct_object(node, deep=True)
     except ValueError as exc:  # e.g. an impossible date such as 2024-13-45
         line, column = _mark(node)
-        doc.problems.append(Problem(doc.file, line, column, json_path(path), f"invalid value {node.value!r}: {exc}"))
+        doc.problems.append(Problem(doc.file, line, column, json_path(path), f"invalid value {_shortened(node.value)!r}: {_shortened(str(exc))}"))
         return None
     # Unquoted dates are a YAML convenience; the schemas (and JSON) speak ISO strings.
-    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if not isinstance(value, str) and not node.style:
+        doc.plain_scalars[path] = node.value
+    return value
+
+
+def _shortened(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -5,12 +5,11 @@ empty embedded WebUI store (TMPIPE_HOME), so no symbol trains here.
 """
 
 import pytest
-import yaml
 
 from tmpipe import airflow_env
 from tmpipe.runner import read_summary
 
-from ..pipeline.conftest import DAG_ID, spec_text
+from ..pipeline.conftest import DAG_ID, spec_file
 from ..servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -20,11 +19,7 @@ def run_dag(tmp_path, monkeypatch, conf: dict, **spec_sections) -> tuple[str, di
     """One `dag.test()` run; returns the run's state, the top-level task states and the summary."""
     from airflow.dag_processing.dagbag import DagBag
 
-    spec = yaml.safe_load(spec_text())
-    spec.update(spec_sections)
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    monkeypatch.setenv("TMPIPE_SPEC", str(path))
+    monkeypatch.setenv("TMPIPE_SPEC", str(spec_file(tmp_path, **spec_sections)))
     bag = DagBag(dag_folder=str(airflow_env.installed_dags_folder()))
     assert bag.import_errors == {}
     dag_run = bag.get_dag(DAG_ID).test(run_conf=conf)

@@ -178,7 +178,10 @@ def trigger_and_wait(deployment: Deployment, conf: dict) -> dict:
     path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
 
     def terminal():
-        run = deployment.api.get(path).json()
+        try:
+            run = deployment.api.get(path).json()
+        except httpx.TransportError:  # a busy api-server; the next poll asks again
+            return None
         return run if run["state"] in TERMINAL_STATES else None
 
     run = wait_for(f"dag run {run_id} terminal", deployment, RUN_SECONDS, terminal)

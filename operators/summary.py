@@ -36,7 +36,7 @@ class SummarizeOperator(TmpipeOperator):
             errors = self._pull(ti, index, ERROR_KEY, [stage for stage in STAGES if results[stage] is None])
             outputs.append(StageOutputs(symbol, results, errors))
         summary = summarize_symbols(
-            outputs, mode=ctx.mode, error=error, dropped_symbols=selection.get("dropped"), no_symbols=selection.get("no_symbols")
+            outputs, mode=ctx.mode, run_error=error, dropped_symbols=selection.get("dropped"), no_symbols=selection.get("no_symbols")
         )
         self.log.info("summary of %s\n%s", ctx.dag_run_id, render_table(summary))
         ti.xcom_push(key=SUMMARY_KEY, value=summary)

@@ -21,11 +21,11 @@ def summarize_symbols(
     outputs: list[StageOutputs],
     *,
     mode: str,
-    error: str | None = None,
+    run_error: str | None = None,
     dropped_symbols: list[str] | None = None,
     no_symbols: str | None = None,
 ) -> dict[str, Any]:
-    """``error``: what failed outside the symbols' chains (e.g. ``resolve_symbols: ...``);
+    """``run_error``: what failed outside the symbols' chains (e.g. ``resolve_symbols: ...``);
     ``dropped_symbols``: those the symbol cap left out; ``no_symbols``: why nothing ran, when allowed."""
     rows = []
     for out in outputs:
@@ -56,7 +56,7 @@ def summarize_symbols(
                 "llm_artifact_id": merged.get("llm_artifact_id"),
             }
         )
-    return {"mode": mode, "symbols": rows, "error": error, "dropped_symbols": list(dropped_symbols or []), "no_symbols": no_symbols}
+    return {"mode": mode, "symbols": rows, "error": run_error, "dropped_symbols": list(dropped_symbols or []), "no_symbols": no_symbols}
 
 
 def run_failure(summary: dict[str, Any]) -> str | None:
@@ -98,5 +98,5 @@ def render_table(summary: dict[str, Any]) -> str:
         ("no symbols", summary.get("no_symbols")),
     ):
         if value:
-            console.print(f"{label}: {value}", markup=False, highlight=False)
+            console.print(f"{label}: {value}", markup=False, highlight=False, soft_wrap=True)
     return buffer.getvalue()

@@ -49,7 +49,7 @@ def cap_named_symbols(spec: Spec, names: list[str], cap: int, cap_source: str) -
     return kept, dropped
 
 
-def check_some_symbols(spec: Spec, store: ArtifactStore) -> str:
+def handle_no_symbols(spec: Spec, store: ArtifactStore) -> str:
     """The message for a run with no symbol; raises it unless ``on_no_symbols: succeed``."""
     dag_id = spec.dag.dag_id
     if isinstance(store, HttpArtifactStore):

@@ -13,7 +13,7 @@ from typing import Any
 from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
 from tmpipe.errors import ModeError
 from tmpipe.pipeline.context import MODES, RunContext, check_conf
-from tmpipe.pipeline.selection import SymbolSelection, cap_named_symbols, check_some_symbols, log_dropped, symbol_cap
+from tmpipe.pipeline.selection import SymbolSelection, cap_named_symbols, handle_no_symbols, log_dropped, symbol_cap
 from tmpipe.spec.model import Spec
 from tmpipe.store.base import SelectedSymbol, find_link, select_symbols
 from tmpipe.store.factory import open_store
@@ -49,7 +49,7 @@ def resolve_symbols(ctx: RunContext) -> SymbolSelection:
         eligible = select_symbols(store.list_workflow_symbols(enabled_only=True), spec.dag.dag_id)
         selected, dropped = eligible[:cap], [s.symbol for s in eligible[cap:]]
         if not selected:
-            no_symbols = check_some_symbols(spec, store)
+            no_symbols = handle_no_symbols(spec, store)
     log_dropped(dropped, cap, cap_source)
     log.info("mode=%s symbols=%s", mode, [s.symbol for s in selected])
     return SymbolSelection([s.symbol for s in selected], {s.symbol: _link_layer(s) for s in selected}, dropped, no_symbols)

@@ -1,4 +1,4 @@
-"""summarize: one row per symbol, written even when symbols failed; then fail the run if any did."""
+"""summarize: one row per symbol, written even when symbols failed; then fail the run if anything did."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
 from tmpipe.operators.stages import RESOLVE_TASK_ID
+from tmpipe.operators.symbols import SELECTION_KEY
 from tmpipe.pipeline.context import RunContext
-from tmpipe.pipeline.summary import STAGES, StageOutputs, render_table, summarize_symbols
+from tmpipe.pipeline.summary import STAGES, StageOutputs, render_table, run_failure, summarize_symbols
 
 SUMMARY_KEY = "summary"
 
@@ -21,19 +22,28 @@ class SummarizeOperator(TmpipeOperator):
 
     def run_stage(self, ctx: RunContext, context: Any) -> dict[str, Any]:
         ti = context["ti"]
-        symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID) or []
+        symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID)
+        error, selection = None, {}
+        if symbols is None:  # resolve_symbols did not succeed: the run has failed whatever else happened
+            reason = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=ERROR_KEY) or "did not return a symbol list"
+            error = f"{RESOLVE_TASK_ID}: {reason}"
+        else:
+            selection = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=SELECTION_KEY) or {}
         outputs = []
-        for index, symbol in enumerate(symbols):
+        for index, symbol in enumerate(symbols or []):
             results = self._pull(ti, index, "return_value", STAGES)
             # Only stages without a result can have failed; pulling absent keys is logged loudly.
             errors = self._pull(ti, index, ERROR_KEY, [stage for stage in STAGES if results[stage] is None])
             outputs.append(StageOutputs(symbol, results, errors))
-        summary = summarize_symbols(outputs, mode=ctx.mode)
+        summary = summarize_symbols(
+            outputs, mode=ctx.mode, run_error=error, dropped_symbols=selection.get("dropped"), no_symbols=selection.get("no_symbols")
+        )
         self.log.info("summary of %s\n%s", ctx.dag_run_id, render_table(summary))
         ti.xcom_push(key=SUMMARY_KEY, value=summary)
-        failed = [row["symbol"] for row in summary["symbols"] if row["status"] != "success"]
-        if failed:
-            raise AirflowFailException(f"{len(failed)} of {len(summary['symbols'])} symbols failed: {', '.join(failed)}")
+        # summarize is the DAG's only leaf, so its state is the run's state.
+        failure = run_failure(summary)
+        if failure:
+            raise AirflowFailException(failure)
         return {"symbols": len(summary["symbols"]), "failed": 0}
 
     def _pull(self, ti: Any, map_index: int, key: str, stages: Sequence[str]) -> dict[str, Any]:

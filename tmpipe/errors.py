@@ -34,6 +34,10 @@ class SymbolError(TmpipeError):
     """A symbol name is not safe to use in paths, tags or labels."""
 
 
+class SymbolSelectionError(TmpipeError):
+    """A run's symbol list breaks the spec's symbol_selection policy (none to run, too many named)."""
+
+
 class ModeError(TmpipeError):
     """An unknown run mode."""
 

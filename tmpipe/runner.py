@@ -109,4 +109,10 @@ def read_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:
 def states_summary(dag_run, mode: str) -> dict[str, Any]:
     """When summarize itself never ran: say which tasks failed."""
     failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) in ("failed", "upstream_failed")]
-    return {"mode": mode, "symbols": [], "error": f"no summary; failed tasks: {', '.join(failed) or 'none'}"}
+    return {
+        "mode": mode,
+        "symbols": [],
+        "error": f"no summary; failed tasks: {', '.join(failed) or 'none'}",
+        "dropped_symbols": [],
+        "no_symbols": None,
+    }

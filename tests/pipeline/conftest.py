@@ -31,6 +31,14 @@ def spec_text(extra_defaults: dict | None = None, symbols: dict | None = None) -
     return yaml.safe_dump(spec, sort_keys=False)
 
 
+def spec_file(directory: Path, **sections) -> Path:
+    """`spec.yaml` in `directory`: the synthetic spec with top-level `sections` replaced (e.g. limits=...)."""
+    spec = {**yaml.safe_load(spec_text()), **sections}
+    path = directory / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
 @pytest.fixture
 def pipeline_spec(tmp_path):
     """The spec plus a symbol BROKEN whose CSV does not exist, so its task fails."""

@@ -8,7 +8,7 @@ import pytest
 
 from tmpipe.store.sqlite import SqliteArtifactStore
 
-from .conftest import mlflow_runs, run_tmpipe, webui_artifacts, xcom_sizes
+from .conftest import mlflow_runs, run_tmpipe, spec_file, webui_artifacts, xcom_sizes
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +135,28 @@ def test_unconfigured_symbol_fails_in_one_line_and_leaves_nothing(tmp_path, pipe
     client, runs = mlflow_runs(home, out["tracking_uri"])
     assert runs == [] and client.search_registered_models() == []
     assert webui_artifacts(home) == []
+
+
+def test_webui_symbols_the_cap_drops_are_named_in_the_json(tmp_path):
+    """The embedded store is seeded with AAA and BBB; a cap of 1 runs AAA and names BBB."""
+    home = tmp_path / "home"
+    code, out = run_tmpipe(home, "--spec", str(spec_file(tmp_path, limits={"max_symbols": 1})), "--mode", "train_backtest")
+    assert code == 0, out
+    assert out["state"] == "success" and [row["symbol"] for row in out["symbols"]] == ["AAA"]
+    assert out["dropped_symbols"] == ["BBB"] and out["error"] is None
+
+
+def test_named_symbols_beyond_the_cap_fail_the_run_and_the_exit_code(tmp_path):
+    home = tmp_path / "home"
+    args = ("--spec", str(spec_file(tmp_path, limits={"max_symbols": 1})), "--symbols", "AAA,BBB")
+    code, out = run_tmpipe(home, *args)
+    assert code == 1 and out["state"] == "failed" and out["symbols"] == []
+    assert out["error"].startswith(
+        "resolve_symbols: SymbolSelectionError: dag_run.conf names 2 symbols but limits.max_symbols is 1, so these would not run: BBB"
+    )
+    table = subprocess.run(
+        [sys.executable, "-m", "tmpipe", "run", *args], capture_output=True, text=True, env={**os.environ, "TMPIPE_HOME": str(home)}
+    )
+    assert table.returncode == 1
+    assert "error: resolve_symbols: SymbolSelectionError: dag_run.conf names 2 symbols" in table.stdout
+    assert "dag run manual__" in table.stdout and ": failed;" in table.stdout

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tmpipe.config.resolver import resolve
-from tmpipe.errors import SpecError
+from tmpipe.errors import SpecError, SymbolSelectionError
 from tmpipe.pipeline import stages
 from tmpipe.pipeline.context import RunContext
 from tmpipe.review import build_evidence, review_signal
@@ -97,7 +97,8 @@ def test_the_operator_may_point_the_webui_client_there(capture, run_context, mon
     monkeypatch.setenv("TMPIPE__WEBUI__BACKEND", "http")
     monkeypatch.setenv("TMPIPE__WEBUI__BASE_URL", capture.url)
     monkeypatch.setenv("TMPIPE__WEBUI__TOKEN_ENV", "TMPIPE_WORKER_SECRET")
-    assert stages.resolve_symbols(run_context({})) == ([], {})
+    with pytest.raises(SymbolSelectionError, match="no symbols to run"):  # the capture server lists none
+        stages.resolve_symbols(run_context({}))
     assert capture.requests == [{"method": "GET", "path": "/api/workflow-symbols/?enabled_only=true",
                                  "authorization": f"Bearer {WORKER_SECRET}"}]
 

@@ -169,26 +169,39 @@ def deployment(tmp_path_factory, request):
                 print(f"\nAirflow logs of the failed scheduler test:\n{deployment.log_tails()}", file=sys.__stderr__)
 
 
-@pytest.fixture(scope="module")
-def dag_run(deployment) -> dict:
-    """One run triggered through the REST API, polled until it is terminal."""
-    wait_for(f"{DAG_ID} parsed by the dag-processor", deployment, STARTUP_SECONDS, lambda: dag_parsed(deployment))
-    unpaused = deployment.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
-    assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
+def trigger_and_wait(deployment: Deployment, conf: dict) -> dict:
+    """One run triggered through the REST API with ``conf``, polled until it is terminal."""
     started = time.monotonic()
-    triggered = deployment.api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": RUN_CONF})
+    triggered = deployment.api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
     assert triggered.status_code == 200, triggered.text
     run_id = triggered.json()["dag_run_id"]
     path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
 
     def terminal():
-        run = deployment.api.get(path).json()
+        try:
+            run = deployment.api.get(path).json()
+        except httpx.TransportError:  # a busy api-server; the next poll asks again
+            return None
         return run if run["state"] in TERMINAL_STATES else None
 
     run = wait_for(f"dag run {run_id} terminal", deployment, RUN_SECONDS, terminal)
     print(f"dag run {run_id}: {run['state']} after {time.monotonic() - started:.0f}s")
     instances = deployment.api.get(f"{path}/taskInstances", params={"limit": 100}).json()["task_instances"]
     return {"run": run, "path": path, "task_instances": instances}
+
+
+@pytest.fixture(scope="module")
+def dag_run(deployment) -> dict:
+    wait_for(f"{DAG_ID} parsed by the dag-processor", deployment, STARTUP_SECONDS, lambda: dag_parsed(deployment))
+    unpaused = deployment.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+    assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
+    return trigger_and_wait(deployment, RUN_CONF)
+
+
+@pytest.fixture(scope="module")
+def misspelt_conf_run(deployment, dag_run) -> dict:
+    """A second run, after the first: Airflow's trigger accepts the unknown key (Params cannot refuse it)."""
+    return trigger_and_wait(deployment, {"symbl": "AAA"})
 
 
 def xcom(deployment: Deployment, dag_run: dict, task_id: str, key: str, map_index: int = -1):
@@ -264,3 +277,14 @@ def test_mlflow_has_one_finished_and_one_failed_run(deployment, dag_run):
         assert run.data.tags["airflow.task_url"].startswith(deployment.api_url)
     assert "test_sharpe" in by_symbol["AAA"].data.metrics
     assert {a.path for a in client.list_artifacts(by_symbol["AAA"].info.run_id, "review")} >= {"review/signal.json", "review/trace.json"}
+
+
+def test_a_failed_resolve_symbols_fails_the_run(deployment, misspelt_conf_run):
+    assert misspelt_conf_run["run"]["state"] == "failed", deployment.log_tails()
+    top = {ti["task_id"]: ti["state"] for ti in misspelt_conf_run["task_instances"] if "." not in ti["task_id"]}
+    assert top == {"resolve_symbols": "failed", "summarize": "failed"}, deployment.log_tails()
+    chain = {ti["state"] for ti in misspelt_conf_run["task_instances"] if "." in ti["task_id"]}
+    assert chain == {"upstream_failed"}
+    summary = xcom(deployment, misspelt_conf_run, "summarize", "summary")
+    assert summary["symbols"] == []
+    assert summary["error"] == "resolve_symbols: SpecError: dag_run.conf:1:1: symbl: unknown key 'symbl' (did you mean 'symbol'?)"

@@ -30,10 +30,10 @@ def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_h
     assert trained["model_version"] == "1"  # the registry works here, so its silence below means something
 
     ctx = context(spec_path, "both", "X")
-    symbols, links = stages.resolve_symbols(ctx)
-    assert symbols == ["X"]
+    selection = stages.resolve_symbols(ctx)
+    assert selection.symbols == ["X"]
     with pytest.raises(DataError) as failed:
-        stages.train_backtest(ctx, "X", links["X"])
+        stages.train_backtest(ctx, "X", selection.links["X"])
     message = str(failed.value)
     assert "\n" not in message
     assert message.startswith("X: demo bars (synthetic) are for the spec's demo_symbols (AAA, BBB), not X; ")
@@ -42,7 +42,7 @@ def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_h
     ctx = context(spec_path, "inference", "X")
     for stage in (stages.inference, stages.review, stages.persist):
         with pytest.raises(DataError, match="^X: demo bars"):
-            stage(ctx, "X", links["X"], *([None] if stage is stages.inference else []))
+            stage(ctx, "X", selection.links["X"], *([None] if stage is stages.inference else []))
 
     client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
     assert [m.name for m in client.search_registered_models()] == ["tmpipe.AAA.deepscalper"]

@@ -76,7 +76,7 @@ EXPECTED = {
         '{dir}/several_errors.yaml:10:21: defaults.review.thresholds.max_drawdown: 2 is greater than the maximum of 1',
     ],
     "unknown_top_key.yaml": [
-        "{dir}/unknown_top_key.yaml:4:1: schedules: unknown key 'schedules' (allowed: dag, defaults, demo_symbols, limits, modes, schema_version, security, symbols)",
+        "{dir}/unknown_top_key.yaml:4:1: schedules: unknown key 'schedules' (allowed: dag, defaults, demo_symbols, limits, modes, schema_version, security, symbol_selection, symbols)",
     ],
     "yaml_syntax_error.yaml": [
         "{dir}/yaml_syntax_error.yaml:4:9: $: YAML syntax error: this '[' is never closed: expected ',' or ']' before line 5, column 9",

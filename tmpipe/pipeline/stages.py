@@ -14,6 +14,7 @@ from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
 from tmpipe.config.symbol_data import check_symbol_data
 from tmpipe.errors import ModeError
 from tmpipe.pipeline.context import MODES, RunContext, check_conf
+from tmpipe.pipeline.selection import SymbolSelection, cap_named_symbols, handle_no_symbols, log_dropped, symbol_cap
 from tmpipe.spec.model import Spec
 from tmpipe.store.base import SelectedSymbol, find_link, select_symbols
 from tmpipe.store.factory import open_store
@@ -25,10 +26,11 @@ log = logging.getLogger(__name__)
 NOTES_MAX_CHARS = 500
 
 
-def resolve_symbols(ctx: RunContext) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """The run's symbols, and per symbol its WebUI link layer (config, link id, notes).
+def resolve_symbols(ctx: RunContext) -> SymbolSelection:
+    """The run's symbols, per symbol its WebUI link layer (config, link id, notes), and those the cap drops.
 
-    Fails the whole run, before any symbol work, on a bad conf or mode.
+    Fails the whole run, before any symbol work, on a bad conf or mode, and as the spec's
+    ``symbol_selection`` says on no symbols or too many named ones.
     """
     spec = ctx.spec
     conf = check_conf(ctx.conf)
@@ -37,15 +39,21 @@ def resolve_symbols(ctx: RunContext) -> tuple[list[str], dict[str, dict[str, Any
         raise ModeError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     shared = resolve_shared(spec, conf_config=conf.get("config"))
     store = open_store(shared["webui"], connection_lookup=ctx.connection_lookup)
-    max_symbols = min(conf.get("max_symbols") or spec.limits.max_symbols, spec.limits.max_symbols)
+    cap, cap_source = symbol_cap(spec, conf)
     requested = [conf["symbol"]] if conf.get("symbol") else conf.get("symbols")
+    no_symbols = None
     if requested:
+        kept, dropped = cap_named_symbols(spec, [validate_symbol(s) for s in requested], cap, cap_source)
         known = store.list_workflow_symbols(enabled_only=False)
-        selected = [find_link(known, validate_symbol(s), spec.dag.dag_id) for s in requested][:max_symbols]
+        selected = [find_link(known, s, spec.dag.dag_id) for s in kept]
     else:
-        selected = select_symbols(store.list_workflow_symbols(enabled_only=True), spec.dag.dag_id, max_symbols)
+        eligible = select_symbols(store.list_workflow_symbols(enabled_only=True), spec.dag.dag_id)
+        selected, dropped = eligible[:cap], [s.symbol for s in eligible[cap:]]
+        if not selected:
+            no_symbols = handle_no_symbols(spec, store)
+    log_dropped(dropped, cap, cap_source)
     log.info("mode=%s symbols=%s", mode, [s.symbol for s in selected])
-    return [s.symbol for s in selected], {s.symbol: _link_layer(s) for s in selected}
+    return SymbolSelection([s.symbol for s in selected], {s.symbol: _link_layer(s) for s in selected}, dropped, no_symbols)
 
 
 def _link_layer(selected: SelectedSymbol) -> dict[str, Any]:

@@ -17,7 +17,16 @@ class StageOutputs:
     errors: dict[str, str | None]
 
 
-def summarize_symbols(outputs: list[StageOutputs], *, mode: str) -> dict[str, Any]:
+def summarize_symbols(
+    outputs: list[StageOutputs],
+    *,
+    mode: str,
+    run_error: str | None = None,
+    dropped_symbols: list[str] | None = None,
+    no_symbols: str | None = None,
+) -> dict[str, Any]:
+    """``run_error``: what failed outside the symbols' chains (e.g. ``resolve_symbols: ...``);
+    ``dropped_symbols``: those the symbol cap left out; ``no_symbols``: why nothing ran, when allowed."""
     rows = []
     for out in outputs:
         merged: dict[str, Any] = {}
@@ -47,7 +56,17 @@ def summarize_symbols(outputs: list[StageOutputs], *, mode: str) -> dict[str, An
                 "llm_artifact_id": merged.get("llm_artifact_id"),
             }
         )
-    return {"mode": mode, "symbols": rows}
+    return {"mode": mode, "symbols": rows, "error": run_error, "dropped_symbols": list(dropped_symbols or []), "no_symbols": no_symbols}
+
+
+def run_failure(summary: dict[str, Any]) -> str | None:
+    """One line saying why the DAG run must fail, or None when every part of it succeeded."""
+    if summary.get("error"):
+        return summary["error"]
+    failed = [row["symbol"] for row in summary["symbols"] if row["status"] != "success"]
+    if failed:
+        return f"{len(failed)} of {len(summary['symbols'])} symbols failed: {', '.join(failed)}"
+    return None
 
 
 def render_table(summary: dict[str, Any]) -> str:
@@ -71,5 +90,13 @@ def render_table(summary: dict[str, Any]) -> str:
             row["error"] or "",
         )
     buffer = io.StringIO()
-    Console(width=160, file=buffer).print(table)
+    console = Console(width=160, file=buffer)
+    console.print(table)
+    for label, value in (
+        ("error", summary.get("error")),
+        ("dropped by the symbol cap", ", ".join(summary.get("dropped_symbols") or [])),
+        ("no symbols", summary.get("no_symbols")),
+    ):
+        if value:
+            console.print(f"{label}: {value}", markup=False, highlight=False, soft_wrap=True)
     return buffer.getvalue()

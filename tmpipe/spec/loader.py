@@ -8,7 +8,7 @@ from typing import Any
 
 from tmpipe.errors import SpecError
 from tmpipe.spec import schemas
-from tmpipe.spec.model import DagSettings, Limits, Spec
+from tmpipe.spec.model import DagSettings, Limits, Spec, SymbolSelectionPolicy
 from tmpipe.spec.problems import Problem
 from tmpipe.spec.trust import operator_only_problems, spec_secret_env_problems
 from tmpipe.spec.validation import validate_document
@@ -105,6 +105,7 @@ def build_spec(doc: PositionedDocument, sha256: str) -> Spec:
         dag=DagSettings(**{**dag, "tags": tuple(dag["tags"])}),
         default_mode=data.get("modes", {}).get("default", spec_defaults["modes"]["default"]),
         limits=Limits(**{**spec_defaults["limits"], **data.get("limits", {})}),
+        symbol_selection=SymbolSelectionPolicy(**{**spec_defaults["symbol_selection"], **data.get("symbol_selection", {})}),
         demo_symbols=tuple(data.get("demo_symbols", spec_defaults["demo_symbols"])),
         defaults=data.get("defaults", {}),
         symbols=data.get("symbols", {}),

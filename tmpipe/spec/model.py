@@ -32,6 +32,12 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SymbolSelectionPolicy:
+    on_no_symbols: str  # fail | succeed
+    on_too_many_symbols: str  # fail | truncate
+
+
+@dataclass(frozen=True)
 class Spec:
     """A loaded spec. ``defaults`` and ``symbols`` stay partial: the resolver layers them."""
 
@@ -41,6 +47,7 @@ class Spec:
     dag: DagSettings
     default_mode: str
     limits: Limits
+    symbol_selection: SymbolSelectionPolicy
     demo_symbols: tuple[str, ...]
     defaults: dict[str, Any]
     symbols: dict[str, dict[str, Any]]

@@ -45,14 +45,14 @@ class SelectedSymbol:
     notes: str | None
 
 
-def select_symbols(symbols: list[WorkflowSymbol], dag_id: str, max_symbols: int) -> list[SelectedSymbol]:
-    """Enabled symbols with an active link to ``dag_id``, by priority then name, at most ``max_symbols``."""
+def select_symbols(symbols: list[WorkflowSymbol], dag_id: str) -> list[SelectedSymbol]:
+    """Enabled symbols with an active link to ``dag_id``, by priority then name (the caller caps them)."""
     chosen = []
     for entry in sorted(symbols, key=lambda s: (s.priority, s.symbol)):
         link = next((l for l in entry.links if l.dag_id == dag_id and l.is_active), None)
         if entry.enabled and link is not None:
             chosen.append(SelectedSymbol(entry.symbol, link.id, link.config, link.notes))
-    return chosen[:max_symbols]
+    return chosen
 
 
 def find_link(symbols: list[WorkflowSymbol], symbol: str, dag_id: str) -> SelectedSymbol:

@@ -1,0 +1,84 @@
+"""The DAG run's state is the truth: real `dag.test()` runs where resolve_symbols fails, or finds nothing.
+
+Each run parses the dags folder against a spec of the test's own (TMPIPE_SPEC) and a fresh,
+empty embedded WebUI store (TMPIPE_HOME), so no symbol trains here.
+"""
+
+import pytest
+
+from tmpipe import airflow_env
+from tmpipe.runner import read_summary
+
+from ..pipeline.conftest import DAG_ID, spec_file
+from ..servers import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def run_dag(tmp_path, monkeypatch, conf: dict, **spec_sections) -> tuple[str, dict[str, str], dict]:
+    """One `dag.test()` run; returns the run's state, the top-level task states and the summary."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("TMPIPE_SPEC", str(spec_file(tmp_path, **spec_sections)))
+    bag = DagBag(dag_folder=str(airflow_env.installed_dags_folder()))
+    assert bag.import_errors == {}
+    dag_run = bag.get_dag(DAG_ID).test(run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances() if "." not in ti.task_id}
+    return str(dag_run.state), states, read_summary(DAG_ID, dag_run.run_id)
+
+
+UNREACHABLE_WEBUI = {"backend": "http", "base_url": "http://127.0.0.1:{port}", "retries": 0}
+
+
+@pytest.mark.parametrize(
+    "conf, error_start, error_part",
+    [
+        # A misspelt key: Airflow's trigger takes it (Params cannot reject unknown keys), resolve_symbols does not.
+        ({"symbl": "AAA"}, "resolve_symbols: SpecError: dag_run.conf", "symbl: unknown key 'symbl' (did you mean 'symbol'?)"),
+        (
+            {"symbol": "AAA", "config": {"webui": UNREACHABLE_WEBUI}},
+            "resolve_symbols: StoreError: GET http://127.0.0.1:{port}/api/workflow-symbols/",
+            "ConnectError",
+        ),
+    ],
+    ids=["misspelt-conf-key", "webui-unreachable"],
+)
+def test_a_failed_resolve_symbols_fails_the_run(airflow_home, tmpipe_home, tmp_path, monkeypatch, conf, error_start, error_part):
+    port = free_port()  # nothing listens there
+    if "config" in conf:
+        conf = {**conf, "config": {"webui": {**UNREACHABLE_WEBUI, "base_url": f"http://127.0.0.1:{port}"}}}
+    state, states, summary = run_dag(tmp_path, monkeypatch, conf)
+    assert state == "failed"
+    assert states == {"resolve_symbols": "failed", "summarize": "failed"}
+    assert summary["symbols"] == []
+    assert summary["error"].startswith(error_start.format(port=port)), summary
+    assert error_part in summary["error"]
+
+
+def test_no_symbols_fails_the_run_naming_the_query_and_the_dag(airflow_home, tmpipe_home, tmp_path, monkeypatch):
+    state, states, summary = run_dag(tmp_path, monkeypatch, {})
+    assert state == "failed"
+    assert states == {"resolve_symbols": "failed", "summarize": "failed"}
+    store = tmpipe_home / "webui" / "webui.db"
+    assert summary["error"].startswith(
+        f"resolve_symbols: SymbolSelectionError: no symbols to run for DAG {DAG_ID}: the embedded WebUI store ({store}) "
+        f"lists no enabled symbol with an active link to {DAG_ID}; add one"
+    ), summary
+
+
+def test_no_symbols_succeeds_when_the_spec_says_so(airflow_home, tmpipe_home, tmp_path, monkeypatch):
+    state, states, summary = run_dag(tmp_path, monkeypatch, {}, symbol_selection={"on_no_symbols": "succeed"})
+    assert state == "success"
+    assert states == {"resolve_symbols": "success", "summarize": "success"}
+    assert summary["symbols"] == [] and summary["error"] is None
+    assert summary["no_symbols"].startswith(f"no symbols to run for DAG {DAG_ID}: the embedded WebUI store")
+
+
+def test_named_symbols_beyond_the_cap_fail_the_run(airflow_home, tmpipe_home, tmp_path, monkeypatch):
+    state, states, summary = run_dag(tmp_path, monkeypatch, {"symbols": ["AAA", "BBB", "CCC"]}, limits={"max_symbols": 1})
+    assert state == "failed"
+    assert states == {"resolve_symbols": "failed", "summarize": "failed"}
+    assert summary["error"].startswith(
+        "resolve_symbols: SymbolSelectionError: dag_run.conf names 3 symbols but limits.max_symbols is 1, "
+        "so these would not run: BBB, CCC; name at most 1, or set symbol_selection.on_too_many_symbols: truncate"
+    )

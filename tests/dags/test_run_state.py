@@ -5,11 +5,12 @@ empty embedded WebUI store (TMPIPE_HOME), so no symbol trains here.
 """
 
 import pytest
+import yaml
 
 from tmpipe import airflow_env
 from tmpipe.runner import read_summary
 
-from ..pipeline.conftest import DAG_ID, spec_file
+from ..pipeline.conftest import DAG_ID, spec_file, spec_text
 from ..servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -27,27 +28,25 @@ def run_dag(tmp_path, monkeypatch, conf: dict, **spec_sections) -> tuple[str, di
     return str(dag_run.state), states, read_summary(DAG_ID, dag_run.run_id)
 
 
-UNREACHABLE_WEBUI = {"backend": "http", "base_url": "http://127.0.0.1:{port}", "retries": 0}
-
-
 @pytest.mark.parametrize(
-    "conf, error_start, error_part",
+    "conf, webui_down, error_start, error_part",
     [
         # A misspelt key: Airflow's trigger takes it (Params cannot reject unknown keys), resolve_symbols does not.
-        ({"symbl": "AAA"}, "resolve_symbols: SpecError: dag_run.conf", "symbl: unknown key 'symbl' (did you mean 'symbol'?)"),
-        (
-            {"symbol": "AAA", "config": {"webui": UNREACHABLE_WEBUI}},
-            "resolve_symbols: StoreError: GET http://127.0.0.1:{port}/api/workflow-symbols/",
-            "ConnectError",
-        ),
+        ({"symbl": "AAA"}, False, "resolve_symbols: SpecError: dag_run.conf", "symbl: unknown key 'symbl' (did you mean 'symbol'?)"),
+        # The operator's WebUI does not answer (which WebUI is operator-only, so the spec says it).
+        ({"symbol": "AAA"}, True, "resolve_symbols: StoreError: GET http://127.0.0.1:{port}/api/workflow-symbols/", "ConnectError"),
     ],
     ids=["misspelt-conf-key", "webui-unreachable"],
 )
-def test_a_failed_resolve_symbols_fails_the_run(airflow_home, tmpipe_home, tmp_path, monkeypatch, conf, error_start, error_part):
+def test_a_failed_resolve_symbols_fails_the_run(
+    airflow_home, tmpipe_home, tmp_path, monkeypatch, conf, webui_down, error_start, error_part
+):
     port = free_port()  # nothing listens there
-    if "config" in conf:
-        conf = {**conf, "config": {"webui": {**UNREACHABLE_WEBUI, "base_url": f"http://127.0.0.1:{port}"}}}
-    state, states, summary = run_dag(tmp_path, monkeypatch, conf)
+    sections = {}
+    if webui_down:
+        defaults = yaml.safe_load(spec_text())["defaults"]
+        sections["defaults"] = {**defaults, "webui": {"backend": "http", "base_url": f"http://127.0.0.1:{port}", "retries": 0}}
+    state, states, summary = run_dag(tmp_path, monkeypatch, conf, **sections)
     assert state == "failed"
     assert states == {"resolve_symbols": "failed", "summarize": "failed"}
     assert summary["symbols"] == []

@@ -89,3 +89,20 @@ def test_no_symbols_over_http_names_the_query_and_the_dag(tmp_path, tmpipe_home,
         )
         selection = resolve_symbols(succeeding)
         assert selection.symbols == [] and selection.no_symbols == str(raised.value)
+
+
+def test_disabled_symbols_and_inactive_links_run_only_when_named(tmp_path, store):
+    """Selection skips them; a dag_run.conf naming a symbol runs it anyway, with its link's
+    config only while that link is active (a disabled symbol's active link still applies)."""
+    from tmpipe.store.models import LinkUpdate, SymbolUpdate
+
+    for priority, symbol in enumerate(["AAA", "BBB", "CCC", "DDD"]):
+        store.add_symbol(symbol, priority=priority)
+        store.add_link(symbol, DAG_ID, config={"trademaster": {"epochs": priority + 1}})
+    store.update_symbol("AAA", SymbolUpdate(enabled=False))
+    store.update_link("BBB", DAG_ID, LinkUpdate(is_active=False))
+    store.remove_symbol("CCC")
+    assert resolve_symbols(context(tmp_path)).symbols == ["DDD"]
+    named = resolve_symbols(context(tmp_path, {"symbols": ["AAA", "BBB", "CCC"]}))
+    assert named.symbols == ["AAA", "BBB", "CCC"]
+    assert [named.links[s]["config"] for s in named.symbols] == [{"trademaster": {"epochs": 1}}, {}, {}]

@@ -120,3 +120,13 @@ def test_an_unknown_link_of_a_known_symbol_is_404_naming_both(store):
     linked(store)
     with pytest.raises(NotFoundError, match=f"no link from workflow symbol AAA to DAG {OTHER}"):
         store.update_link("AAA", OTHER, LinkUpdate(is_active=False))
+
+
+def test_symbols_with_url_special_characters_are_managed_by_name(store):
+    for symbol in ("^GSPC", "ES=F", "BRK.B"):
+        linked(store, symbol)
+    store.update_symbol("^GSPC", SymbolUpdate(enabled=False))
+    store.update_link("ES=F", DAG, LinkUpdate(is_active=False))
+    store.remove_symbol("BRK.B")
+    state = {s.symbol: (s.enabled, [l.is_active for l in s.links]) for s in store.list_workflow_symbols(enabled_only=False)}
+    assert state == {"^GSPC": (False, [True]), "ES=F": (True, [False])}

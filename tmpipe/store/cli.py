@@ -118,8 +118,10 @@ def add_symbol(
             store.add_link(symbol, dag_id, config=config, notes=notes)
     except TmpipeError as exc:
         exit_with_error(exc)
-    what = f"linked {symbol} to {dag_id}" if link else f"added {symbol}"
-    click.echo(f"{what} (the symbol existed; its priority and state are unchanged)" if existed else (f"added {symbol}; " + what if link else what))
+    if existed:
+        click.echo(f"linked {symbol} to {dag_id} (the symbol existed; its priority and state are unchanged)")
+    else:
+        click.echo(f"added {symbol}; linked {symbol} to {dag_id}" if link else f"added {symbol}")
 
 
 @webui.command()

@@ -9,7 +9,18 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tmpipe.errors import NotFoundError, StoreError
 from tmpipe.redaction import redact_url_credentials
-from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LineageUpdate, LinkCreate, LinkUpdate, SymbolCreate, SymbolUpdate, WorkflowLink, WorkflowSymbol
+from tmpipe.store.models import (
+    Artifact,
+    ArtifactCreate,
+    ArtifactRevision,
+    LineageUpdate,
+    LinkCreate,
+    LinkUpdate,
+    SymbolCreate,
+    SymbolUpdate,
+    WorkflowLink,
+    WorkflowSymbol,
+)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 

@@ -19,3 +19,15 @@ def validate_symbol(symbol: object) -> str:
             f"invalid symbol {symbol!r}: use 1-32 letters, digits or . _ - = ^, starting with a letter, digit or ^"
         )
     return symbol
+
+
+# A spec's dag.dag_id pattern, so a link can only name a DAG a spec could declare.
+DAG_ID_PATTERN = re.compile(
+    schemas.schema(schemas.PIPELINE_SPEC)["properties"]["dag"]["properties"]["dag_id"]["pattern"].removesuffix("(?!\\n)")
+)
+
+
+def validate_dag_id(dag_id: object) -> str:
+    if not isinstance(dag_id, str) or not DAG_ID_PATTERN.fullmatch(dag_id):
+        raise SymbolError(f"invalid dag_id {dag_id!r}: use 1-250 letters, digits or . _ -")
+    return dag_id

@@ -7,6 +7,7 @@ from tmpipe.errors import SymbolSelectionError
 from tmpipe.pipeline.context import RunContext
 from tmpipe.pipeline.stages import resolve_symbols
 from tmpipe.store.factory import embedded_store_path
+from tmpipe.store.models import LinkUpdate, SymbolUpdate
 from tmpipe.store.sqlite import SqliteArtifactStore
 
 from ..servers import WEBUI_TOKEN, webui_server
@@ -89,3 +90,30 @@ def test_no_symbols_over_http_names_the_query_and_the_dag(tmp_path, tmpipe_home,
         )
         selection = resolve_symbols(succeeding)
         assert selection.symbols == [] and selection.no_symbols == str(raised.value)
+
+
+def test_disabled_symbols_and_inactive_links_run_only_when_named(tmp_path, store, caplog):
+    """Selection skips them; a dag_run.conf naming a symbol runs it anyway, with its link's
+    config only while that link is active (a disabled symbol's active link still applies), and
+    a warning says which ones the WebUI switched off."""
+    for priority, symbol in enumerate(["AAA", "BBB", "CCC", "DDD"]):
+        store.add_symbol(symbol, priority=priority)
+        store.add_link(symbol, DAG_ID, config={"trademaster": {"epochs": priority + 1}})
+    store.update_symbol("AAA", SymbolUpdate(enabled=False))
+    store.update_link("BBB", DAG_ID, LinkUpdate(is_active=False))
+    store.remove_symbol("CCC")
+    assert resolve_symbols(context(tmp_path)).symbols == ["DDD"]
+    with caplog.at_level(logging.WARNING, logger="tmpipe"):
+        named = resolve_symbols(context(tmp_path, {"symbols": ["AAA", "BBB", "CCC", "DDD"]}))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "AAA: disabled in the WebUI; it runs because dag_run.conf names it",
+        f"BBB: its WebUI link to {DAG_ID} is inactive, so its link config is not applied; it runs because dag_run.conf names it",
+    ]
+    assert named.symbols == ["AAA", "BBB", "CCC", "DDD"]
+    assert [named.links[s]["config"] for s in named.symbols] == [
+        {"trademaster": {"epochs": 1}},
+        {},
+        {},
+        {"trademaster": {"epochs": 4}},
+    ]

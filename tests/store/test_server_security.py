@@ -33,7 +33,7 @@ def documented_operations():
     """Every (method, path) of the API contract, path parameters filled in."""
     for path, operations in DOCUMENTED["paths"].items():
         for method in operations:
-            yield method.upper(), path.replace("{artifact_id}", "1").replace("{symbol}", "AAA")
+            yield method.upper(), path.replace("{artifact_id}", "1").replace("{symbol}", "AAA").replace("{dag_id}", DAG)
 
 
 def raw_exchange(url: str, head: str, parts: list[bytes]) -> bytes:
@@ -51,7 +51,8 @@ def raw_exchange(url: str, head: str, parts: list[bytes]) -> bytes:
 
 def test_every_route_but_health_and_the_contract_needs_the_token(webui_server):
     operations = list(documented_operations())
-    assert len(operations) >= 8
+    assert len(operations) >= 12
+    assert {("PATCH", f"/api/workflow-symbols/AAA/links/{DAG}/"), ("DELETE", "/api/workflow-symbols/AAA/")} <= set(operations)
     for method, path in operations:
         anonymous = httpx.request(method, webui_server + path, json={})
         wrong = httpx.request(method, webui_server + path, json={}, headers={"Authorization": "Bearer not-the-token"})

@@ -14,6 +14,7 @@ from tmpipe.errors import SymbolSelectionError
 from tmpipe.spec.model import Spec
 from tmpipe.store.base import ArtifactStore
 from tmpipe.store.http import HttpArtifactStore
+from tmpipe.store.models import WorkflowSymbol
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +71,18 @@ def handle_no_symbols(spec: Spec, store: ArtifactStore) -> str:
 def log_dropped(dropped: list[str], cap: int, cap_source: str) -> None:
     if dropped:
         log.warning("%s = %d: %d symbols do not run in this DAG run: %s", cap_source, cap, len(dropped), ", ".join(dropped))
+
+
+def warn_named_but_switched_off(known: list[WorkflowSymbol], names: list[str], dag_id: str) -> None:
+    """A named symbol runs even if the WebUI disabled it or its link; say so, since selection would skip it."""
+    by_name = {entry.symbol: entry for entry in known}
+    for name in names:
+        entry = by_name.get(name)
+        if entry is None:
+            continue
+        link = next((l for l in entry.links if l.dag_id == dag_id), None)
+        reasons = ["disabled in the WebUI"] if not entry.enabled else []
+        if link is not None and not link.is_active:
+            reasons.append(f"its WebUI link to {dag_id} is inactive, so its link config is not applied")
+        if reasons:
+            log.warning("%s: %s; it runs because dag_run.conf names it", name, " and ".join(reasons))

@@ -14,7 +14,14 @@ from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
 from tmpipe.config.symbol_data import check_symbol_data
 from tmpipe.errors import ModeError
 from tmpipe.pipeline.context import MODES, RunContext, check_conf
-from tmpipe.pipeline.selection import SymbolSelection, cap_named_symbols, handle_no_symbols, log_dropped, symbol_cap
+from tmpipe.pipeline.selection import (
+    SymbolSelection,
+    cap_named_symbols,
+    handle_no_symbols,
+    log_dropped,
+    symbol_cap,
+    warn_named_but_switched_off,
+)
 from tmpipe.spec.model import Spec
 from tmpipe.store.base import SelectedSymbol, find_link, select_symbols
 from tmpipe.store.factory import open_store
@@ -46,6 +53,7 @@ def resolve_symbols(ctx: RunContext) -> SymbolSelection:
         kept, dropped = cap_named_symbols(spec, [validate_symbol(s) for s in requested], cap, cap_source)
         known = store.list_workflow_symbols(enabled_only=False)
         selected = [find_link(known, s, spec.dag.dag_id) for s in kept]
+        warn_named_but_switched_off(known, kept, spec.dag.dag_id)
     else:
         eligible = select_symbols(store.list_workflow_symbols(enabled_only=True), spec.dag.dag_id)
         selected, dropped = eligible[:cap], [s.symbol for s in eligible[cap:]]

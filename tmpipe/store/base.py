@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, WorkflowLink, WorkflowSymbol
+from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LinkUpdate, SymbolUpdate, WorkflowLink, WorkflowSymbol
 
 
 class ArtifactStore(Protocol):
@@ -18,6 +18,14 @@ class ArtifactStore(Protocol):
     def add_link(
         self, symbol: str, dag_id: str, *, config: dict[str, Any] | None = None, active: bool = True, notes: str | None = None
     ) -> WorkflowLink: ...
+
+    def update_symbol(self, symbol: str, changes: SymbolUpdate) -> WorkflowSymbol: ...
+
+    def remove_symbol(self, symbol: str) -> None: ...
+
+    def update_link(self, symbol: str, dag_id: str, changes: LinkUpdate) -> WorkflowLink: ...
+
+    def remove_link(self, symbol: str, dag_id: str) -> None: ...
 
     def save_artifact(self, artifact: ArtifactCreate) -> Artifact: ...
 

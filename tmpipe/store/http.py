@@ -9,7 +9,18 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tmpipe.errors import NotFoundError, StoreError
 from tmpipe.redaction import redact_url_credentials
-from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LineageUpdate, LinkCreate, SymbolCreate, WorkflowLink, WorkflowSymbol
+from tmpipe.store.models import (
+    Artifact,
+    ArtifactCreate,
+    ArtifactRevision,
+    LineageUpdate,
+    LinkCreate,
+    LinkUpdate,
+    SymbolCreate,
+    SymbolUpdate,
+    WorkflowLink,
+    WorkflowSymbol,
+)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
@@ -63,7 +74,7 @@ class HttpArtifactStore:
                 status=response.status_code,
                 retryable=response.status_code in RETRYABLE_STATUS,
             )
-        return response.json()
+        return response.json() if response.content else None
 
     def list_workflow_symbols(self, enabled_only: bool = True) -> list[WorkflowSymbol]:
         data = self._request("GET", "/api/workflow-symbols/", params={"enabled_only": str(enabled_only).lower()})
@@ -78,6 +89,20 @@ class HttpArtifactStore:
     ) -> WorkflowLink:
         body = LinkCreate(dag_id=dag_id, config=config or {}, is_active=active, notes=notes).model_dump()
         return WorkflowLink.model_validate(self._request("POST", f"/api/workflow-symbols/{symbol}/links/", json=body))
+
+    def update_symbol(self, symbol: str, changes: SymbolUpdate) -> WorkflowSymbol:
+        body = changes.model_dump(exclude_unset=True)
+        return WorkflowSymbol.model_validate(self._request("PATCH", f"/api/workflow-symbols/{symbol}/", json=body))
+
+    def remove_symbol(self, symbol: str) -> None:
+        self._request("DELETE", f"/api/workflow-symbols/{symbol}/")
+
+    def update_link(self, symbol: str, dag_id: str, changes: LinkUpdate) -> WorkflowLink:
+        body = changes.model_dump(exclude_unset=True)
+        return WorkflowLink.model_validate(self._request("PATCH", f"/api/workflow-symbols/{symbol}/links/{dag_id}/", json=body))
+
+    def remove_link(self, symbol: str, dag_id: str) -> None:
+        self._request("DELETE", f"/api/workflow-symbols/{symbol}/links/{dag_id}/")
 
     def save_artifact(self, artifact: ArtifactCreate) -> Artifact:
         return Artifact.model_validate(self._request("POST", "/api/artifacts/", json=artifact.model_dump(mode="json")))

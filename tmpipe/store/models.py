@@ -42,6 +42,21 @@ class LinkCreate(BaseModel):
     notes: str | None = None
 
 
+class SymbolUpdate(BaseModel):
+    """Fields left out stay as they are."""
+
+    enabled: bool | None = None
+    priority: int | None = Field(None, description="Lower runs first.")
+
+
+class LinkUpdate(BaseModel):
+    """Fields left out stay as they are; a ``config`` given replaces the whole config and is validated like a new link's."""
+
+    is_active: bool | None = None
+    config: dict[str, Any] | None = Field(None, description="Stage config fragment (schemas/stage_config.schema.json).")
+    notes: str | None = None
+
+
 class ArtifactCreate(BaseModel):
     """Writes are idempotent per (dag_id, dag_run_id, symbol, artifact_type).
 

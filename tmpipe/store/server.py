@@ -10,6 +10,9 @@ WebUI backend:
 - Artifact content must match its type's JSON Schema (`signal`: TradingSignal, `llm`: the
   review trace) and name the artifact's symbol; link configs must match the stage config
   schema. Otherwise the answer is 422 naming each field.
+- Removing a symbol (`DELETE /api/workflow-symbols/{symbol}/`) deletes it and its links but
+  keeps its artifacts and their revisions; removing a link deletes it (deactivate it instead,
+  `PATCH` with `is_active: false`, to keep its config). An unknown symbol or link is 404.
 - Nothing is replaced silently: writing different content to an existing artifact, or
   changing its lineage, keeps the previous version as a revision
   (`GET /api/artifacts/{artifact_id}/revisions/`) and bumps the artifact's `revision`.
@@ -30,7 +33,9 @@ from tmpipe.store.models import (
     ArtifactRevision,
     LineageUpdate,
     LinkCreate,
+    LinkUpdate,
     SymbolCreate,
+    SymbolUpdate,
     WorkflowLink,
     WorkflowSymbol,
 )
@@ -69,6 +74,30 @@ def create_app(store: SqliteArtifactStore, *, token: str | None, max_body_bytes:
     def add_link(symbol: str, body: LinkCreate) -> WorkflowLink:
         with _http_errors():
             return store.add_link(symbol, body.dag_id, config=body.config, active=body.is_active, notes=body.notes)
+
+    @api.patch("/api/workflow-symbols/{symbol}/", response_model=WorkflowSymbol)
+    def update_symbol(symbol: str, body: SymbolUpdate) -> WorkflowSymbol:
+        """Enables/disables the symbol or changes its priority; fields left out stay as they are."""
+        with _http_errors():
+            return store.update_symbol(symbol, body)
+
+    @api.delete("/api/workflow-symbols/{symbol}/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+    def remove_symbol(symbol: str) -> None:
+        """Deletes the symbol and its links; its artifacts and their revisions stay."""
+        with _http_errors():
+            store.remove_symbol(symbol)
+
+    @api.patch("/api/workflow-symbols/{symbol}/links/{dag_id}/", response_model=WorkflowLink, responses=_INVALID)
+    def update_link(symbol: str, dag_id: str, body: LinkUpdate) -> WorkflowLink:
+        """Activates/deactivates the link or replaces its config (validated like a new link's) or notes (null clears them)."""
+        with _http_errors():
+            return store.update_link(symbol, dag_id, body)
+
+    @api.delete("/api/workflow-symbols/{symbol}/links/{dag_id}/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+    def remove_link(symbol: str, dag_id: str) -> None:
+        """Deletes the link (for good: deactivate it instead to keep its config)."""
+        with _http_errors():
+            store.remove_link(symbol, dag_id)
 
     @api.post("/api/artifacts/", response_model=Artifact, status_code=status.HTTP_201_CREATED, responses=_INVALID)
     def save_artifact(body: ArtifactCreate, response: Response) -> Artifact:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tmpipe.errors import NotFoundError, StoreError
-from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, WorkflowLink, WorkflowSymbol
+from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LinkUpdate, SymbolUpdate, WorkflowLink, WorkflowSymbol
 from tmpipe.store.validation import check_artifact, check_link_config
 from tmpipe.symbols import validate_symbol
 
@@ -110,6 +110,46 @@ class SqliteArtifactStore:
             link_id = cursor.fetchone()[0]
         return WorkflowLink(id=link_id, dag_id=dag_id, is_active=active, config=config or {}, notes=notes)
 
+    def update_symbol(self, symbol: str, changes: SymbolUpdate) -> WorkflowSymbol:
+        """Set ``enabled`` and/or ``priority``; fields left out (or null) stay as they are."""
+        values = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if v is not None}
+        with self._connect(write=True) as db:
+            row = _symbol_row(db, symbol)
+            if values:
+                assignments = ", ".join(f"{column} = ?" for column in values)
+                db.execute(f"UPDATE workflow_symbols SET {assignments} WHERE id = ?", (*[int(v) for v in values.values()], row["id"]))
+        return self._symbol(symbol)
+
+    def remove_symbol(self, symbol: str) -> None:
+        """Delete the symbol and its links; its artifacts (and their revisions) stay."""
+        with self._connect(write=True) as db:
+            row = _symbol_row(db, symbol)
+            db.execute("DELETE FROM workflow_links WHERE symbol_id = ?", (row["id"],))
+            db.execute("DELETE FROM workflow_symbols WHERE id = ?", (row["id"],))
+
+    def update_link(self, symbol: str, dag_id: str, changes: LinkUpdate) -> WorkflowLink:
+        """Set ``is_active``, ``config`` (validated like a new link's) and/or ``notes`` (null clears them)."""
+        values = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if v is not None or k == "notes"}
+        if values.get("config") is not None:
+            check_link_config(values["config"])
+            values["config"] = json.dumps(values["config"])
+        if "is_active" in values:
+            values["is_active"] = int(values["is_active"])
+        with self._connect(write=True) as db:
+            link = _link_row(db, symbol, dag_id)
+            if values:
+                assignments = ", ".join(f"{column} = ?" for column in values)
+                db.execute(f"UPDATE workflow_links SET {assignments} WHERE id = ?", (*values.values(), link["id"]))
+            return _link(db.execute("SELECT * FROM workflow_links WHERE id = ?", (link["id"],)).fetchone())
+
+    def remove_link(self, symbol: str, dag_id: str) -> None:
+        """Delete the link (a real delete: to keep its config for later, deactivate it instead)."""
+        with self._connect(write=True) as db:
+            db.execute("DELETE FROM workflow_links WHERE id = ?", (_link_row(db, symbol, dag_id)["id"],))
+
+    def _symbol(self, symbol: str) -> WorkflowSymbol:
+        return next(s for s in self.list_workflow_symbols(enabled_only=False) if s.symbol == symbol)
+
     def save_artifact(self, artifact: ArtifactCreate) -> Artifact:
         return self.write_artifact(artifact)[0]
 
@@ -187,6 +227,20 @@ class SqliteArtifactStore:
         with self._connect() as db:
             rows = db.execute(f"SELECT * FROM artifacts {where} ORDER BY id", [v for _, v in clauses]).fetchall()
         return [_artifact(r) for r in rows]
+
+
+def _symbol_row(db: sqlite3.Connection, symbol: str) -> sqlite3.Row:
+    row = db.execute("SELECT * FROM workflow_symbols WHERE symbol = ?", (symbol,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no workflow symbol {symbol}")
+    return row
+
+
+def _link_row(db: sqlite3.Connection, symbol: str, dag_id: str) -> sqlite3.Row:
+    link = db.execute("SELECT * FROM workflow_links WHERE symbol_id = ? AND dag_id = ?", (_symbol_row(db, symbol)["id"], dag_id)).fetchone()
+    if link is None:
+        raise NotFoundError(f"no link from workflow symbol {symbol} to DAG {dag_id}")
+    return link
 
 
 def _link(row: sqlite3.Row) -> WorkflowLink:

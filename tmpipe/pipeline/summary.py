@@ -80,7 +80,7 @@ def render_table(summary: dict[str, Any]) -> str:
 
     table = Table(title=f"mode {summary['mode']}")
     for column in ("symbol", "status", "action", "confidence", "sharpe", "model", "promoted", "mlflow run", "error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # wrap, never cut: run ids and reasons stay whole
     for row in summary["symbols"]:
         confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
         sharpe = f"{row['test_sharpe']:.2f}" if row["test_sharpe"] is not None else "-"

@@ -30,7 +30,7 @@ def test_a_model_that_fails_the_gate_is_named_with_its_reasons_in_the_summary_an
         stages.inference(context(spec_path, "inference", "AAA"), "AAA", None, None)
     assert str(not_promoted.value) == (
         "symbol AAA has no model with alias champion in registered model tmpipe.AAA.deepscalper; "
-        f"latest version 1 of tmpipe.AAA.deepscalper was not promoted: {reason}"
+        f"latest version 1 was not promoted: {reason}"
     )
 
 

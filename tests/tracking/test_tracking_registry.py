@@ -117,7 +117,7 @@ def test_missing_promoted_model_gives_clear_error(
         load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
     assert str(not_promoted.value) == (
         "symbol AAPL has no model with alias champion in registered model tmpipe.AAPL.dqn; "
-        "latest version 1 of tmpipe.AAPL.dqn was not promoted: did not beat buy-and-hold: excess return -0.05"
+        "latest version 1 was not promoted: did not beat buy-and-hold: excess return -0.05"
     )
 
 
@@ -147,5 +147,5 @@ def test_a_version_whose_registration_did_not_finish_is_named(
     client.create_registered_model("tmpipe.AAPL.dqn")
     client.create_model_version("tmpipe.AAPL.dqn", source=f"runs:/{run.run_id}/model", run_id=run.run_id)
     with pytest.raises(ModelNotPromotedError, match=(
-        "; latest version 1 of tmpipe.AAPL.dqn has no promotion gate outcome [(]its registration did not finish[)]$")):
+        "; latest version 1 has no promotion gate outcome [(]its registration did not finish[)]$")):
         load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")

@@ -216,21 +216,23 @@ def _why_no_alias(client: MlflowClient, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
-        versions = client.search_model_versions(f"name = {quote_filter_value(name)}")
+        versions = client.search_model_versions(
+            f"name = {quote_filter_value(name)}", max_results=1, order_by=["version_number DESC"]
+        )
     except MlflowException as exc:
         if not _is_missing(exc):
             raise
         versions = []
     if not versions:
         return "run mode train_backtest first"
-    latest = max(versions, key=lambda mv: int(mv.version))
+    latest = versions[0]
     tags = latest.tags or {}
     if tags.get("gate.passed") == "False":
         reasons = tags.get(GATE_REASONS_TAG) or "the promotion gate failed"
-        return f"latest version {latest.version} of {name} was not promoted: {reasons}"
+        return f"latest version {latest.version} was not promoted: {reasons}"
     if tags.get("gate.passed") is None:
-        return f"latest version {latest.version} of {name} has no promotion gate outcome (its registration did not finish)"
-    return f"latest version {latest.version} of {name} passed the gate but holds no alias (was the alias removed?)"
+        return f"latest version {latest.version} has no promotion gate outcome (its registration did not finish)"
+    return f"latest version {latest.version} passed the gate but holds no alias (was the alias removed?)"
 
 
 @with_retry("load promoted model")

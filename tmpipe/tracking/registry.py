@@ -130,8 +130,9 @@ def register_and_promote(
 ) -> dict:
     """Register the run's ``model/`` (once per run) and set the alias if the gate passes.
 
-    Returns ``{model_name, version, alias, promoted, model_uri, gate}``; the gate outcome is
-    also written as run tags and model-version tags.
+    Returns ``{model_name, version, alias, promoted, model_uri, gate}``; the gate outcome (its
+    ``reasons`` too) is also written as run tags and model-version tags, where inference mode
+    reads why a symbol has no promoted model.
     """
     client = client_for(tracking_uri)
     name = registered_model_name(prefix, symbol, agent)

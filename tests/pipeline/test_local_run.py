@@ -5,10 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tmpipe.store.sqlite import SqliteArtifactStore
 
-from .conftest import mlflow_runs, run_tmpipe, spec_file, webui_artifacts, xcom_sizes
+from .conftest import mlflow_runs, run_tmpipe, spec_file, spec_text, webui_artifacts, xcom_sizes
 
 pytestmark = pytest.mark.slow
 
@@ -160,3 +161,26 @@ def test_named_symbols_beyond_the_cap_fail_the_run_and_the_exit_code(tmp_path):
     assert table.returncode == 1
     assert "error: resolve_symbols: SymbolSelectionError: dag_run.conf names 2 symbols" in table.stdout
     assert "dag run manual__" in table.stdout and ": failed;" in table.stdout
+
+
+def test_a_model_that_fails_the_gate_says_why_in_the_json_and_in_the_next_inference(tmp_path):
+    """The operator's view: train_backtest's row names the version and the gate's reasons, its
+    scratch is gone, and inference right after says why there is no champion."""
+    home = tmp_path / "home"
+    strict = {**yaml.safe_load(spec_text())["defaults"], "mlflow": {"promotion": {"require_beat_buy_and_hold": False, "max_drawdown": 0.0001}}}
+    spec = str(spec_file(tmp_path, defaults=strict))
+    code, trained = run_tmpipe(home, "--spec", spec, "--symbols", "AAA", "--mode", "train_backtest")
+    assert code == 0, trained
+    [row] = trained["symbols"]
+    assert (row["model_name"], row["model_version"], row["promoted"]) == ("tmpipe.AAA.deepscalper", "1", False)
+    [reason] = row["gate_reasons"]
+    assert reason.startswith("max drawdown ") and reason.endswith(" > 0.0001")
+    assert list((home / "work" / "trademaster_autogen_pipeline_workflow").glob("*/AAA")) == []
+
+    code, inferred = run_tmpipe(home, "--spec", spec, "--symbols", "AAA", "--mode", "inference")
+    assert code == 1
+    assert inferred["symbols"][0]["error"] == (
+        "inference: ModelNotPromotedError: symbol AAA has no model with alias champion in registered model "
+        f"tmpipe.AAA.deepscalper; latest version 1 was not promoted: {reason}"
+    )
+    assert [path.name for path in (home / "work" / "trademaster_autogen_pipeline_workflow").glob("*/AAA")] == ["AAA"]  # kept: it failed

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tmpipe.errors import ModelNotPromotedError
+from tmpipe.tracking.registry import evaluate_gate
 from tmpipe.tracking import (
     client_for,
     download_run_bundle,
@@ -79,9 +80,14 @@ def test_failed_gate_registers_but_keeps_previous_champion(
     checks = outcome["gate"]["checks"]
     assert checks["beat_buy_and_hold"]["passed"] is False
     assert checks["max_drawdown"] == {"limit": 0.5, "test_max_drawdown": 0.7, "passed": False}
+    reasons = ["did not beat buy-and-hold: excess return -0.04", "max drawdown 0.7 > 0.5"]
+    assert outcome["gate"]["reasons"] == reasons
     client = client_for(tracking_uri)
-    assert client.get_model_version("tmpipe.AAPL.dqn", "2").tags["gate.passed"] == "False"
-    assert client.get_run(bad.run_id).data.tags["registry.promoted"] == "False"
+    version_tags = client.get_model_version("tmpipe.AAPL.dqn", "2").tags
+    assert version_tags["gate.passed"] == "False" and version_tags["gate.reasons"] == "; ".join(reasons)
+    bad_tags = client.get_run(bad.run_id).data.tags
+    assert bad_tags["registry.promoted"] == "False" and bad_tags["gate.reasons"] == "; ".join(reasons)
+    assert client.get_model_version("tmpipe.AAPL.dqn", "1").tags["gate.reasons"] == ""
 
     promoted = load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
     assert promoted.version == "1" and promoted.run_id == good.run_id
@@ -107,5 +113,39 @@ def test_missing_promoted_model_gives_clear_error(
                                test_return=0.0, bh_return=0.05)
     assert not register_and_promote(run.run_id, "AAPL", "dqn", result, promotion, "tmpipe",
                                     tracking_uri=tracking_uri)["promoted"]
-    with pytest.raises(ModelNotPromotedError, match="symbol AAPL has no model with alias champion"):
+    with pytest.raises(ModelNotPromotedError) as not_promoted:
+        load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
+    assert str(not_promoted.value) == (
+        "symbol AAPL has no model with alias champion in registered model tmpipe.AAPL.dqn; "
+        "latest version 1 was not promoted: did not beat buy-and-hold: excess return -0.05"
+    )
+
+
+def test_gate_reasons_name_each_failed_check_with_its_numbers():
+    promotion = {"require_beat_buy_and_hold": True, "max_drawdown": 0.5}
+
+    def reasons(test=None, bench=None, drawdown=None):
+        metrics = {"test": {"total_return": test, "max_drawdown": drawdown}, "buy_and_hold": {"total_return": bench}}
+        return evaluate_gate({"metrics": metrics}, promotion)["reasons"]
+
+    assert reasons(0.1, 0.05, 0.2) == []
+    assert reasons(0.038, 0.05, 0.61) == ["did not beat buy-and-hold: excess return -0.012", "max drawdown 0.61 > 0.5"]
+    assert reasons(float("nan"), 0.05, None) == [
+        "did not beat buy-and-hold: test or buy-and-hold total return missing", "max drawdown missing"]
+    # not required: losing to buy-and-hold is no reason
+    assert evaluate_gate({"metrics": {"test": {"total_return": 0.0, "max_drawdown": 0.1},
+                                      "buy_and_hold": {"total_return": 0.05}}},
+                         {**promotion, "require_beat_buy_and_hold": False})["reasons"] == []
+
+
+def test_a_version_whose_registration_did_not_finish_is_named(
+    context_factory, engine_result_factory, tracking_uri, tmp_path
+):
+    """A version without gate tags (the task died between registering and tagging) is not a failed gate."""
+    run, _ = _trained_run(context_factory, engine_result_factory, tracking_uri, tmp_path, "manual__1")
+    client = client_for(tracking_uri)
+    client.create_registered_model("tmpipe.AAPL.dqn")
+    client.create_model_version("tmpipe.AAPL.dqn", source=f"runs:/{run.run_id}/model", run_id=run.run_id)
+    with pytest.raises(ModelNotPromotedError, match=(
+        "; latest version 1 has no promotion gate outcome [(]its registration did not finish[)]$")):
         load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")

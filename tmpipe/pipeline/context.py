@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from tmpipe.errors import SpecError
 from tmpipe.home import tmpipe_home
+from tmpipe.pipeline import scratch
 from tmpipe.spec import schemas
 from tmpipe.spec.loader import load_spec
 from tmpipe.spec.model import Spec
@@ -43,10 +44,20 @@ class RunContext:
 
     def work_dir(self, symbol: str) -> Path:
         """Scratch space for one symbol of one run (data copies, bundles before upload)."""
-        safe_run = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dag_run_id)
-        path = tmpipe_home() / "work" / self.dag_id / safe_run / symbol
+        path = self._scratch_path(symbol)
         path.mkdir(parents=True, exist_ok=True)
+        scratch.start(path)
         return path
+
+    def finish_work(self, symbol: str) -> None:
+        """The symbol's last stage succeeded: its scratch goes, within ``dag.keep_scratch_runs``."""
+        path = self._scratch_path(symbol)
+        if path.is_dir():
+            scratch.finish(path, self.spec.dag.keep_scratch_runs)
+
+    def _scratch_path(self, symbol: str) -> Path:
+        safe_run = re.sub(r"[^A-Za-z0-9_.-]", "_", self.dag_run_id)
+        return tmpipe_home() / "work" / self.dag_id / safe_run / symbol
 
 
 def check_conf(conf: dict[str, Any]) -> dict[str, Any]:

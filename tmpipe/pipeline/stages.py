@@ -110,15 +110,20 @@ def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) ->
         result = run_engine(stage.config.values, symbol=symbol, out_dir=out_dir, progress=_log_progress(symbol))
         registration = tracker.log_training(result, out_dir)
         test = result["metrics"]["test"]
-        return {
+        outcome = {
             **tracker.reference(),
+            "model_name": registration.get("model_name"),
             "model_version": registration.get("version"),
             "promoted": registration.get("promoted"),
+            "gate_reasons": registration.get("gate", {}).get("reasons", []),
             "test_sharpe": _rounded(test["sharpe"]),
             "test_total_return": _rounded(test["total_return"]),
             "excess_return": _rounded(result["excess_return"]),
             "data_sha256": result["data_fingerprint"]["sha256"],
         }
+    if stage.mode == "train_backtest":
+        ctx.finish_work(symbol)
+    return outcome
 
 
 def inference(ctx: RunContext, symbol: str, link: dict[str, Any] | None, trained: dict[str, Any] | None) -> dict[str, Any]:
@@ -127,10 +132,11 @@ def inference(ctx: RunContext, symbol: str, link: dict[str, Any] | None, trained
     with tracker.stage("inference"):
         from tmpipe.engine import infer
 
-        model_dir = tracker.model_for_inference(trained, ctx.work_dir(symbol) / "model")
+        model_dir, model = tracker.model_for_inference(trained, ctx.work_dir(symbol) / "model")
         result = infer(model_dir, stage.config.values, symbol=symbol)
         tracker.log_inference(result)
-        return {**tracker.reference(), "action": result["action"], "as_of": result["as_of"], "target_position": result["target_position"]}
+        return {**tracker.reference(), **model, "action": result["action"], "as_of": result["as_of"],
+                "target_position": result["target_position"]}
 
 
 def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_resolver=None) -> dict[str, Any]:
@@ -176,7 +182,9 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[s
             run = tracker.reference()
             store.set_lineage(saved.id, run["mlflow_run_id"], run["mlflow_experiment_id"])
             ids[f"{artifact_type}_artifact_id"] = saved.id
-        return {**tracker.reference(), **ids, "action": signal["action"], "confidence": signal["confidence"]}
+        outcome = {**tracker.reference(), **ids, "action": signal["action"], "confidence": signal["confidence"]}
+    ctx.finish_work(symbol)
+    return outcome
 
 
 def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, Any], tracker) -> None:

@@ -49,6 +49,10 @@ def summarize_symbols(
                 "action": merged.get("action"),
                 "confidence": merged.get("confidence"),
                 "test_sharpe": merged.get("test_sharpe"),
+                "model_name": merged.get("model_name"),
+                "model_version": merged.get("model_version"),
+                "promoted": merged.get("promoted"),
+                "gate_reasons": list(merged.get("gate_reasons") or []),
                 "mlflow_run_id": merged.get("mlflow_run_id"),
                 "mlflow_experiment_id": merged.get("mlflow_experiment_id"),
                 "mlflow_run_url": merged.get("mlflow_run_url"),
@@ -75,8 +79,8 @@ def render_table(summary: dict[str, Any]) -> str:
     from rich.table import Table
 
     table = Table(title=f"mode {summary['mode']}")
-    for column in ("symbol", "status", "action", "confidence", "sharpe", "mlflow run", "error"):
-        table.add_column(column)
+    for column in ("symbol", "status", "action", "confidence", "sharpe", "model", "promoted", "mlflow run", "error"):
+        table.add_column(column, overflow="fold")  # wrap, never cut: run ids and reasons stay whole
     for row in summary["symbols"]:
         confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
         sharpe = f"{row['test_sharpe']:.2f}" if row["test_sharpe"] is not None else "-"
@@ -86,6 +90,8 @@ def render_table(summary: dict[str, Any]) -> str:
             row["action"] or "-",
             confidence,
             sharpe,
+            f"v{row['model_version']}" if row.get("model_version") else "-",
+            _promotion(row),
             row["mlflow_run_url"] or row["mlflow_run_id"] or "-",
             row["error"] or "",
         )
@@ -100,3 +106,12 @@ def render_table(summary: dict[str, Any]) -> str:
         if value:
             console.print(f"{label}: {value}", markup=False, highlight=False, soft_wrap=True)
     return buffer.getvalue()
+
+
+def _promotion(row: dict[str, Any]) -> str:
+    """``yes``, ``no: <the gate's reasons>``, or ``-`` when no model was registered or loaded."""
+    if row.get("promoted") is None:
+        return "-"
+    if row["promoted"]:
+        return "yes"
+    return "no: " + "; ".join(row.get("gate_reasons") or ["the promotion gate failed"])

@@ -100,10 +100,14 @@ class SymbolTracker:
             tracking_uri=self.tracking_uri,
         )
 
-    def model_for_inference(self, trained: dict[str, Any] | None, dest: Path) -> Path:
-        """Mode both: this run's own model. Mode inference: the symbol's promoted model."""
+    def model_for_inference(self, trained: dict[str, Any] | None, dest: Path) -> tuple[Path, dict[str, Any]]:
+        """Mode both: this run's own model. Mode inference: the symbol's promoted model.
+
+        Also returns, for the summary, which registered version inferred (mode inference only:
+        in mode both train_backtest's row already says it).
+        """
         if self.symbol_stage.mode == "both":
-            return download_run_bundle(self.tracking_uri, self.run.run_id, dest)
+            return download_run_bundle(self.tracking_uri, self.run.run_id, dest), {}
         promoted = load_promoted_model(
             self.tracking_uri,
             self.mlflow_cfg["registered_model_prefix"],
@@ -119,7 +123,8 @@ class SymbolTracker:
             {"inference.model_uri": promoted.model_uri, "inference.model_name": promoted.model_name,
              "inference.model_version": promoted.version, "inference.model_run_id": promoted.run_id},
         )
-        return promoted.model_dir
+        return promoted.model_dir, {"model_name": promoted.model_name, "model_version": promoted.version,
+                                    "promoted": True, "gate_reasons": []}
 
     def log_inference(self, result: dict[str, Any]) -> None:
         log_inference(self.run.run_id, result, tracking_uri=self.tracking_uri)

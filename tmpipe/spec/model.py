@@ -22,6 +22,7 @@ class DagSettings:
     retry_delay_seconds: int
     execution_timeout_minutes: int
     tags: tuple[str, ...]
+    keep_scratch_runs: int  # runs whose finished per-symbol scratch stays under TMPIPE_HOME/work
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ def _bundle_dir(pyfunc_dir: Path) -> Path:
     return pyfunc_dir / (relative or BUNDLE_SUBDIR)
 
 
+GATE_REASONS_TAG = "gate.reasons"  # on the model version and the run: why the gate failed, "" when it passed
+REASON_SEPARATOR = "; "
+
+
 def registered_model_name(prefix: str, symbol: str, agent: str) -> str:
     return f"{prefix}.{symbol}.{agent}"
 
@@ -70,7 +74,26 @@ def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
             "passed": drawdown is not None and drawdown <= limit,
         },
     }
-    return {"passed": all(check["passed"] for check in checks.values()), "checks": checks}
+    return {"passed": all(check["passed"] for check in checks.values()), "checks": checks, "reasons": gate_reasons(checks)}
+
+
+def gate_reasons(checks: dict) -> list[str]:
+    """One short line per failed check, with its numbers, e.g. ``max drawdown 0.61 > 0.5``."""
+    reasons = []
+    beat = checks["beat_buy_and_hold"]
+    if not beat["passed"]:
+        test, bench = beat["test_total_return"], beat["buy_and_hold_total_return"]
+        if test is None or bench is None:
+            reasons.append("did not beat buy-and-hold: test or buy-and-hold total return missing")
+        else:
+            reasons.append(f"did not beat buy-and-hold: excess return {test - bench:.4g}")
+    drawdown = checks["max_drawdown"]
+    if not drawdown["passed"]:
+        if drawdown["test_max_drawdown"] is None:
+            reasons.append("max drawdown missing")
+        else:
+            reasons.append(f"max drawdown {drawdown['test_max_drawdown']:.4g} > {drawdown['limit']:.4g}")
+    return reasons
 
 
 def _ensure_registered_model(client: MlflowClient, name: str, description: str) -> None:
@@ -107,8 +130,9 @@ def register_and_promote(
 ) -> dict:
     """Register the run's ``model/`` (once per run) and set the alias if the gate passes.
 
-    Returns ``{model_name, version, alias, promoted, model_uri, gate}``; the gate outcome is
-    also written as run tags and model-version tags.
+    Returns ``{model_name, version, alias, promoted, model_uri, gate}``; the gate outcome (its
+    ``reasons`` too) is also written as run tags and model-version tags, where inference mode
+    reads why a symbol has no promoted model.
     """
     client = client_for(tracking_uri)
     name = registered_model_name(prefix, symbol, agent)
@@ -118,6 +142,7 @@ def register_and_promote(
     gate = evaluate_gate(engine_result, promotion_cfg)
     gate_tags = {
         "gate.passed": gate["passed"],
+        GATE_REASONS_TAG: REASON_SEPARATOR.join(gate["reasons"]),
         **{f"gate.{key}": json.dumps(check, sort_keys=True) for key, check in gate["checks"].items()},
     }
     for key, value in gate_tags.items():
@@ -187,6 +212,30 @@ def _is_missing(exc: Exception) -> bool:
     return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower()
 
 
+def _why_no_alias(client: MlflowClient, name: str) -> str:
+    """What the latest registered version's gate said, read back from its tags."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(
+            f"name = {quote_filter_value(name)}", max_results=1, order_by=["version_number DESC"]
+        )
+    except MlflowException as exc:
+        if not _is_missing(exc):
+            raise
+        versions = []
+    if not versions:
+        return "run mode train_backtest first"
+    latest = versions[0]
+    tags = latest.tags or {}
+    if tags.get("gate.passed") == "False":
+        reasons = tags.get(GATE_REASONS_TAG) or "the promotion gate failed"
+        return f"latest version {latest.version} was not promoted: {reasons}"
+    if tags.get("gate.passed") is None:
+        return f"latest version {latest.version} has no promotion gate outcome (its registration did not finish)"
+    return f"latest version {latest.version} passed the gate but holds no alias (was the alias removed?)"
+
+
 @with_retry("load promoted model")
 def load_promoted_model(
     tracking_uri: str, prefix: str, symbol: str, agent: str, alias: str, dest_dir: str | Path
@@ -207,7 +256,7 @@ def load_promoted_model(
             raise
         raise ModelNotPromotedError(
             f"symbol {symbol} has no model with alias {alias} in registered model {name}; "
-            "run mode train_backtest first"
+            + _why_no_alias(client, name)
         ) from exc
     if not version.run_id:
         raise TrackingError(f"{name} version {version.version} has no source run to download from")

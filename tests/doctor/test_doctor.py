@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -176,6 +177,18 @@ def test_a_bad_spec_and_an_unwritable_home_fail(worker_env, tmp_path):
     assert code == 1
     assert rows["spec"]["status"] == "fail" and "bad.yaml" in rows["spec"]["detail"] and "TMPIPE_SPEC" in rows["spec"]["fix"]
     assert rows["TMPIPE_HOME"]["status"] == "fail" and "does not exist" in rows["TMPIPE_HOME"]["detail"]
+
+
+def test_the_embedded_webui_store_must_open(worker_env):
+    for key in ("TMPIPE__WEBUI__BACKEND", "TMPIPE__WEBUI__BASE_URL"):
+        del worker_env[key]
+    code, rows, _ = doctor(worker_env)
+    assert rows["webui"]["status"] == "ok" and "will be created" in rows["webui"]["detail"]
+    store = Path(worker_env["TMPIPE_HOME"]) / "webui" / "webui.db"
+    store.parent.mkdir()
+    store.write_bytes(b"not a database, just bytes" * 100)
+    code, rows, _ = doctor(worker_env)
+    assert code == 1 and rows["webui"]["status"] == "fail" and "webui.db" in rows["webui"]["detail"]
 
 
 def test_the_table_has_one_row_per_check(worker_env):

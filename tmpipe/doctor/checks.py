@@ -72,6 +72,12 @@ def _home() -> Check:
     return Check("TMPIPE_HOME", OK, f"{home} is writable")
 
 
+def _can_create_in(folder: Path) -> bool:
+    """``folder`` is writable, or its nearest existing ancestor is (the stores create their folders)."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing is not None and existing.is_dir() and _writable(existing)
+
+
 def _writable(folder: Path) -> bool:
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".tmpipe-doctor-"):
@@ -103,9 +109,8 @@ def _mlflow(mlflow: dict[str, Any], timeout: float) -> Check:
     else:
         return Check("mlflow", WARN, f"{shown}: not checked (neither http(s), sqlite nor a local folder)")
     fix = f"create {folder} and make it writable, or point mlflow.tracking_uri at an MLflow server"
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir() or not _writable(existing):
-        return Check("mlflow", FAIL, f"local store {shown}: {existing or folder} is not a writable folder", fix)
+    if not _can_create_in(folder):
+        return Check("mlflow", FAIL, f"local store {shown}: {folder} is not a writable folder", fix)
     return Check("mlflow", OK, f"local store {shown} is writable")
 
 
@@ -141,8 +146,9 @@ def _embedded_webui() -> Check:
     path = embedded_store_path()
     fix = f"make {path.parent} writable by the worker's user, or use webui.backend http"
     if not path.exists():
-        writable = path.parent.is_dir() and _writable(path.parent) or not path.parent.exists() and path.parent.parent.is_dir() and _writable(path.parent.parent)
-        return Check("webui", OK if writable else FAIL, f"embedded store {path} will be created" if writable else f"cannot create {path}", "" if writable else fix)
+        if _can_create_in(path.parent):
+            return Check("webui", OK, f"embedded store {path} will be created")
+        return Check("webui", FAIL, f"cannot create the embedded store {path}", fix)
     try:
         with sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=2) as db:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..servers import WEBUI_TOKEN, free_port, mlflow_server, webui_server
+from ..servers import WEBUI_TOKEN, ForwardingProxy, free_port, mlflow_server, webui_server
 
 LLM_KEY = "sk-doctor-test-key-0123456789"
 
@@ -146,6 +146,14 @@ def test_a_down_webui_fails(worker_env):
     assert code == 1 and rows["webui"]["status"] == "fail" and "start the WebUI server" in rows["webui"]["fix"]
 
 
+def test_a_stalled_webui_fails_within_the_timeout(worker_env, webui):
+    with ForwardingProxy(webui) as proxy:
+        proxy.script = ["stall"]
+        worker_env["TMPIPE__WEBUI__BASE_URL"] = proxy.url
+        code, rows, _ = doctor(worker_env)
+    assert code == 1 and rows["webui"]["status"] == "fail" and "ReadTimeout" in rows["webui"]["detail"]
+
+
 def test_a_missing_llm_key_fails_and_a_wrong_one_is_refused(worker_env):
     del worker_env["OPENAI_API_KEY"]
     code, rows, _ = doctor(worker_env)
@@ -177,6 +185,7 @@ def test_a_bad_spec_and_an_unwritable_home_fail(worker_env, tmp_path):
     assert code == 1
     assert rows["spec"]["status"] == "fail" and "bad.yaml" in rows["spec"]["detail"] and "TMPIPE_SPEC" in rows["spec"]["fix"]
     assert rows["TMPIPE_HOME"]["status"] == "fail" and "does not exist" in rows["TMPIPE_HOME"]["detail"]
+    assert all(rows[name]["detail"] == "not checked: the spec did not load" for name in ("mlflow", "webui", "llm"))
 
 
 def test_the_embedded_webui_store_must_open(worker_env):

@@ -37,7 +37,9 @@ def run_checks(spec_path: Path | None, timeout: float) -> list[Check]:
 
     spec_check, shared = _spec(spec_path)
     checks = [spec_check, _home()]
-    if shared is not None:
+    if shared is None:
+        checks += [Check(name, WARN, "not checked: the spec did not load", "fix the spec first") for name in ("mlflow", "webui", "llm")]
+    else:
         checks += [_mlflow(shared["mlflow"], timeout), _webui(shared["webui"], timeout), _llm(shared["review"], timeout)]
     return checks + airflow_checks(timeout)
 
@@ -55,8 +57,9 @@ def _spec(spec_path: Path | None) -> tuple[Check, dict[str, Any] | None]:
     try:
         shared = resolve_shared(load_spec(path))
     except TmpipeError as exc:
-        first = str(exc).splitlines()[0]
-        return Check("spec", FAIL, f"{first}", fix), None
+        lines = str(exc).splitlines()
+        more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""
+        return Check("spec", FAIL, lines[0] + more, fix), None
     return Check("spec", OK, f"{path.absolute()} is valid"), shared
 
 

@@ -29,6 +29,6 @@ def doctor(spec_path: Path | None, timeout: float, as_json: bool) -> None:
             table.add_column(column, overflow="fold")
         colours = {"ok": "green", "warn": "yellow", "fail": "red"}
         for row in rows:
-            table.add_row(row["name"], f"[{colours[row['status']]}]{row['status']}[/]", row["detail"], row["fix"], )
+            table.add_row(row["name"], f"[{colours[row['status']]}]{row['status']}[/]", row["detail"], row["fix"])
         Console(width=160).print(table)
     sys.exit(1 if any(row["status"] == FAIL for row in rows) else 0)

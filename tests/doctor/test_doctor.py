@@ -200,9 +200,12 @@ def test_the_embedded_webui_store_must_open(worker_env):
     assert code == 1 and rows["webui"]["status"] == "fail" and "webui.db" in rows["webui"]["detail"]
 
 
-def test_the_table_has_one_row_per_check(worker_env):
+def test_the_table_has_one_row_per_check(worker_env, tmp_path):
+    home = tmp_path / "h[red]"  # rich markup in a detail is printed as text
+    home.mkdir()
+    worker_env["TMPIPE_HOME"] = str(home)
     result = subprocess.run([sys.executable, "-m", "tmpipe", "doctor", "--timeout", "3"], env=worker_env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("TMPIPE_HOME", "celery broker", "dag-factory telemetry"):
+    for name in ("TMPIPE_HOME", "celery broker", "dag-factory telemetry", "h[red]"):
         assert name in result.stdout

@@ -22,6 +22,7 @@ def doctor(spec_path: Path | None, timeout: float, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title="tmpipe doctor")
@@ -29,6 +30,6 @@ def doctor(spec_path: Path | None, timeout: float, as_json: bool) -> None:
             table.add_column(column, overflow="fold")
         colours = {"ok": "green", "warn": "yellow", "fail": "red"}
         for row in rows:
-            table.add_row(row["name"], f"[{colours[row['status']]}]{row['status']}[/]", row["detail"], row["fix"])
+            table.add_row(escape(row["name"]), f"[{colours[row['status']]}]{row['status']}[/]", escape(row["detail"]), escape(row["fix"]))
         Console(width=160).print(table)
     sys.exit(1 if any(row["status"] == FAIL for row in rows) else 0)

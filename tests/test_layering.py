@@ -12,6 +12,8 @@ CORE = [
     "tmpipe.store.http",
     "tmpipe.store.sqlite",
     "tmpipe.pipeline.stages",
+    "tmpipe.doctor.checks",
+    "tmpipe.doctor.airflow_checks",
     "tmpipe.cli",
 ]
 

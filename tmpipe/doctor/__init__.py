@@ -1,0 +1,5 @@
+"""``tmpipe doctor``: check a worker's deployment (spec, home, MLflow, WebUI, LLM, Airflow) in one table."""
+
+from tmpipe.doctor.checks import Check, run_checks
+
+__all__ = ["Check", "run_checks"]

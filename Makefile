@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first: a bare "torch" requirement would pull a multi-GB CUDA build.
+	# torch pinned first. pip takes 2.13.0 from a local CPU wheel where one lies on disk (as on the CI
+	# machines); from the stock package index the same pin is the CUDA build, several GB with its
+	# NVIDIA packages. For a CPU build elsewhere add --index-url https://download.pytorch.org/whl/cpu.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test,celery]'
 	touch $(STAMP)

@@ -138,20 +138,21 @@ def _invoke(args: list[str]):
     return result, time.monotonic() - started
 
 
+def _validate_spec_text(path, text: str) -> None:
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    assert_one_line_per_problem(*_invoke(["validate", str(path)]), "stdout")
+
+
 @settings(FUZZ, max_examples=EXAMPLES["spec_mutations"])
 @given(text=spec_mutations())
 def test_mutated_shipped_spec_validates_or_says_why(tmp_path_factory, text):
-    path = tmp_path_factory.getbasetemp() / "mutated.yaml"
-    path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    assert_one_line_per_problem(*_invoke(["validate", str(path)]), "stdout")
+    _validate_spec_text(tmp_path_factory.getbasetemp() / "mutated.yaml", text)
 
 
 @settings(FUZZ, max_examples=EXAMPLES["random_specs"])
 @given(text=random_specs())
 def test_random_spec_validates_or_says_why(tmp_path_factory, text):
-    path = tmp_path_factory.getbasetemp() / "random.yaml"
-    path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    assert_one_line_per_problem(*_invoke(["validate", str(path)]), "stdout")
+    _validate_spec_text(tmp_path_factory.getbasetemp() / "random.yaml", text)
 
 
 @settings(FUZZ, max_examples=EXAMPLES["confs"])

@@ -91,10 +91,10 @@ def load_spec(path: str | Path | None = None) -> Spec:
     problems = spec_problems(doc)
     if problems:
         raise SpecError(problems)
-    return build_spec(doc, hashlib.sha256(raw).hexdigest())
+    return build_spec(doc, hashlib.sha256(raw).hexdigest(), raw.decode("utf-8"))
 
 
-def build_spec(doc: PositionedDocument, sha256: str) -> Spec:
+def build_spec(doc: PositionedDocument, sha256: str, text: str = "") -> Spec:
     spec_defaults = schemas.defaults(schemas.PIPELINE_SPEC)
     data = doc.data
     dag = {**spec_defaults["dag"], **data.get("dag", {})}
@@ -110,6 +110,7 @@ def build_spec(doc: PositionedDocument, sha256: str) -> Spec:
         defaults=data.get("defaults", {}),
         symbols=data.get("symbols", {}),
         secret_env_pattern={**spec_defaults["security"], **data.get("security", {})}["secret_env_pattern"],
+        text=text,
     )
 
 

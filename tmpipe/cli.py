@@ -63,6 +63,21 @@ def validate(paths: tuple[Path, ...]) -> None:
     click.echo(f"ok: {', '.join(str(t) for t in targets)}", err=True)
 
 
+SCHEMA_NAMES = {"pipeline_spec": "urn:tmpipe:pipeline_spec", "stage_config": "urn:tmpipe:stage_config", "dag_run_conf": "urn:tmpipe:dag_run_conf"}
+
+
+@main.command()
+@click.argument("name", type=click.Choice(sorted(SCHEMA_NAMES)), default="pipeline_spec")
+def schema(name: str) -> None:
+    """Print a JSON Schema as one self-contained document (for editors and check-jsonschema).
+
+    The default is the spec's; stage_config is a WebUI link config's, dag_run_conf a run's.
+    """
+    from tmpipe.spec.schema_bundle import bundle_text
+
+    click.echo(bundle_text(SCHEMA_NAMES[name]), nl=False)
+
+
 @main.command()
 @SPEC_OPTION
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)

@@ -17,7 +17,22 @@ import yaml
 from tmpipe.cli_args import error_lines, exit_with_error, json_object_arg
 from tmpipe.errors import SpecError, TmpipeError
 
-SPEC_OPTION = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None, help="Spec YAML (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).")
+def _spec_by_path_or_dag_id(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """``--spec`` takes a file, or the dag_id of a spec in the specs folder (TMPIPE_SPECS_DIR, else dag_specs/)."""
+    if value is None:
+        return None
+    from tmpipe.spec.catalog import find_spec
+
+    try:
+        return find_spec(value)
+    except SpecError as exc:
+        exit_with_error(exc)
+
+
+SPEC_OPTION = click.option(
+    "--spec", "spec_path", default=None, callback=_spec_by_path_or_dag_id, metavar="PATH|DAG_ID",
+    help="Spec YAML, or the dag_id of a spec in the specs folder (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).",
+)
 
 
 class OneLineErrors(click.Group):
@@ -48,13 +63,25 @@ def main(debug: bool) -> None:
     """YAML-driven Airflow pipeline: TradeMaster training, AutoGen review, MLflow lineage."""
 
 
+def _existing_or_dag_id(path: Path) -> Path:
+    """A path as given, or the spec whose dag_id it is when no such file or folder exists."""
+    if path.exists():
+        return path
+    from tmpipe.spec.catalog import find_spec
+
+    try:
+        return find_spec(str(path))
+    except SpecError:
+        return path  # validate reports it as "no such file"
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
-    """Validate specs (*.yaml) and WebUI link configs (*.json); default: dag_specs/."""
+    """Validate specs (*.yaml), by path or dag_id, and WebUI link configs (*.json); default: dag_specs/."""
     from tmpipe.spec.loader import validate_paths
 
-    targets = list(paths) or [Path("dag_specs")]
+    targets = [_existing_or_dag_id(path) for path in paths] or [Path("dag_specs")]
     problems = validate_paths(targets)
     for problem in problems:
         click.echo(str(problem))

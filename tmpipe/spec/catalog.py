@@ -81,17 +81,18 @@ def load_catalog(paths: list[Path]) -> Catalog:
         if len(same) == 1:
             specs.append(same[0])
             continue
-        failures.append(SpecFailure(Path(same[0].path), dag_id, tuple(duplicate_problems(dag_id, [s.path for s in same]))))
+        lines = tuple(str(problem) for problem in duplicate_problems(dag_id, [s.path for s in same]))
+        failures.append(SpecFailure(Path(same[0].path), dag_id, lines))
     return Catalog(tuple(specs), tuple(failures))
 
 
-def duplicate_problems(dag_id: str, paths: list[str]) -> list[str]:
-    """One line per file that claims ``dag_id``, each naming the others."""
-    lines = []
+def duplicate_problems(dag_id: str, paths: list[str]) -> list[Problem]:
+    """One problem per file that claims ``dag_id``, each naming the others."""
+    problems = []
     for path in paths:
-        others = ", ".join(p for p in paths if p != path)
-        lines.append(str(Problem(str(path), 1, 1, "dag.dag_id", f"dag_id '{dag_id}' is also the dag_id of {others}; each spec needs its own dag_id")))
-    return lines
+        others = ", ".join(str(p) for p in paths if p != path)
+        problems.append(Problem(str(path), 1, 1, "dag.dag_id", f"dag_id '{dag_id}' is also the dag_id of {others}; each spec needs its own dag_id"))
+    return problems
 
 
 def find_spec(value: str | Path) -> Path:

@@ -121,6 +121,31 @@ def render(spec_path: Path | None, fmt: str) -> None:
 
 
 @main.command()
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+def diff(old: str, new: str) -> None:
+    """What changes from spec OLD to spec NEW (paths or dag_ids): the DAG, the policy, each symbol's config.
+
+    Exit 0 when nothing changes, 1 when something does (like diff(1)), 2 when a spec does not load.
+    """
+    from tmpipe.spec.catalog import find_spec
+    from tmpipe.spec.loader import load_spec
+    from tmpipe.spec_diff import spec_diff
+
+    try:
+        lines = spec_diff(load_spec(find_spec(old)), load_spec(find_spec(new)))
+    except TmpipeError as exc:
+        for line in error_lines(exc):
+            click.echo(line, err=True)
+        sys.exit(2)
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo(f"no change: {old} and {new} generate the same DAG and symbol configs", err=True)
+    sys.exit(1 if lines else 0)
+
+
+@main.command()
 @click.option("--symbol", required=True, help="Symbol to resolve.")
 @SPEC_OPTION
 @click.option("--conf", "conf_json", default=None, help="dag_run.conf as JSON or @file (its 'config' is layer 5).")

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from tmpipe.pipeline.context import MODES
 from tmpipe.spec.catalog import SpecFailure, load_catalog, spec_files
 from tmpipe.spec.loader import default_spec_path
 from tmpipe.spec.model import Spec
+from tmpipe.spec import schemas
 from tmpipe.spec.schemas import STAGE_CONFIG
 
 CHAIN_GROUP_ID = "symbol_chain"
@@ -74,9 +76,6 @@ def dag_factory_config(spec: Spec) -> dict[str, Any]:
 
 def trigger_params(spec: Spec) -> dict[str, Any]:
     """The trigger form: each ``dag_run.conf`` key with a title, a description and examples."""
-    from tmpipe.spec.schema_bundle import bundle
-
-    stage_config = {key: value for key, value in bundle(STAGE_CONFIG).items() if key not in ("$schema", "$comment", "title", "description")}
     demo = list(spec.demo_symbols) or ["SPX"]
     return {
         "mode": _param(spec.default_mode, "string", "Run mode", "both: train, backtest, infer, review, persist; train_backtest: stop after training; "
@@ -88,8 +87,27 @@ def trigger_params(spec: Spec) -> dict[str, Any]:
                               examples=[1]),
         "config": _param({}, "object", "Stage config", "Stage settings for this run, validated against schemas/stage_config.schema.json; "
                          "mappings merge over the spec's, lists replace. Endpoints, secrets, files and the promotion gate are operator-only.",
-                         examples=[{"trademaster": {"epochs": 3, "seed": 7}}, {"review": {"thresholds": {"min_confidence": 0.6}}}], **stage_config),
+                         examples=[{"trademaster": {"epochs": 3, "seed": 7}}, {"review": {"thresholds": {"min_confidence": 0.6}}}],
+                         **stage_config_sections()),
     }
+
+
+@cache
+def stage_config_sections() -> dict[str, Any]:
+    """The stage-config schema down to its sections, each naming its keys, for the trigger form.
+
+    Airflow checks a param's schema against the meta-schema whenever the DAG is parsed; the
+    whole stage-config schema would cost about 60 ms per DAG per parse, its sections about 2 ms.
+    A misspelt section is refused at trigger time; each key is checked in resolve_symbols,
+    with the full schema (``tmpipe schema stage_config``).
+    """
+    full = schemas.schema(STAGE_CONFIG)
+    sections = {}
+    for name, prop in full["properties"].items():
+        target = schemas.resolve_ref(prop)
+        keys = ", ".join(target.get("properties", {}))
+        sections[name] = {"type": "object", "title": name, "description": f"{prop.get('description', '')} Keys: {keys}."}
+    return {"additionalProperties": False, "properties": sections}
 
 
 def _param(default: Any, type_: str | list[str], title: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -130,8 +148,13 @@ def build_dags(globals_dict: dict[str, Any], specs: str | os.PathLike[str] | Non
     config: dict[str, Any] = {}
     for spec in catalog.specs:
         config.update(dag_factory_config(spec))
+    # dag-factory would render doc_md into its own YAML dump of the config (costly, and the
+    # spec twice); the docs are set on each DAG once it is built instead.
+    docs = {dag_id: dag_config.pop("doc_md") for dag_id, dag_config in config.items()}
     if config:
         load_yaml_dags(globals_dict=globals_dict, config_dict=cast_with_type(config))
+    for dag_id, doc in docs.items():
+        globals_dict[dag_id].doc_md = doc
     taken = set(config)
     for failure in catalog.failures:
         log.error("tmpipe: spec %s builds no DAG:\n%s", failure.path, "\n".join(failure.lines))

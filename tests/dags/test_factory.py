@@ -91,6 +91,14 @@ def test_the_dag_docs_carry_the_spec_and_its_sha256():
     assert f"```yaml\n{path.read_text().rstrip()}\n```" in doc
 
 
+def test_the_airflow_dag_shows_those_docs(airflow_home, monkeypatch):
+    from tmpipe.generator import dag_factory_config
+    from tmpipe.spec.loader import load_spec
+
+    dag = _bag(monkeypatch, SHIPPED).get_dag(RESEARCH_ID)
+    assert dag.doc_md == dag_factory_config(load_spec(SHIPPED / f"{RESEARCH_ID}.yaml"))[RESEARCH_ID]["doc_md"]
+
+
 def test_the_trigger_form_params_have_titles_examples_and_the_stage_config_schema(airflow_home, monkeypatch):
     from airflow.sdk.definitions.param import ParamValidationError
 
@@ -100,6 +108,7 @@ def test_the_trigger_form_params_have_titles_examples_and_the_stage_config_schem
         assert param.schema["title"] and param.description and param.schema["examples"], name
     config = dag.params.get_param("config")
     assert set(config.schema["properties"]) == {"data", "trademaster", "review", "mlflow", "webui"}
+    assert "epochs" in config.schema["properties"]["trademaster"]["description"]  # each section names its keys
     config.resolve({"trademaster": {"epochs": 3}})
-    with pytest.raises(ParamValidationError, match="epoch"):
-        config.resolve({"trademaster": {"epoch": 3}})
+    with pytest.raises(ParamValidationError, match="trademastr"):  # a misspelt section is refused at trigger time
+        config.resolve({"trademastr": {"epochs": 3}})

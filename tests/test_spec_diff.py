@@ -64,3 +64,10 @@ def test_a_spec_that_does_not_load_exits_2_with_its_line(tmp_path):
     result = _diff(tmp_path, lambda text: text.replace("    epochs: 5\n", "    epoch: 5\n"))
     assert result.exit_code == 2
     assert "new.yaml:" in result.stderr and "unknown key 'epoch' (did you mean 'epochs'?)" in result.stderr
+
+
+def test_url_credentials_are_masked(tmp_path):
+    result = _diff(tmp_path, lambda text: text.replace("tracking_uri: null ", "tracking_uri: https://bob:hunter2-secret@mlflow.example/ "))
+    assert result.exit_code == 1
+    assert '    mlflow.tracking_uri changes from null (spec defaults) to "https://bob:***@mlflow.example/" (spec defaults)' in result.stdout.splitlines()
+    assert "hunter2" not in result.output

@@ -15,6 +15,7 @@ from typing import Any
 
 from tmpipe.config.resolver import resolve
 from tmpipe.generator import dag_factory_config
+from tmpipe.redaction import redact_url_credentials
 from tmpipe.spec.model import Spec
 
 # Keys of the dag-factory config that differ between any two files without changing the DAG.
@@ -165,5 +166,6 @@ def _without(values: Any, keys: set[str]) -> Any:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    """A value as JSON, URL credentials masked (a diff is pasted into pull requests)."""
+    text = redact_url_credentials(json.dumps(value, ensure_ascii=False, default=str))
     return text if len(text) <= 120 else text[:117] + "..."

@@ -91,6 +91,17 @@ def test_the_dag_docs_carry_the_spec_and_its_sha256():
     assert f"```yaml\n{path.read_text().rstrip()}\n```" in doc
 
 
+def test_the_dag_docs_mask_url_credentials_of_the_spec(tmp_path):
+    from tmpipe.generator import dag_factory_config
+    from tmpipe.spec.loader import load_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((SHIPPED / f"{RESEARCH_ID}.yaml").read_text().replace(
+        "  mlflow:\n", "  mlflow:\n    tracking_uri: https://bob:hunter2-secret@mlflow.example/\n"))
+    doc = dag_factory_config(load_spec(spec))[RESEARCH_ID]["doc_md"]
+    assert "tracking_uri: https://bob:***@mlflow.example/" in doc and "hunter2" not in doc
+
+
 def test_the_airflow_dag_shows_those_docs(airflow_home, monkeypatch):
     from tmpipe.generator import dag_factory_config
     from tmpipe.spec.loader import load_spec

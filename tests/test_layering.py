@@ -5,6 +5,9 @@ import sys
 
 CORE = [
     "tmpipe.spec.loader",
+    "tmpipe.spec.catalog",
+    "tmpipe.spec.schema_bundle",
+    "tmpipe.spec_diff",
     "tmpipe.config.resolver",
     "tmpipe.engine",
     "tmpipe.review",

@@ -17,7 +17,22 @@ import yaml
 from tmpipe.cli_args import error_lines, exit_with_error, json_object_arg
 from tmpipe.errors import SpecError, TmpipeError
 
-SPEC_OPTION = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None, help="Spec YAML (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).")
+def _spec_by_path_or_dag_id(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """``--spec`` takes a file, or the dag_id of a spec in the specs folder (TMPIPE_SPECS_DIR, else dag_specs/)."""
+    if value is None:
+        return None
+    from tmpipe.spec.catalog import find_spec
+
+    try:
+        return find_spec(value)
+    except SpecError as exc:
+        exit_with_error(exc)
+
+
+SPEC_OPTION = click.option(
+    "--spec", "spec_path", default=None, callback=_spec_by_path_or_dag_id, metavar="PATH|DAG_ID",
+    help="Spec YAML, or the dag_id of a spec in the specs folder (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).",
+)
 
 
 class OneLineErrors(click.Group):
@@ -48,19 +63,46 @@ def main(debug: bool) -> None:
     """YAML-driven Airflow pipeline: TradeMaster training, AutoGen review, MLflow lineage."""
 
 
+def _existing_or_dag_id(path: Path) -> Path:
+    """A path as given, or the spec whose dag_id it is when no such file or folder exists."""
+    if path.exists():
+        return path
+    from tmpipe.spec.catalog import find_spec
+
+    try:
+        return find_spec(str(path))
+    except SpecError:
+        return path  # validate reports it as "no such file"
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
-    """Validate specs (*.yaml) and WebUI link configs (*.json); default: dag_specs/."""
+    """Validate specs (*.yaml), by path or dag_id, and WebUI link configs (*.json); default: dag_specs/."""
     from tmpipe.spec.loader import validate_paths
 
-    targets = list(paths) or [Path("dag_specs")]
+    targets = [_existing_or_dag_id(path) for path in paths] or [Path("dag_specs")]
     problems = validate_paths(targets)
     for problem in problems:
         click.echo(str(problem))
     if problems:
         sys.exit(1)
     click.echo(f"ok: {', '.join(str(t) for t in targets)}", err=True)
+
+
+SCHEMA_NAMES = {"pipeline_spec": "urn:tmpipe:pipeline_spec", "stage_config": "urn:tmpipe:stage_config", "dag_run_conf": "urn:tmpipe:dag_run_conf"}
+
+
+@main.command()
+@click.argument("name", type=click.Choice(sorted(SCHEMA_NAMES)), default="pipeline_spec")
+def schema(name: str) -> None:
+    """Print a JSON Schema as one self-contained document (for editors and check-jsonschema).
+
+    The default is the spec's; stage_config is a WebUI link config's, dag_run_conf a run's.
+    """
+    from tmpipe.spec.schema_bundle import bundle_text
+
+    click.echo(bundle_text(SCHEMA_NAMES[name]), nl=False)
 
 
 @main.command()
@@ -76,6 +118,31 @@ def render(spec_path: Path | None, fmt: str) -> None:
     except SpecError as exc:
         exit_with_error(exc)
     click.echo(json.dumps(config, indent=2) if fmt == "json" else yaml.safe_dump(config, sort_keys=False, width=120))
+
+
+@main.command()
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+def diff(old: str, new: str) -> None:
+    """What changes from spec OLD to spec NEW (paths or dag_ids): the DAG, the policy, each symbol's config.
+
+    Exit 0 when nothing changes, 1 when something does (like diff(1)), 2 when a spec does not load.
+    """
+    from tmpipe.spec.catalog import find_spec
+    from tmpipe.spec.loader import load_spec
+    from tmpipe.spec_diff import spec_diff
+
+    try:
+        lines = spec_diff(load_spec(find_spec(old)), load_spec(find_spec(new)))
+    except TmpipeError as exc:
+        for line in error_lines(exc):
+            click.echo(line, err=True)
+        sys.exit(2)
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo(f"no change: {old} and {new} generate the same DAG and symbol configs", err=True)
+    sys.exit(1 if lines else 0)
 
 
 @main.command()

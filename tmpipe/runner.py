@@ -44,11 +44,19 @@ def prepare_home(home: Path, spec_path: Path) -> None:
 
 
 def seed_demo_symbols(spec: Spec, store) -> list[str]:
-    """Demo symbols linked to this DAG, only into an empty store."""
-    if store.list_workflow_symbols(enabled_only=False):
+    """The spec's demo symbols, linked to its DAG, while no symbol is linked to that DAG yet.
+
+    Each spec seeds its own: a store another spec's run already seeded still gets this DAG's
+    links. A symbol that exists keeps its priority and state; once any symbol is linked to the
+    DAG, the operator's list stands and nothing is added back.
+    """
+    existing = store.list_workflow_symbols(enabled_only=False)
+    if any(link.dag_id == spec.dag.dag_id for entry in existing for link in entry.links):
         return []
+    known = {entry.symbol for entry in existing}
     for priority, symbol in enumerate(spec.demo_symbols):
-        store.add_symbol(symbol, priority=priority)
+        if symbol not in known:
+            store.add_symbol(symbol, priority=priority)
         store.add_link(symbol, spec.dag.dag_id, notes="demo symbol seeded by tmpipe run")
     return list(spec.demo_symbols)
 

@@ -91,10 +91,10 @@ def load_spec(path: str | Path | None = None) -> Spec:
     problems = spec_problems(doc)
     if problems:
         raise SpecError(problems)
-    return build_spec(doc, hashlib.sha256(raw).hexdigest())
+    return build_spec(doc, hashlib.sha256(raw).hexdigest(), raw.decode("utf-8"))
 
 
-def build_spec(doc: PositionedDocument, sha256: str) -> Spec:
+def build_spec(doc: PositionedDocument, sha256: str, text: str = "") -> Spec:
     spec_defaults = schemas.defaults(schemas.PIPELINE_SPEC)
     data = doc.data
     dag = {**spec_defaults["dag"], **data.get("dag", {})}
@@ -110,6 +110,7 @@ def build_spec(doc: PositionedDocument, sha256: str) -> Spec:
         defaults=data.get("defaults", {}),
         symbols=data.get("symbols", {}),
         secret_env_pattern={**spec_defaults["security"], **data.get("security", {})}["secret_env_pattern"],
+        text=text,
     )
 
 
@@ -122,7 +123,11 @@ def link_config_problems(doc: PositionedDocument) -> list[Problem]:
 
 
 def validate_paths(paths: list[Path]) -> list[Problem]:
-    """``tmpipe validate``: specs (*.yaml, *.yml) and link configs (*.json), dirs recursed."""
+    """``tmpipe validate``: specs (*.yaml, *.yml) and link configs (*.json), dirs recursed.
+
+    Valid specs in one folder that share a dag_id are problems too: that folder's DAGs are
+    built together, one per dag_id.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -130,10 +135,23 @@ def validate_paths(paths: list[Path]) -> list[Problem]:
         else:
             files.append(path)
     problems: list[Problem] = []
+    dag_ids: dict[tuple[Path, str], list[str]] = {}
     for file in files:
         if not file.is_file():
             problems.append(Problem(str(file), 1, 1, "$", "no such file"))
             continue
         doc, _ = read_positioned(file)
-        problems += link_config_problems(doc) if file.suffix == ".json" else spec_problems(doc)
+        if file.suffix == ".json":
+            problems += link_config_problems(doc)
+            continue
+        found = spec_problems(doc)
+        problems += found
+        if not found:
+            dag_id = doc.data.get("dag", {}).get("dag_id", schemas.defaults(schemas.PIPELINE_SPEC)["dag"]["dag_id"])
+            dag_ids.setdefault((file.parent.resolve(), dag_id), []).append(str(file))
+    from tmpipe.spec.catalog import duplicate_problems
+
+    for (_, dag_id), claimed_by in dag_ids.items():
+        if len(claimed_by) > 1:
+            problems += duplicate_problems(dag_id, claimed_by)
     return problems

@@ -54,3 +54,5 @@ class Spec:
     symbols: dict[str, dict[str, Any]]
     secret_env_pattern: str
     """security.secret_env_pattern: every secret env var name must fully match it."""
+    text: str = field(default="", repr=False)
+    """The spec file as written, shown in the DAG's docs so each DAG version records its spec."""

@@ -136,7 +136,7 @@ def _enforce_limits(spec: Spec, values: dict[str, Any], provenance: dict[str, Pr
 
 
 def _schema_layer() -> Layer:
-    values = schemas.defaults(schemas.STAGE_CONFIG)
+    values = schemas.fill_defaults(schemas.STAGE_CONFIG)
     sources = {path: f"schemas/sections/{path[0]}.schema.json" for path in _leaf_paths(values)}
     return Layer(SCHEMA_DEFAULTS, values, sources)
 

@@ -31,9 +31,9 @@ class _Section(BaseModel):
     @classmethod
     def of(cls, value: Self | Mapping[str, Any] | None) -> Self:
         """``value`` as this section: a typed section as is, a dict (callers not yet typed) built."""
-        if isinstance(value, cls):
-            return value
-        return cls.from_values(value)
+        if value is None or isinstance(value, Mapping):
+            return cls.from_values(value)
+        return value
 
 
 class DataConfig(_Section):

@@ -30,7 +30,7 @@ def test_review_section_gives_every_leaf_a_default_and_rejects_unknown_keys():
 def test_section_defaults_match_the_config_resolver_layer_one():
     from tmpipe.spec import schemas
 
-    assert fill_defaults(schemas.defaults(schemas.STAGE_CONFIG)["review"]) == fill_defaults({})
+    assert fill_defaults(schemas.fill_defaults(schemas.STAGE_CONFIG)["review"]) == fill_defaults({})
 
 
 @pytest.mark.parametrize("name, urn", [(SIGNAL, "urn:tmpipe:trading_signal"), (TRACE, "urn:tmpipe:llm_artifact"),

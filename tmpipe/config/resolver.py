@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping
 
 from tmpipe.config.layers import (
@@ -17,6 +18,7 @@ from tmpipe.config.layers import (
     checked_layer,
     env_layer,
 )
+from tmpipe.config.sections import DataConfig, MlflowConfig, ReviewConfig, StageConfig, TrademasterConfig, WebuiConfig
 from tmpipe.errors import ConfigBoundsError, SpecError
 from tmpipe.spec import schemas
 from tmpipe.spec.loader import BOUNDED_KEYS
@@ -42,7 +44,33 @@ class ResolvedConfig:
     provenance: dict[str, Provenance]
 
     def section(self, name: str) -> dict[str, Any]:
+        """One section as the plain dict (for edges that take JSON: the engine, MLflow params)."""
         return self.values[name]
+
+    @cached_property
+    def sections(self) -> StageConfig:
+        """The typed sections; ``values`` passed the JSON Schemas layer by layer."""
+        return StageConfig.from_values(self.values)
+
+    @property
+    def data(self) -> DataConfig:
+        return self.sections.data
+
+    @property
+    def trademaster(self) -> TrademasterConfig:
+        return self.sections.trademaster
+
+    @property
+    def review(self) -> ReviewConfig:
+        return self.sections.review
+
+    @property
+    def mlflow(self) -> MlflowConfig:
+        return self.sections.mlflow
+
+    @property
+    def webui(self) -> WebuiConfig:
+        return self.sections.webui
 
 
 def spec_layers(spec: Spec, symbol: str, environ: Mapping[str, str]) -> list[Layer]:
@@ -136,7 +164,7 @@ def _enforce_limits(spec: Spec, values: dict[str, Any], provenance: dict[str, Pr
 
 
 def _schema_layer() -> Layer:
-    values = schemas.defaults(schemas.STAGE_CONFIG)
+    values = schemas.fill_defaults(schemas.STAGE_CONFIG)
     sources = {path: f"schemas/sections/{path[0]}.schema.json" for path in _leaf_paths(values)}
     return Layer(SCHEMA_DEFAULTS, values, sources)
 

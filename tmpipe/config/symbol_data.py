@@ -24,8 +24,8 @@ DEMO_CHOICE_KEYS = ("source", "demo_series")
 
 def check_symbol_data(spec: Spec, resolved: ResolvedConfig) -> None:
     """DataError (one line: symbol, source, who set it, what to set) unless the data names the symbol."""
-    symbol, data = resolved.symbol, resolved.section("data")
-    source = data["source"]
+    symbol, data = resolved.symbol, resolved.data
+    source = data.source
     if source == "yfinance":
         return
     if source == "demo":
@@ -33,12 +33,12 @@ def check_symbol_data(spec: Spec, resolved: ResolvedConfig) -> None:
         if symbol in spec.demo_symbols or any(key in own_entry for key in DEMO_CHOICE_KEYS):
             return
         raise DataError(
-            f"{symbol}: demo bars ({data['demo_series']}) are for the spec's demo_symbols "
+            f"{symbol}: demo bars ({data.demo_series}) are for the spec's demo_symbols "
             f"({', '.join(spec.demo_symbols) or 'none'}), not {symbol}; set symbols.{symbol}.data "
             f"to a csv/parquet path, a path with {PATH_PATTERN}, or source yfinance "
             f"(data.source demo set by {resolved.provenance['data.source']})"
         )
-    path = data.get("path")
+    path = data.path
     if path is None or PATH_PATTERN in str(path):
         return  # no path: the loader says data.path is required
     origin = resolved.provenance["data.path"]

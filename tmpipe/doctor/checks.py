@@ -11,11 +11,14 @@ import sqlite3
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from tmpipe.redaction import redact_url_credentials
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import MlflowConfig, ReviewConfig, StageConfig, WebuiConfig
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -40,12 +43,13 @@ def run_checks(spec_path: Path | None, timeout: float) -> list[Check]:
     if shared is None:
         checks += [Check(name, WARN, "not checked: the spec did not load", "fix the spec first") for name in ("mlflow", "webui", "llm")]
     else:
-        checks += [_mlflow(shared["mlflow"], timeout), _webui(shared["webui"], timeout), _llm(shared["review"], timeout)]
+        checks += [_mlflow(shared.mlflow, timeout), _webui(shared.webui, timeout), _llm(shared.review, timeout)]
     return checks + airflow_checks(timeout)
 
 
-def _spec(spec_path: Path | None) -> tuple[Check, dict[str, Any] | None]:
+def _spec(spec_path: Path | None) -> tuple[Check, StageConfig | None]:
     from tmpipe.config.resolver import resolve_shared
+    from tmpipe.config.sections import StageConfig
     from tmpipe.errors import TmpipeError
     from tmpipe.spec.loader import default_spec_path, load_spec
 
@@ -55,7 +59,7 @@ def _spec(spec_path: Path | None) -> tuple[Check, dict[str, Any] | None]:
     if not path.is_file():
         return Check("spec", FAIL, f"{path}: no such file", fix), None
     try:
-        shared = resolve_shared(load_spec(path))
+        shared = StageConfig.from_values(resolve_shared(load_spec(path)))
     except TmpipeError as exc:
         lines = str(exc).splitlines()
         more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""
@@ -89,7 +93,7 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _mlflow(mlflow: dict[str, Any], timeout: float) -> Check:
+def _mlflow(mlflow: MlflowConfig, timeout: float) -> Check:
     from tmpipe.home import tmpipe_home
     from tmpipe.tracking.context import resolve_tracking_uri, sqlite_path
 
@@ -117,30 +121,30 @@ def _mlflow(mlflow: dict[str, Any], timeout: float) -> Check:
     return Check("mlflow", OK, f"local store {shown} is writable")
 
 
-def _webui(webui: dict[str, Any], timeout: float) -> Check:
-    if webui["backend"] == "embedded":
+def _webui(webui: WebuiConfig, timeout: float) -> Check:
+    if webui.backend == "embedded":
         return _embedded_webui()
-    base_url = webui.get("base_url")
+    base_url = webui.base_url
     if not base_url:
-        detail = f"backend http via Airflow connection {webui['conn_id']!r}" if webui.get("conn_id") else "backend http without base_url"
-        return Check("webui", WARN if webui.get("conn_id") else FAIL, detail + ": not checked",
-                     "set webui.base_url so the doctor can reach it" if webui.get("conn_id") else "set webui.base_url or webui.conn_id")
+        detail = f"backend http via Airflow connection {webui.conn_id!r}" if webui.conn_id else "backend http without base_url"
+        return Check("webui", WARN if webui.conn_id else FAIL, detail + ": not checked",
+                     "set webui.base_url so the doctor can reach it" if webui.conn_id else "set webui.base_url or webui.conn_id")
     shown = redact_url_credentials(base_url)
-    token = os.environ.get(webui["token_env"] or "")
+    token = os.environ.get(webui.token_env or "")
     if not token:
-        return Check("webui", FAIL, f"{shown}: the token variable {webui['token_env']} is not set",
-                     f"export {webui['token_env']} with the WebUI server's API token")
+        return Check("webui", FAIL, f"{shown}: the token variable {webui.token_env} is not set",
+                     f"export {webui.token_env} with the WebUI server's API token")
     try:
         response = httpx.get(base_url.rstrip("/") + "/api/workflow-symbols/", params={"enabled_only": "true"},
                              headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
     except httpx.HTTPError as exc:
         return Check("webui", FAIL, f"{shown} unreachable: {type(exc).__name__}", f"start the WebUI server at {shown} or fix webui.base_url")
     if response.status_code in (401, 403):
-        return Check("webui", FAIL, f"{shown} refused the token in {webui['token_env']} ({response.status_code})",
-                     f"set {webui['token_env']} to the token the server was started with")
+        return Check("webui", FAIL, f"{shown} refused the token in {webui.token_env} ({response.status_code})",
+                     f"set {webui.token_env} to the token the server was started with")
     if response.status_code != 200:
         return Check("webui", FAIL, f"{shown} answered {response.status_code}", "check the WebUI server's log")
-    return Check("webui", OK, f"{shown} accepted the token in {webui['token_env']}")
+    return Check("webui", OK, f"{shown} accepted the token in {webui.token_env}")
 
 
 def _embedded_webui() -> Check:
@@ -160,16 +164,16 @@ def _embedded_webui() -> Check:
     return Check("webui", OK, f"embedded store {path} opens")
 
 
-def _llm(review: dict[str, Any], timeout: float) -> Check:
-    cfg = review["model_client"]
-    if cfg["provider"] != "openai":
-        return Check("llm", OK, f"provider {cfg['provider']}: no endpoint")
-    if cfg.get("airflow_conn_id") and not cfg.get("api_key_env"):
-        return Check("llm", WARN, f"key from Airflow connection {cfg['airflow_conn_id']!r}: not checked")
-    env = cfg.get("api_key_env")
+def _llm(review: ReviewConfig, timeout: float) -> Check:
+    cfg = review.model_client
+    if cfg.provider != "openai":
+        return Check("llm", OK, f"provider {cfg.provider}: no endpoint")
+    if cfg.airflow_conn_id and not cfg.api_key_env:
+        return Check("llm", WARN, f"key from Airflow connection {cfg.airflow_conn_id!r}: not checked")
+    env = cfg.api_key_env
     if not env or not os.environ.get(env):
         return Check("llm", FAIL, f"the API key variable {env} is not set", f"export {env} on every worker (never in the spec)")
-    base_url = cfg.get("base_url") or "https://api.openai.com/v1"
+    base_url = cfg.base_url or "https://api.openai.com/v1"
     shown = redact_url_credentials(base_url)
     try:
         response = httpx.get(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {os.environ[env]}"}, timeout=timeout)

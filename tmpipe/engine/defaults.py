@@ -18,7 +18,7 @@ def schema_defaults(section: str) -> dict:
     """Every key of one config section at its schema default (nested objects included)."""
     if section not in SECTIONS:
         raise ValueError(f"unknown section {section!r}; expected one of {', '.join(SECTIONS)}")
-    return schemas.defaults(f"urn:tmpipe:section:{section}")
+    return schemas.fill_defaults(f"urn:tmpipe:section:{section}")
 
 
 def default_config(**overrides: dict) -> dict:

@@ -1,56 +1,28 @@
-"""Loading the review's JSON Schemas, validating against them and filling section defaults."""
+"""The review's schema ids and its message format; schemas load and validate through tmpipe.spec.schemas."""
 
 from __future__ import annotations
 
-import copy
-import json
-from functools import lru_cache
-from importlib.resources import files
+from typing import Any
 
-SIGNAL = "trading_signal.schema.json"
-TRACE = "llm_artifact.schema.json"
-EVIDENCE = "evidence.schema.json"
-REVIEW_SECTION = "sections/review.schema.json"
+from tmpipe.spec import schemas
 
-
-@lru_cache(maxsize=None)
-def load_schema(name: str) -> dict:
-    """The parsed schema file ``name`` from the tmpipe.schemas package."""
-    return json.loads(files("tmpipe.schemas").joinpath(name).read_text(encoding="utf-8"))
+SIGNAL = "urn:tmpipe:trading_signal"
+TRACE = "urn:tmpipe:llm_artifact"
+EVIDENCE = "urn:tmpipe:evidence"
+REVIEW_SECTION = "urn:tmpipe:section:review"
 
 
-@lru_cache(maxsize=None)
-def _validator(name: str):
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(load_schema(name), format_checker=jsonschema.FormatChecker())
+def load_schema(schema_id: str) -> dict[str, Any]:
+    """The parsed schema ``schema_id`` from the project's one registry."""
+    return schemas.schema(schema_id)
 
 
-def schema_problems(document: object, name: str) -> list[str]:
-    """Every violation of schema ``name`` as ``json.path: message`` (empty when valid)."""
-    errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
+def schema_problems(document: object, schema_id: str) -> list[str]:
+    """Every violation of schema ``schema_id`` as ``json.path: message`` (empty when valid)."""
+    errors = sorted(schemas.validator(schema_id).iter_errors(document), key=lambda e: list(e.absolute_path))
     return [f"{e.json_path}: {e.message}" for e in errors]
 
 
-def fill_defaults(value: dict | None, schema: dict | None = None) -> dict:
-    """``value`` with every missing key of the review section taken from the schema defaults.
-
-    Objects are filled recursively from their properties' defaults; arrays replace and are
-    not merged, as in the config layers.
-    """
-    schema = schema or load_schema(REVIEW_SECTION)
-    out = copy.deepcopy(value) if value is not None else copy.deepcopy(schema.get("default", {}))
-    for key, sub in schema.get("properties", {}).items():
-        if key not in out:
-            if "default" in sub:
-                out[key] = copy.deepcopy(sub["default"])
-            elif sub.get("type") == "object":
-                out[key] = {}  # filled from its properties' defaults below
-            else:
-                continue
-        if sub.get("type") == "object" and isinstance(out[key], dict):
-            out[key] = fill_defaults(out[key], sub)
-        elif key == "agents" and isinstance(out[key], list):
-            item = sub["items"]
-            out[key] = [fill_defaults(agent, item) if isinstance(agent, dict) else agent for agent in out[key]]
-    return out
+def fill_defaults(value: dict | None) -> dict:
+    """A review section with every missing key taken from the schema defaults (lists replace)."""
+    return schemas.fill_defaults(REVIEW_SECTION, value)

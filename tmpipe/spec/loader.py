@@ -68,7 +68,7 @@ def spec_problems(doc: PositionedDocument) -> list[Problem]:
 
 
 def _limit_problems(doc: PositionedDocument) -> list[Problem]:
-    limits = {**schemas.defaults(schemas.PIPELINE_SPEC)["limits"], **doc.data.get("limits", {})}
+    limits = _with_defaults(doc.data)["limits"]
     layers: list[tuple[tuple, dict[str, Any]]] = [(("defaults",), doc.data.get("defaults", {}))]
     layers += [(("symbols", sym), cfg) for sym, cfg in doc.data.get("symbols", {}).items()]
     problems = []
@@ -95,21 +95,21 @@ def load_spec(path: str | Path | None = None) -> Spec:
 
 
 def build_spec(doc: PositionedDocument, sha256: str, text: str = "") -> Spec:
-    spec_defaults = schemas.defaults(schemas.PIPELINE_SPEC)
     data = doc.data
-    dag = {**spec_defaults["dag"], **data.get("dag", {})}
+    settings = _with_defaults(data)
+    dag = settings["dag"]
     return Spec(
         path=doc.file,
         sha256=sha256,
         document=doc,
         dag=DagSettings(**{**dag, "tags": tuple(dag["tags"])}),
-        default_mode=data.get("modes", {}).get("default", spec_defaults["modes"]["default"]),
-        limits=Limits(**{**spec_defaults["limits"], **data.get("limits", {})}),
-        symbol_selection=SymbolSelectionPolicy(**{**spec_defaults["symbol_selection"], **data.get("symbol_selection", {})}),
-        demo_symbols=tuple(data.get("demo_symbols", spec_defaults["demo_symbols"])),
+        default_mode=settings["modes"]["default"],
+        limits=Limits(**settings["limits"]),
+        symbol_selection=SymbolSelectionPolicy(**settings["symbol_selection"]),
+        demo_symbols=tuple(settings["demo_symbols"]),
         defaults=data.get("defaults", {}),
         symbols=data.get("symbols", {}),
-        secret_env_pattern={**spec_defaults["security"], **data.get("security", {})}["secret_env_pattern"],
+        secret_env_pattern=settings["security"]["secret_env_pattern"],
         text=text,
     )
 
@@ -147,7 +147,7 @@ def validate_paths(paths: list[Path]) -> list[Problem]:
         found = spec_problems(doc)
         problems += found
         if not found:
-            dag_id = doc.data.get("dag", {}).get("dag_id", schemas.defaults(schemas.PIPELINE_SPEC)["dag"]["dag_id"])
+            dag_id = _with_defaults(doc.data)["dag"]["dag_id"]
             dag_ids.setdefault((file.parent.resolve(), dag_id), []).append(str(file))
     from tmpipe.spec.catalog import duplicate_problems
 
@@ -155,3 +155,9 @@ def validate_paths(paths: list[Path]) -> list[Problem]:
         if len(claimed_by) > 1:
             problems += duplicate_problems(dag_id, claimed_by)
     return problems
+
+
+def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """The spec's own settings (dag, modes, limits, ...) filled from the schema; ``defaults`` and
+    ``symbols`` stay partial, the config resolver layers them."""
+    return schemas.fill_defaults(schemas.PIPELINE_SPEC, {k: v for k, v in data.items() if k not in ("defaults", "symbols")})

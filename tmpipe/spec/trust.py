@@ -20,8 +20,7 @@ from tmpipe.spec.yaml_positions import PositionedDocument
 OPERATOR_ONLY = "x-tmpipe-operator-only"
 SECRET_ENV = "x-tmpipe-secret-env"
 OPERATOR_LAYERS = "spec or environment"
-DEFAULT_SECRET_ENV_PATTERN = schemas.schema(schemas.PIPELINE_SPEC)["properties"]["security"]["properties"][
-    "secret_env_pattern"]["default"]
+DEFAULT_SECRET_ENV_PATTERN = schemas.fill_defaults(schemas.PIPELINE_SPEC)["security"]["secret_env_pattern"]
 
 
 @cache

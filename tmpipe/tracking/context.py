@@ -10,8 +10,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from tmpipe.config.sections import MlflowConfig
 from tmpipe.errors import TrackingError
 
 TAG_DAG_ID = "airflow.dag_id"
@@ -110,9 +112,9 @@ def embedded_tracking_uri(tmpipe_home: str | Path) -> str:
     return f"sqlite:///{mlflow_dir / 'mlflow.db'}"
 
 
-def resolve_tracking_uri(mlflow_config: dict, tmpipe_home: str | Path) -> str:
+def resolve_tracking_uri(mlflow_config: MlflowConfig | Mapping[str, Any], tmpipe_home: str | Path) -> str:
     """``mlflow.tracking_uri`` from the resolved config, or the embedded store when null."""
-    return mlflow_config.get("tracking_uri") or embedded_tracking_uri(tmpipe_home)
+    return MlflowConfig.of(mlflow_config).tracking_uri or embedded_tracking_uri(tmpipe_home)
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -1,0 +1,174 @@
+"""Typed stage-config sections, built from resolver output that has passed the JSON Schemas.
+
+The schemas under ``schemas/sections/`` stay the contract (editors, CI, error positions); these
+frozen models only give the code attributes instead of string keys, so a misspelt key is a
+type-check error, not a ``KeyError`` mid-run. They carry no defaults of their own: values are
+filled from the schemas (``tmpipe.spec.schemas.fill_defaults``) before a model is built, and
+``tests/config/test_sections.py`` keeps the fields and the schema keys the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Mapping, Self, TypeAlias
+
+from pydantic import BaseModel, ConfigDict
+
+from tmpipe.spec import schemas
+
+# A JSON Schema "number": an int stays an int, so ``model_dump(mode="json")`` gives back the input.
+Number: TypeAlias = int | float
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_id: ClassVar[str]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any] | None) -> Self:
+        """The typed section of a (partial) dict that passed its schema; missing keys take schema defaults."""
+        return cls.model_validate(schemas.fill_defaults(cls.schema_id, dict(values or {})))
+
+    @classmethod
+    def of(cls, value: Self | Mapping[str, Any] | None) -> Self:
+        """``value`` as this section: a typed section as is, a dict (callers not yet typed) built."""
+        if value is None or isinstance(value, Mapping):
+            return cls.from_values(value)
+        return value
+
+
+class DataConfig(_Section):
+    schema_id = "urn:tmpipe:section:data"
+
+    source: Literal["demo", "csv", "parquet", "yfinance"]
+    path: str | None
+    demo_series: Literal["sp500", "nasdaq", "synthetic"]
+    synthetic_rows: int
+    synthetic_seed: int
+    start: str | None
+    end: str | None
+    lookback: int
+    valid_ratio: Number
+    test_ratio: Number
+    bars_per_year: Number | None
+
+
+class UpstreamConfig(_Section):
+    home: str | None
+    python: str | None
+
+
+class TrademasterConfig(_Section):
+    schema_id = "urn:tmpipe:section:trademaster"
+
+    backend: Literal["builtin", "upstream"]
+    agent: Literal["deepscalper"]
+    epochs: int
+    seed: int
+    torch_threads: int | None
+    hidden_size: int
+    learning_rate: Number
+    gamma: Number
+    batch_size: int
+    replay_size: int
+    parallel_envs: int
+    target_update_tau: Number
+    epsilon_start: Number
+    epsilon_end: Number
+    early_stopping_patience: int
+    reward_scale: Number
+    switch_penalty: Number
+    hindsight_weight: Number
+    hindsight_horizon: int
+    volatility_aux_weight: Number
+    volatility_horizon: int
+    transaction_cost_pct: Number
+    slippage_pct: Number
+    max_position: Number
+    allow_short: bool
+    initial_cash: Number
+    upstream: UpstreamConfig
+
+
+class AgentConfig(_Section):
+    name: str
+    role: Literal["analyst", "risk_manager", "signal_writer"]
+    system_prompt: str | None
+
+
+class PromptsConfig(_Section):
+    analyst: str
+    risk_manager: str
+    signal_writer: str
+    task: str
+
+
+class ThresholdsConfig(_Section):
+    max_drawdown: Number
+    min_sharpe: Number
+    min_confidence: Number
+
+
+class ModelClientConfig(_Section):
+    provider: Literal["rules", "openai", "replay"]
+    base_url: str | None
+    model: str
+    temperature: Number
+    timeout_seconds: Number
+    api_key_env: str | None
+    airflow_conn_id: str | None
+    replay_file: str | None
+
+
+class ReviewConfig(_Section):
+    schema_id = "urn:tmpipe:section:review"
+
+    team: Literal["round_robin", "selector"]
+    agents: tuple[AgentConfig, ...]
+    prompts: PromptsConfig
+    max_messages: int
+    token_budget: int
+    timeout_seconds: Number
+    max_retries: int
+    mlflow_tracing: bool
+    horizon: str
+    stop_loss_sigmas: Number
+    take_profit_sigmas: Number
+    thresholds: ThresholdsConfig
+    model_client: ModelClientConfig
+
+
+class PromotionConfig(_Section):
+    alias: str
+    require_beat_buy_and_hold: bool
+    max_drawdown: Number
+
+
+class MlflowConfig(_Section):
+    schema_id = "urn:tmpipe:section:mlflow"
+
+    tracking_uri: str | None
+    experiment: str
+    registered_model_prefix: str
+    promotion: PromotionConfig
+
+
+class WebuiConfig(_Section):
+    schema_id = "urn:tmpipe:section:webui"
+
+    backend: Literal["embedded", "http"]
+    base_url: str | None
+    conn_id: str | None
+    token_env: str | None
+    timeout_seconds: Number
+    retries: int
+
+
+class StageConfig(_Section):
+    """All sections of one symbol's config."""
+
+    schema_id = schemas.STAGE_CONFIG
+    data: DataConfig
+    trademaster: TrademasterConfig
+    review: ReviewConfig
+    mlflow: MlflowConfig
+    webui: WebuiConfig

@@ -8,7 +8,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from tmpipe.operators.base import TmpipeOperator, connection_lookup
 from tmpipe.operators.symbols import LINKS_KEY
-from tmpipe.pipeline import stages
+from tmpipe.pipeline import modes, stages
 from tmpipe.pipeline.context import RunContext
 
 RESOLVE_TASK_ID = "resolve_symbols"
@@ -18,7 +18,8 @@ class SymbolStageOperator(TmpipeOperator):
     """A stage of one symbol's chain; ``symbol`` is templated so mapping hands it over resolved."""
 
     template_fields: Sequence[str] = ("symbol",)
-    runs_in_modes: tuple[str, ...] = ("both", "train_backtest", "inference")
+    # The stage of tmpipe.pipeline.modes.STAGES this operator runs.
+    stage: str = ""
 
     def __init__(self, *, symbol: str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -26,7 +27,7 @@ class SymbolStageOperator(TmpipeOperator):
 
     def run_stage(self, ctx: RunContext, context: Any) -> Any:
         mode = ctx.mode
-        if mode not in self.runs_in_modes:
+        if not modes.runs(mode, self.stage):
             raise AirflowSkipException(f"mode {mode}: {self.task_id} does not run")
         links = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID, key=LINKS_KEY) or {}
         return self.run_symbol(ctx, context, links.get(self.symbol))
@@ -42,28 +43,28 @@ class SymbolStageOperator(TmpipeOperator):
 
 
 class TrainBacktestOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "train_backtest")
+    stage = "train_backtest"
 
     def run_symbol(self, ctx, context, link):
         return stages.train_backtest(ctx, self.symbol, link)
 
 
 class InferenceOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "inference")
+    stage = "inference"
 
     def run_symbol(self, ctx, context, link):
         return stages.inference(ctx, self.symbol, link, self.pull_own_chain(context, "train_backtest"))
 
 
 class ReviewOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "inference")
+    stage = "review"
 
     def run_symbol(self, ctx, context, link):
         return stages.review(ctx, self.symbol, link, api_key_resolver=_api_key_from_connection)
 
 
 class PersistOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "inference")
+    stage = "persist"
 
     def run_symbol(self, ctx, context, link):
         return stages.persist(ctx, self.symbol, link)

@@ -10,7 +10,8 @@ from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
 from tmpipe.operators.stages import RESOLVE_TASK_ID
 from tmpipe.operators.symbols import SELECTION_KEY
 from tmpipe.pipeline.context import RunContext
-from tmpipe.pipeline.summary import STAGES, StageOutputs, render_table, run_failure, summarize_symbols
+from tmpipe.pipeline.modes import STAGES
+from tmpipe.pipeline.summary import StageOutputs, render_table, run_failure, summarize_symbols
 
 SUMMARY_KEY = "summary"
 

@@ -16,6 +16,7 @@ import yaml
 
 from tmpipe.cli_args import error_lines, exit_with_error, json_object_arg
 from tmpipe.errors import SpecError, TmpipeError
+from tmpipe.pipeline.modes import MODES
 
 SPEC_OPTION = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None, help="Spec YAML (default: dag_specs/trademaster_autogen_pipeline_workflow.yaml).")
 
@@ -142,7 +143,7 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
 @main.command()
 @SPEC_OPTION
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: the WebUI's enabled symbols).")
-@click.option("--mode", type=click.Choice(["both", "train_backtest", "inference"]), default=None)
+@click.option("--mode", type=click.Choice(MODES), default=None)
 @click.option("--conf", "conf_json", default=None, help="Extra dag_run.conf as JSON or @file.")
 @click.option("--logical-date", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), default=None, help="Logical date (default now); the same date again re-runs that DAG run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")

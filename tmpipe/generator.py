@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tmpipe.pipeline.context import MODES
+from tmpipe.pipeline.modes import MODES
 from tmpipe.spec.loader import load_spec
 from tmpipe.spec.model import Spec
 

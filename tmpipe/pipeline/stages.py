@@ -12,8 +12,8 @@ from typing import Any
 
 from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
 from tmpipe.config.symbol_data import check_symbol_data
-from tmpipe.errors import ModeError
-from tmpipe.pipeline.context import MODES, RunContext, check_conf
+from tmpipe.pipeline.context import RunContext, check_conf
+from tmpipe.pipeline.modes import last_stage, stages_of
 from tmpipe.pipeline.selection import (
     SymbolSelection,
     cap_named_symbols,
@@ -42,8 +42,7 @@ def resolve_symbols(ctx: RunContext) -> SymbolSelection:
     spec = ctx.spec
     conf = check_conf(ctx.conf)
     mode = ctx.mode
-    if mode not in MODES:
-        raise ModeError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    stages_of(mode)  # an unknown mode fails here, naming the valid ones
     shared = resolve_shared(spec, conf_config=conf.get("config"))
     store = open_store(shared["webui"], connection_lookup=ctx.connection_lookup)
     cap, cap_source = symbol_cap(spec, conf)
@@ -103,7 +102,7 @@ class SymbolStage:
 def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[str, Any]:
     stage = SymbolStage(ctx, symbol, link)
     tracker = stage.tracker()
-    with tracker.stage("train_backtest", final=stage.mode == "train_backtest"):
+    with tracker.stage("train_backtest"):
         from tmpipe.engine import train_backtest as run_engine
 
         out_dir = ctx.work_dir(symbol) / "train_backtest"
@@ -121,7 +120,7 @@ def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) ->
             "excess_return": _rounded(result["excess_return"]),
             "data_sha256": result["data_fingerprint"]["sha256"],
         }
-    if stage.mode == "train_backtest":
+    if last_stage(stage.mode) == "train_backtest":
         ctx.finish_work(symbol)
     return outcome
 
@@ -170,7 +169,7 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[s
     """
     stage = SymbolStage(ctx, symbol, link)
     tracker = stage.tracker()
-    with tracker.stage("persist", final=True):
+    with tracker.stage("persist"):
         signal, trace = tracker.review_outputs()
         _check_review_outputs(symbol, signal, trace, tracker)
         store = open_store(stage.section("webui"), connection_lookup=ctx.connection_lookup)

@@ -6,8 +6,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-STAGES = ("train_backtest", "inference", "review", "persist")
-LAST_STAGE = {"both": "persist", "inference": "persist", "train_backtest": "train_backtest"}
+from tmpipe.pipeline.modes import STAGES, last_stage
 
 
 @dataclass(frozen=True)
@@ -28,19 +27,20 @@ def summarize_symbols(
     """``run_error``: what failed outside the symbols' chains (e.g. ``resolve_symbols: ...``);
     ``dropped_symbols``: those the symbol cap left out; ``no_symbols``: why nothing ran, when allowed."""
     rows = []
+    last = last_stage(mode)
     for out in outputs:
         merged: dict[str, Any] = {}
         for stage in STAGES:
             if isinstance(out.results.get(stage), dict):
                 merged.update(out.results[stage])
         failed_stage = next((s for s in STAGES if out.errors.get(s)), None)
-        done = out.results.get(LAST_STAGE[mode]) is not None
+        done = out.results.get(last) is not None
         status = "success" if done else "failed"
         error = None
         if failed_stage:
             error = f"{failed_stage}: {out.errors[failed_stage]}"
         elif not done:
-            error = "did not reach " + LAST_STAGE[mode]
+            error = "did not reach " + last
         rows.append(
             {
                 "symbol": out.symbol,

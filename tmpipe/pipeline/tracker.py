@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from tmpipe import __version__
 from tmpipe.home import tmpipe_home
+from tmpipe.pipeline.modes import first_stage, last_stage, trains
 from tmpipe.tracking import (
     RunRef,
     TrackingContext,
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
     from tmpipe.pipeline.stages import SymbolStage
 
 log = logging.getLogger(__name__)
-
-# The resolved config is logged once, by the first stage a mode runs.
-FIRST_STAGE = {"both": "train_backtest", "train_backtest": "train_backtest", "inference": "inference"}
 
 # In inference mode the backtest behind the promoted model is copied here for the review.
 PROMOTED_RESULT_ARTIFACT = "engine/promoted_result.json"
@@ -70,12 +68,16 @@ class SymbolTracker:
         self.run: RunRef | None = None
 
     @contextlib.contextmanager
-    def stage(self, name: str, *, final: bool = False) -> Iterator[RunRef]:
-        """Inside the symbol's run; the run ends FAILED on error, FINISHED after the last stage."""
-        with stage_run(self.context, last_stage=final) as run:
+    def stage(self, name: str) -> Iterator[RunRef]:
+        """Inside the symbol's run; the run ends FAILED on error, FINISHED after the mode's last stage.
+
+        The mode's first stage logs the resolved config, once per run.
+        """
+        mode = self.symbol_stage.mode
+        with stage_run(self.context, last_stage=name == last_stage(mode)) as run:
             self.run = run
             log.info("%s %s: MLflow run %s (mode %s)", self.symbol_stage.symbol, name, run.run_id, self.symbol_stage.mode)
-            if name == FIRST_STAGE[self.symbol_stage.mode]:
+            if name == first_stage(mode):
                 log_config(run.run_id, self.symbol_stage.config.values, _provenance(self.symbol_stage), tracking_uri=self.tracking_uri)
             set_tags(self.tracking_uri, run.run_id, {"tmpipe.stage": name})
             yield run
@@ -106,7 +108,7 @@ class SymbolTracker:
         Also returns, for the summary, which registered version inferred (mode inference only:
         in mode both train_backtest's row already says it).
         """
-        if self.symbol_stage.mode == "both":
+        if trains(self.symbol_stage.mode):
             return download_run_bundle(self.tracking_uri, self.run.run_id, dest), {}
         promoted = load_promoted_model(
             self.tracking_uri,
@@ -130,7 +132,7 @@ class SymbolTracker:
         log_inference(self.run.run_id, result, tracking_uri=self.tracking_uri)
 
     def engine_outputs(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        engine_artifact = ENGINE_RESULT_ARTIFACT if self.symbol_stage.mode == "both" else PROMOTED_RESULT_ARTIFACT
+        engine_artifact = ENGINE_RESULT_ARTIFACT if trains(self.symbol_stage.mode) else PROMOTED_RESULT_ARTIFACT
         return self._read_json(engine_artifact), self._read_json(INFERENCE_ARTIFACT)
 
     def lineage(self, engine_result: dict[str, Any]) -> dict[str, Any]:

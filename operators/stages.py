@@ -25,6 +25,14 @@ class SymbolStageOperator(TmpipeOperator):
         super().__init__(**kwargs)
         self.symbol = symbol
 
+    @property
+    def stage_name(self) -> str:
+        return self.stage
+
+    @property
+    def symbol_name(self) -> str | None:
+        return self.symbol
+
     def run_stage(self, ctx: RunContext, context: Any) -> Any:
         mode = ctx.mode
         if not modes.runs(mode, self.stage):

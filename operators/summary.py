@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from tmpipe.errors import describe
 from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
 from tmpipe.operators.stages import RESOLVE_TASK_ID
 from tmpipe.operators.symbols import SELECTION_KEY
@@ -26,8 +27,8 @@ class SummarizeOperator(TmpipeOperator):
         symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID)
         error, selection = None, {}
         if symbols is None:  # resolve_symbols did not succeed: the run has failed whatever else happened
-            reason = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=ERROR_KEY) or "did not return a symbol list"
-            error = f"{RESOLVE_TASK_ID}: {reason}"
+            record = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=ERROR_KEY)
+            error = f"{RESOLVE_TASK_ID}: {describe(record) if record else 'did not return a symbol list'}"
         else:
             selection = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=SELECTION_KEY) or {}
         outputs = []

@@ -195,7 +195,7 @@ def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, 
     result = verify_anchored(trace, anchors, hmac_key())
     if not result.ok:
         raise ReviewError(f"{symbol}: not publishing review/trace.json of MLflow run {tracker.run.run_id}: "
-                          + "; ".join(result.problems))
+                          + "; ".join(result.problems), symbol=symbol, stage="persist")
 
 
 def _rounded(value: float | None) -> float | None:

@@ -6,14 +6,17 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from tmpipe.errors import ErrorRecord, describe
 from tmpipe.pipeline.modes import STAGES, last_stage
 
 
 @dataclass(frozen=True)
 class StageOutputs:
+    """One symbol's XComs: each stage's return value and, for a failed stage, its ErrorRecord."""
+
     symbol: str
     results: dict[str, Any]
-    errors: dict[str, str | None]
+    errors: dict[str, ErrorRecord | None]
 
 
 def summarize_symbols(
@@ -38,7 +41,7 @@ def summarize_symbols(
         status = "success" if done else "failed"
         error = None
         if failed_stage:
-            error = f"{failed_stage}: {out.errors[failed_stage]}"
+            error = f"{failed_stage}: {describe(out.errors[failed_stage])}"
         elif not done:
             error = "did not reach " + last
         rows.append(

@@ -102,3 +102,16 @@ def test_a_later_stage_logs_into_the_run_handed_over_not_one_a_tag_search_finds(
     reviewed = stages.review(ctx, "AAA", None, run_id=trained["mlflow_run_id"])
     assert reviewed["mlflow_run_id"] == trained["mlflow_run_id"] != older
     assert "review/signal.json" not in [a.path for a in client.list_artifacts(older, "review")]
+
+
+def test_a_symbol_stage_gives_its_tracker_the_run_identity_the_config_and_the_handed_over_run(tmpipe_home, spec_path):
+    ctx = RunContext(dag_id=DAG_ID, dag_run_id="manual__1", logical_date="2024-06-03T00:00:00+00:00",
+                     conf={"mode": "inference"}, spec_path=str(spec_path), map_index=2, try_number=3)
+    stage = stages.SymbolStage(ctx, "AAA", None)
+    tracker = stage.tracker(run_id="handed-over")
+    identity = tracker.context
+    assert (identity.dag_id, identity.dag_run_id, identity.symbol, identity.mode, identity.map_index,
+            identity.try_number, identity.run_timestamp) == (DAG_ID, "manual__1", "AAA", "inference", 2, 3, "2024-06-03T00:00:00+00:00")
+    assert identity.tracking_uri == resolve_tracking_uri({"tracking_uri": None}, tmpipe_home)
+    assert (tracker.handed_over_run_id, tracker.agent, tracker.config) == ("handed-over", "deepscalper", stage.config)
+    assert tracker.run is None  # nothing touches MLflow before a stage opens the run

@@ -7,10 +7,10 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from tmpipe.errors import TmpipeError
-from tmpipe.redaction import redact_url_credentials
+from tmpipe.errors import describe, error_record
 from tmpipe.pipeline.context import RunContext
 
+# A failed task's tmpipe.errors.ErrorRecord: {stage, symbol, kind, message, retryable, status}.
 ERROR_KEY = "error"
 
 
@@ -44,7 +44,7 @@ def run_context(context: Any, spec_path: str) -> RunContext:
 
 
 class TmpipeOperator(BaseOperator):
-    """Runs ``run_stage``; a failure leaves a one-line error in XCom for the summary.
+    """Runs ``run_stage``; a failure leaves its structured record in XCom for the summary.
 
     Errors that another try cannot fix (bad data, a bad spec) fail without retries.
     """
@@ -65,8 +65,17 @@ class TmpipeOperator(BaseOperator):
         except AirflowSkipException:
             raise  # a stage the mode does not run is not an error
         except Exception as exc:
-            message = redact_url_credentials(f"{exc.__class__.__name__}: {exc}").splitlines()[0][:300]
-            context["ti"].xcom_push(key=ERROR_KEY, value=message)
-            if isinstance(exc, TmpipeError) and not exc.retryable:
-                raise AirflowFailException(message) from exc
+            record = error_record(exc, stage=self.stage_name, symbol=self.symbol_name)
+            context["ti"].xcom_push(key=ERROR_KEY, value=record)
+            if not record["retryable"]:
+                raise AirflowFailException(describe(record)) from exc
             raise
+
+    @property
+    def stage_name(self) -> str:
+        """What an error record names as the failed stage."""
+        return self.task_id
+
+    @property
+    def symbol_name(self) -> str | None:
+        return None

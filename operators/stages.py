@@ -8,7 +8,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from tmpipe.operators.base import TmpipeOperator, connection_lookup
 from tmpipe.operators.symbols import LINKS_KEY
-from tmpipe.pipeline import stages
+from tmpipe.pipeline import modes, stages
 from tmpipe.pipeline.context import RunContext
 
 RESOLVE_TASK_ID = "resolve_symbols"
@@ -18,55 +18,69 @@ class SymbolStageOperator(TmpipeOperator):
     """A stage of one symbol's chain; ``symbol`` is templated so mapping hands it over resolved."""
 
     template_fields: Sequence[str] = ("symbol",)
-    runs_in_modes: tuple[str, ...] = ("both", "train_backtest", "inference")
+    # The stage of tmpipe.pipeline.modes.STAGES this operator runs.
+    stage: str = ""
 
     def __init__(self, *, symbol: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.symbol = symbol
 
+    @property
+    def stage_name(self) -> str:
+        return self.stage
+
+    @property
+    def symbol_name(self) -> str | None:
+        return self.symbol
+
     def run_stage(self, ctx: RunContext, context: Any) -> Any:
         mode = ctx.mode
-        if mode not in self.runs_in_modes:
+        if not modes.runs(mode, self.stage):
             raise AirflowSkipException(f"mode {mode}: {self.task_id} does not run")
         links = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID, key=LINKS_KEY) or {}
-        return self.run_symbol(ctx, context, links.get(self.symbol))
+        return self.run_symbol(ctx, links.get(self.symbol), self.handed_over_run_id(context))
 
-    def run_symbol(self, ctx: RunContext, context: Any, link: dict[str, Any] | None) -> Any:
+    def run_symbol(self, ctx: RunContext, link: dict[str, Any] | None, run_id: str | None) -> Any:
         raise NotImplementedError
 
-    def pull_own_chain(self, context: Any, task: str) -> Any:
-        """XCom of an earlier stage of this symbol: same group, same map index."""
+    def handed_over_run_id(self, context: Any) -> str | None:
+        """The MLflow run id the previous stage of this symbol's chain returned; None for the
+        chain's first stage or after a skipped one (the stage then finds or creates the run)."""
+        index = modes.STAGES.index(self.stage)
+        if index == 0:
+            return None
         ti = context["ti"]
-        group = self.task_id.rsplit(".", 1)[0]
-        return ti.xcom_pull(task_ids=f"{group}.{task}", map_indexes=ti.map_index)
+        group = self.task_id.rsplit(".", 1)[0]  # same group, same map index
+        previous = ti.xcom_pull(task_ids=f"{group}.{modes.STAGES[index - 1]}", map_indexes=ti.map_index)
+        return previous.get("mlflow_run_id") if isinstance(previous, dict) else None
 
 
 class TrainBacktestOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "train_backtest")
+    stage = "train_backtest"
 
-    def run_symbol(self, ctx, context, link):
+    def run_symbol(self, ctx, link, run_id):
         return stages.train_backtest(ctx, self.symbol, link)
 
 
 class InferenceOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "inference")
+    stage = "inference"
 
-    def run_symbol(self, ctx, context, link):
-        return stages.inference(ctx, self.symbol, link, self.pull_own_chain(context, "train_backtest"))
+    def run_symbol(self, ctx, link, run_id):
+        return stages.inference(ctx, self.symbol, link, run_id=run_id)
 
 
 class ReviewOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "inference")
+    stage = "review"
 
-    def run_symbol(self, ctx, context, link):
-        return stages.review(ctx, self.symbol, link, api_key_resolver=_api_key_from_connection)
+    def run_symbol(self, ctx, link, run_id):
+        return stages.review(ctx, self.symbol, link, run_id=run_id, api_key_resolver=_api_key_from_connection)
 
 
 class PersistOperator(SymbolStageOperator):
-    runs_in_modes = ("both", "inference")
+    stage = "persist"
 
-    def run_symbol(self, ctx, context, link):
-        return stages.persist(ctx, self.symbol, link)
+    def run_symbol(self, ctx, link, run_id):
+        return stages.persist(ctx, self.symbol, link, run_id=run_id)
 
 
 def _api_key_from_connection(model_client: dict[str, Any]) -> dict[str, str | None] | None:

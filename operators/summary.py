@@ -6,11 +6,13 @@ from typing import Any, Sequence
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from tmpipe.errors import describe
 from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
 from tmpipe.operators.stages import RESOLVE_TASK_ID
 from tmpipe.operators.symbols import SELECTION_KEY
 from tmpipe.pipeline.context import RunContext
-from tmpipe.pipeline.summary import STAGES, StageOutputs, render_table, run_failure, summarize_symbols
+from tmpipe.pipeline.modes import STAGES
+from tmpipe.pipeline.summary import StageOutputs, render_table, run_failure, summarize_symbols
 
 SUMMARY_KEY = "summary"
 
@@ -25,8 +27,8 @@ class SummarizeOperator(TmpipeOperator):
         symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID)
         error, selection = None, {}
         if symbols is None:  # resolve_symbols did not succeed: the run has failed whatever else happened
-            reason = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=ERROR_KEY) or "did not return a symbol list"
-            error = f"{RESOLVE_TASK_ID}: {reason}"
+            record = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=ERROR_KEY)
+            error = f"{RESOLVE_TASK_ID}: {describe(record) if record else 'did not return a symbol list'}"
         else:
             selection = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=SELECTION_KEY) or {}
         outputs = []

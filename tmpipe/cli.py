@@ -16,6 +16,7 @@ import yaml
 
 from tmpipe.cli_args import error_lines, exit_with_error, json_object_arg
 from tmpipe.errors import SpecError, TmpipeError
+from tmpipe.pipeline.modes import MODES
 
 def _spec_by_path_or_dag_id(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
     """``--spec`` takes a file, or the dag_id of a spec in the specs folder (TMPIPE_SPECS_DIR, else dag_specs/)."""
@@ -209,7 +210,7 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
 @main.command()
 @SPEC_OPTION
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: the WebUI's enabled symbols).")
-@click.option("--mode", type=click.Choice(["both", "train_backtest", "inference"]), default=None)
+@click.option("--mode", type=click.Choice(MODES), default=None)
 @click.option("--conf", "conf_json", default=None, help="Extra dag_run.conf as JSON or @file.")
 @click.option("--logical-date", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), default=None, help="Logical date (default now); the same date again re-runs that DAG run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")

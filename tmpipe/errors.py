@@ -1,16 +1,45 @@
 """One exception hierarchy for the whole project.
 
-Errors carry structured fields so callers never parse message text; ``retryable`` tells
-the Airflow operators whether another try could help (a network blip) or not (bad data).
+Errors carry structured fields so callers never parse message text: ``kind`` (the class
+name), ``stage`` and ``symbol`` when known, ``retryable`` (whether another try could help: a
+network blip, not bad data; the Airflow operators read it) and ``status`` (an HTTP status
+when a server answered). A failed stage leaves them in XCom as :func:`error_record`.
 """
 
 from __future__ import annotations
+
+from typing import Any, TypedDict
+
+# A failed stage's XCom ``error``: the first line of the message, redacted, at most this long.
+MESSAGE_MAX_CHARS = 300
 
 
 class TmpipeError(Exception):
     """Base of every error this project raises on purpose."""
 
     retryable: bool = False
+    status: int | None = None
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        symbol: str | None = None,
+        stage: str | None = None,
+        retryable: bool | None = None,
+        status: int | None = None,
+    ):
+        super().__init__(message)
+        self.symbol = symbol
+        self.stage = stage
+        if retryable is not None:
+            self.retryable = retryable
+        if status is not None:
+            self.status = status
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
 
 
 class SpecError(TmpipeError):
@@ -50,6 +79,10 @@ class DataError(TmpipeError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+class DagImportError(TmpipeError):
+    """The installed DAG file did not import, so a local run cannot start."""
+
+
 class EngineError(TmpipeError):
     """Training, backtest or inference failed for a reason other than the data."""
 
@@ -59,11 +92,11 @@ class UpstreamError(EngineError):
 
 
 class ReviewError(TmpipeError):
-    """The review team could not produce a signal (fallbacks are not errors)."""
+    """The review team could not produce a signal (fallbacks are not errors); ``symbol`` when known."""
 
 
 class TrackingError(TmpipeError):
-    """MLflow tracking or registry failed."""
+    """MLflow tracking or registry failed; ``status`` is the server's HTTP status, if one answered."""
 
     retryable = True
 
@@ -78,9 +111,7 @@ class StoreError(TmpipeError):
     """The WebUI artifacts store refused or failed a request."""
 
     def __init__(self, message: str, status: int | None = None, retryable: bool = False):
-        self.status = status
-        self.retryable = retryable
-        super().__init__(message)
+        super().__init__(message, status=status, retryable=retryable)
 
 
 class NotFoundError(StoreError):
@@ -88,3 +119,36 @@ class NotFoundError(StoreError):
 
     def __init__(self, message: str):
         super().__init__(message, status=404)
+
+
+class ErrorRecord(TypedDict):
+    """What a failed task leaves in XCom (key ``error``) for the summary: data, not text to parse."""
+
+    stage: str
+    symbol: str | None
+    kind: str
+    message: str
+    retryable: bool
+    status: int | None
+
+
+def error_record(exc: BaseException, *, stage: str, symbol: str | None = None) -> ErrorRecord:
+    """The structured, credential-free record of ``exc``; an error outside the hierarchy counts
+    as retryable (Airflow retries it), one of ours says itself."""
+    from tmpipe.redaction import redact_url_credentials
+
+    lines = redact_url_credentials(str(exc)).splitlines()
+    ours = isinstance(exc, TmpipeError)
+    return {
+        "stage": (exc.stage if ours else None) or stage,
+        "symbol": (exc.symbol if ours else None) or symbol,
+        "kind": type(exc).__name__,
+        "message": (lines[0] if lines else "")[:MESSAGE_MAX_CHARS],
+        "retryable": exc.retryable if ours else True,
+        "status": exc.status if ours else None,
+    }
+
+
+def describe(record: ErrorRecord | dict[str, Any]) -> str:
+    """``Kind: message``, the one line the summary and Airflow's failure show."""
+    return f"{record['kind']}: {record['message']}" if record["message"] else record["kind"]

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tmpipe.pipeline.context import MODES
+from tmpipe.pipeline.modes import MODES
 from tmpipe.spec.catalog import SpecFailure, load_catalog, spec_files
 from tmpipe.spec.loader import default_spec_path
 from tmpipe.spec import schemas

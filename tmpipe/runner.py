@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tmpipe import airflow_env
+from tmpipe.errors import DagImportError
 from tmpipe.home import tmpipe_home
 from tmpipe.redaction import UrlCredentialsFilter
 from tmpipe.spec.loader import load_spec
@@ -81,7 +82,7 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
 
     bag = DagBag(dag_folder=str(airflow_env.installed_dags_folder()))
     if bag.import_errors:
-        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+        raise DagImportError(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(spec.dag.dag_id)
     _show_progress()
     when = logical_date or datetime.now(timezone.utc)

@@ -32,7 +32,7 @@ def test_scratch_is_removed_after_persist_and_later_stages_need_none_of_it(tmpip
     ctx = context(write_spec(tmp_path), "both", "manual__1")
     trained = stages.train_backtest(ctx, "AAA", None)
     assert (scratch(tmpipe_home, "manual__1") / "train_backtest").is_dir()  # both: persist is the last stage
-    stages.inference(ctx, "AAA", None, trained)
+    stages.inference(ctx, "AAA", None, run_id=trained["mlflow_run_id"])
     stages.review(ctx, "AAA", None)
     stages.persist(ctx, "AAA", None)
     assert not scratch(tmpipe_home, "manual__1").exists()
@@ -43,7 +43,7 @@ def test_scratch_is_removed_after_persist_and_later_stages_need_none_of_it(tmpip
     assert not scratch(tmpipe_home, "manual__2").exists()
     assert not scratch(tmpipe_home, "manual__1").parent.exists()
     ctx = context(ctx.spec_path, "inference", "manual__3")
-    stages.inference(ctx, "AAA", None, None)
+    stages.inference(ctx, "AAA", None)
     stages.review(ctx, "AAA", None)
     assert stages.persist(ctx, "AAA", None)["signal_artifact_id"]
     assert not scratch(tmpipe_home, "manual__3").exists()

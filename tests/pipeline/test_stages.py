@@ -42,7 +42,7 @@ def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_h
     ctx = context(spec_path, "inference", "X")
     for stage in (stages.inference, stages.review, stages.persist):
         with pytest.raises(DataError, match="^X: demo bars"):
-            stage(ctx, "X", selection.links["X"], *([None] if stage is stages.inference else []))
+            stage(ctx, "X", selection.links["X"])
 
     client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
     assert [m.name for m in client.search_registered_models()] == ["tmpipe.AAA.deepscalper"]
@@ -58,9 +58,10 @@ def test_persisted_signal_names_its_bar_data_model_and_run(tmpipe_home, spec_pat
     store = SqliteArtifactStore(tmpipe_home / "webui" / "webui.db")
     ctx = context(spec_path, "both", "AAA")
     trained = stages.train_backtest(ctx, "AAA", None)
-    inferred = stages.inference(ctx, "AAA", None, trained)
-    stages.review(ctx, "AAA", None)
-    persisted = stages.persist(ctx, "AAA", None)
+    run_id = trained["mlflow_run_id"]
+    inferred = stages.inference(ctx, "AAA", None, run_id=run_id)
+    stages.review(ctx, "AAA", None, run_id=run_id)
+    persisted = stages.persist(ctx, "AAA", None, run_id=run_id)
     signal = store.get_artifact(persisted["signal_artifact_id"]).content
     five_weekday_bars_later = str(np.busday_offset(np.datetime64(inferred["as_of"]), 5))  # synthetic bars are weekdays
     assert {key: signal[key] for key in ("as_of", "horizon_end", "data_sha256", "model_version", "mlflow_run_id", "mlflow_run_url")} == {
@@ -73,8 +74,44 @@ def test_persisted_signal_names_its_bar_data_model_and_run(tmpipe_home, spec_pat
     }
 
     ctx = context(spec_path, "inference", "AAA")  # the promoted model: the alias moves, the version stays
-    stages.inference(ctx, "AAA", None, None)
+    stages.inference(ctx, "AAA", None)
     stages.review(ctx, "AAA", None)
     signal = store.get_artifact(stages.persist(ctx, "AAA", None)["signal_artifact_id"]).content
     assert signal["lineage"]["model_uri"] == "models:/tmpipe.AAA.deepscalper@champion"
     assert (signal["model_version"], signal["as_of"]) == ("models:/tmpipe.AAA.deepscalper/1", inferred["as_of"])
+
+
+def test_a_later_stage_logs_into_the_run_handed_over_not_one_a_tag_search_finds(tmpipe_home, spec_path, caplog):
+    from mlflow import MlflowClient
+
+    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL
+
+    ctx = context(spec_path, "both", "AAA")
+    trained = stages.train_backtest(ctx, "AAA", None)
+    client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
+    run = client.get_run(trained["mlflow_run_id"])
+    identity = {key: run.data.tags[key] for key in (TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL)}
+
+    other_symbols_run = client.create_run(run.info.experiment_id, tags={**identity, TAG_SYMBOL: "BBB"}).info.run_id
+    inferred = stages.inference(ctx, "AAA", None, run_id=other_symbols_run)
+    assert inferred["mlflow_run_id"] == trained["mlflow_run_id"]  # not BBB's run: found by AAA's tags instead
+    assert f"MLflow run {other_symbols_run} handed over to AAA is not its run" in caplog.text
+
+    # An older run with AAA's identity tags (a lost creation race): the tag search would pick it.
+    older = client.create_run(run.info.experiment_id, start_time=run.info.start_time - 60_000, tags=identity).info.run_id
+    reviewed = stages.review(ctx, "AAA", None, run_id=trained["mlflow_run_id"])
+    assert reviewed["mlflow_run_id"] == trained["mlflow_run_id"] != older
+    assert "review/signal.json" not in [a.path for a in client.list_artifacts(older, "review")]
+
+
+def test_a_symbol_stage_gives_its_tracker_the_run_identity_the_config_and_the_handed_over_run(tmpipe_home, spec_path):
+    ctx = RunContext(dag_id=DAG_ID, dag_run_id="manual__1", logical_date="2024-06-03T00:00:00+00:00",
+                     conf={"mode": "inference"}, spec_path=str(spec_path), map_index=2, try_number=3)
+    stage = stages.SymbolStage(ctx, "AAA", None)
+    tracker = stage.tracker(run_id="handed-over")
+    identity = tracker.context
+    assert (identity.dag_id, identity.dag_run_id, identity.symbol, identity.mode, identity.map_index,
+            identity.try_number, identity.run_timestamp) == (DAG_ID, "manual__1", "AAA", "inference", 2, 3, "2024-06-03T00:00:00+00:00")
+    assert identity.tracking_uri == resolve_tracking_uri({"tracking_uri": None}, tmpipe_home)
+    assert (tracker.handed_over_run_id, tracker.agent, tracker.config) == ("handed-over", "deepscalper", stage.config)
+    assert tracker.run is None  # nothing touches MLflow before a stage opens the run

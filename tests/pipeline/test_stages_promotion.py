@@ -27,7 +27,7 @@ def test_a_model_that_fails_the_gate_is_named_with_its_reasons_in_the_summary_an
     assert f"no: {reason}" in " ".join(render_table(summary).split())
 
     with pytest.raises(ModelNotPromotedError) as not_promoted:
-        stages.inference(context(spec_path, "inference", "AAA"), "AAA", None, None)
+        stages.inference(context(spec_path, "inference", "AAA"), "AAA", None)
     assert str(not_promoted.value) == (
         "symbol AAA has no model with alias champion in registered model tmpipe.AAA.deepscalper; "
         f"latest version 1 was not promoted: {reason}"
@@ -39,7 +39,7 @@ def test_inference_names_the_promoted_version_it_used(tmpipe_home, tmp_path):
     spec_path.write_text(spec_text())  # a gate every model passes
     trained = stages.train_backtest(context(spec_path, "train_backtest", "AAA"), "AAA", None)
     assert (trained["promoted"], trained["gate_reasons"]) == (True, [])
-    inferred = stages.inference(context(spec_path, "inference", "AAA"), "AAA", None, None)
+    inferred = stages.inference(context(spec_path, "inference", "AAA"), "AAA", None)
     assert {key: inferred[key] for key in ("model_name", "model_version", "promoted", "gate_reasons")} == {
         "model_name": "tmpipe.AAA.deepscalper", "model_version": "1", "promoted": True, "gate_reasons": []}
     row = summarize_symbols([StageOutputs("AAA", {"inference": inferred}, {})], mode="inference")["symbols"][0]

@@ -1,7 +1,9 @@
 """The run summary says what failed outside the symbols, and which symbols the cap left out."""
 
+from tmpipe.errors import DataError, error_record
 from tmpipe.pipeline.summary import StageOutputs, render_table, run_failure, summarize_symbols
 
+NO_BARS = {"train_backtest": error_record(DataError("no bars"), stage="train_backtest")}
 DONE = {"train_backtest": {"test_sharpe": 1.0}, "inference": {}, "review": {}, "persist": {"action": "BUY", "confidence": 0.7}}
 
 
@@ -14,9 +16,11 @@ def test_a_resolve_error_fails_the_run_even_with_no_symbol_rows():
 
 def test_failed_symbols_fail_the_run_and_finished_ones_do_not():
     ok = StageOutputs("AAA", DONE, {})
-    broken = StageOutputs("BBB", dict.fromkeys(DONE), {"train_backtest": "DataError: no bars"})
+    broken = StageOutputs("BBB", dict.fromkeys(DONE), NO_BARS)
     assert run_failure(summarize_symbols([ok], mode="both")) is None
-    assert run_failure(summarize_symbols([ok, broken], mode="both")) == "1 of 2 symbols failed: BBB"
+    summary = summarize_symbols([ok, broken], mode="both")
+    assert run_failure(summary) == "1 of 2 symbols failed: BBB"
+    assert summary["symbols"][1]["error"] == "train_backtest: DataError: no bars"
 
 
 def test_the_table_names_dropped_symbols_and_why_nothing_ran_on_one_line_each():
@@ -31,7 +35,7 @@ def test_rows_name_the_model_whether_it_was_promoted_and_why_not():
     rejected = {"train_backtest": {"model_name": "tmpipe.BBB.dqn", "model_version": "7", "promoted": False,
                                    "gate_reasons": ["did not beat buy-and-hold: excess return -0.012", "max drawdown 0.61 > 0.5"]}}
     summary = summarize_symbols(
-        [StageOutputs("AAA", promoted, {}), StageOutputs("BBB", rejected, {}), StageOutputs("CCC", {}, {"train_backtest": "DataError: no bars"})],
+        [StageOutputs("AAA", promoted, {}), StageOutputs("BBB", rejected, {}), StageOutputs("CCC", {}, NO_BARS)],
         mode="train_backtest",
     )
     rows = {row["symbol"]: {key: row[key] for key in ("model_name", "model_version", "promoted", "gate_reasons")} for row in summary["symbols"]}

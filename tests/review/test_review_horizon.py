@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from tmpipe.errors import ReviewError
 from tmpipe.review.policy import horizon_bars, horizon_volatility
 
 
@@ -26,5 +27,5 @@ def test_unknown_bars_per_year_gives_no_levels_rather_than_a_guess():
 
 
 def test_bad_horizon_is_rejected():
-    with pytest.raises(ValueError, match="not like 5d"):
+    with pytest.raises(ReviewError, match="not like 5d"):
         horizon_bars("5y", 252)

@@ -7,6 +7,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from tmpipe.errors import DataError
+
 # Regimes of the synthetic walk: (daily drift, daily volatility); a Markov chain switches
 # between them so the series has trends and calm/volatile spells an agent can learn from.
 _REGIMES = np.array([[0.0008, 0.009], [-0.0007, 0.016], [0.0, 0.006]])
@@ -20,7 +22,7 @@ def arch_series(name: str) -> pd.DataFrame:
     elif name == "nasdaq":
         from arch.data import nasdaq as dataset
     else:
-        raise ValueError(f"unknown arch demo series {name!r}")
+        raise DataError(f"unknown arch demo series {name!r}; valid: sp500, nasdaq")
     raw = dataset.load()
     return pd.DataFrame(
         {

@@ -11,12 +11,9 @@ from typing import Any, Callable
 from tmpipe.errors import SpecError
 from tmpipe.home import tmpipe_home
 from tmpipe.pipeline import scratch
-from tmpipe.spec import schemas
 from tmpipe.spec.loader import load_spec
 from tmpipe.spec.model import Spec
 from tmpipe.spec.validation import validate_data
-
-MODES = tuple(schemas.schema("urn:tmpipe:mode")["enum"])
 
 
 @dataclass(frozen=True)

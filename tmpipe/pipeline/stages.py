@@ -1,8 +1,9 @@
 """The pipeline's stages as plain functions: resolve, train/backtest, infer, review, persist.
 
 Each Airflow operator calls exactly one of these and returns its small reference dict to
-XCom; big things (results, bundles, traces) travel through MLflow artifacts. Everything
-here runs without Airflow, so it is tested directly.
+XCom; big things (results, bundles, traces) travel through MLflow artifacts. A later stage
+gets the symbol's MLflow run id (``run_id``) from the earlier stage's reference instead of
+searching for the run. Everything here runs without Airflow, so it is tested directly.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tmpipe import __version__
 from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
 from tmpipe.config.symbol_data import check_symbol_data
-from tmpipe.errors import ModeError
-from tmpipe.pipeline.context import MODES, RunContext, check_conf
+from tmpipe.home import tmpipe_home
+from tmpipe.pipeline.context import RunContext, check_conf
+from tmpipe.pipeline.modes import last_stage, stages_of
+from tmpipe.pipeline.tracker import SymbolTracker
 from tmpipe.pipeline.selection import (
     SymbolSelection,
     cap_named_symbols,
@@ -27,6 +31,7 @@ from tmpipe.store.base import SelectedSymbol, find_link, select_symbols
 from tmpipe.store.factory import open_store
 from tmpipe.store.models import ArtifactCreate
 from tmpipe.symbols import validate_symbol
+from tmpipe.tracking import TrackingContext, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +47,7 @@ def resolve_symbols(ctx: RunContext) -> SymbolSelection:
     spec = ctx.spec
     conf = check_conf(ctx.conf)
     mode = ctx.mode
-    if mode not in MODES:
-        raise ModeError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    stages_of(mode)  # an unknown mode fails here, naming the valid ones
     shared = resolve_shared(spec, conf_config=conf.get("config"))
     store = open_store(shared["webui"], connection_lookup=ctx.connection_lookup)
     cap, cap_source = symbol_cap(spec, conf)
@@ -94,16 +98,33 @@ class SymbolStage:
     def section(self, name: str) -> dict[str, Any]:
         return self.config.section(name)
 
-    def tracker(self):
-        from tmpipe.pipeline.tracker import SymbolTracker
-
-        return SymbolTracker(self)
+    def tracker(self, run_id: str | None = None) -> SymbolTracker:
+        """The symbol's MLflow run; ``run_id`` is the one an earlier stage handed over, if any."""
+        mlflow_cfg = self.section("mlflow")
+        ctx = self.ctx
+        context = TrackingContext(
+            tracking_uri=resolve_tracking_uri(mlflow_cfg, tmpipe_home()),
+            experiment=mlflow_cfg["experiment"],
+            dag_id=ctx.dag_id,
+            dag_run_id=ctx.dag_run_id,
+            symbol=self.symbol,
+            mode=self.mode,
+            engine_backend=self.section("trademaster")["backend"],
+            spec_sha256=self.spec.sha256,
+            project_version=__version__,
+            map_index=ctx.map_index,
+            try_number=ctx.try_number,
+            task_url=ctx.task_url,
+            run_timestamp=ctx.logical_date,
+        )
+        return SymbolTracker(context, self.config, run_id=run_id)
 
 
 def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[str, Any]:
+    """The first stage: finds or creates the symbol's MLflow run; later stages get its id."""
     stage = SymbolStage(ctx, symbol, link)
     tracker = stage.tracker()
-    with tracker.stage("train_backtest", final=stage.mode == "train_backtest"):
+    with tracker.stage("train_backtest"):
         from tmpipe.engine import train_backtest as run_engine
 
         out_dir = ctx.work_dir(symbol) / "train_backtest"
@@ -121,27 +142,30 @@ def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) ->
             "excess_return": _rounded(result["excess_return"]),
             "data_sha256": result["data_fingerprint"]["sha256"],
         }
-    if stage.mode == "train_backtest":
+    if last_stage(stage.mode) == "train_backtest":
         ctx.finish_work(symbol)
     return outcome
 
 
-def inference(ctx: RunContext, symbol: str, link: dict[str, Any] | None, trained: dict[str, Any] | None) -> dict[str, Any]:
+def inference(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id: str | None = None) -> dict[str, Any]:
+    """``run_id``: train_backtest's run (mode both); mode inference finds or creates the run."""
     stage = SymbolStage(ctx, symbol, link)
-    tracker = stage.tracker()
+    tracker = stage.tracker(run_id)
     with tracker.stage("inference"):
         from tmpipe.engine import infer
 
-        model_dir, model = tracker.model_for_inference(trained, ctx.work_dir(symbol) / "model")
+        model_dir, model = tracker.model_for_inference(ctx.work_dir(symbol) / "model")
         result = infer(model_dir, stage.config.values, symbol=symbol)
         tracker.log_inference(result)
         return {**tracker.reference(), **model, "action": result["action"], "as_of": result["as_of"],
                 "target_position": result["target_position"]}
 
 
-def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_resolver=None) -> dict[str, Any]:
+def review(
+    ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id: str | None = None, api_key_resolver=None
+) -> dict[str, Any]:
     stage = SymbolStage(ctx, symbol, link)
-    tracker = stage.tracker()
+    tracker = stage.tracker(run_id)
     with tracker.stage("review"):
         from tmpipe.review import build_evidence, review_signal
 
@@ -162,15 +186,15 @@ def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_re
         }
 
 
-def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[str, Any]:
+def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id: str | None = None) -> dict[str, Any]:
     """Write ``signal`` and ``llm`` artifacts, then attach MLflow lineage; idempotent on retry.
 
     Publishes only a trace whose chain, signal and MLflow head tag agree, so the WebUI copies
     stay an independent record of what the review wrote.
     """
     stage = SymbolStage(ctx, symbol, link)
-    tracker = stage.tracker()
-    with tracker.stage("persist", final=True):
+    tracker = stage.tracker(run_id)
+    with tracker.stage("persist"):
         signal, trace = tracker.review_outputs()
         _check_review_outputs(symbol, signal, trace, tracker)
         store = open_store(stage.section("webui"), connection_lookup=ctx.connection_lookup)
@@ -187,7 +211,7 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None) -> dict[s
     return outcome
 
 
-def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, Any], tracker) -> None:
+def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, Any], tracker: SymbolTracker) -> None:
     from tmpipe.errors import ReviewError
     from tmpipe.review.anchors import mlflow_anchor, signal_anchor, verify_anchored
     from tmpipe.review.trace import hmac_key
@@ -196,7 +220,7 @@ def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, 
     result = verify_anchored(trace, anchors, hmac_key())
     if not result.ok:
         raise ReviewError(f"{symbol}: not publishing review/trace.json of MLflow run {tracker.run.run_id}: "
-                          + "; ".join(result.problems))
+                          + "; ".join(result.problems), symbol=symbol, stage="persist")
 
 
 def _rounded(value: float | None) -> float | None:

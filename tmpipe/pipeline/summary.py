@@ -6,15 +6,17 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-STAGES = ("train_backtest", "inference", "review", "persist")
-LAST_STAGE = {"both": "persist", "inference": "persist", "train_backtest": "train_backtest"}
+from tmpipe.errors import ErrorRecord, describe
+from tmpipe.pipeline.modes import STAGES, last_stage
 
 
 @dataclass(frozen=True)
 class StageOutputs:
+    """One symbol's XComs: each stage's return value and, for a failed stage, its ErrorRecord."""
+
     symbol: str
     results: dict[str, Any]
-    errors: dict[str, str | None]
+    errors: dict[str, ErrorRecord | None]
 
 
 def summarize_symbols(
@@ -28,19 +30,20 @@ def summarize_symbols(
     """``run_error``: what failed outside the symbols' chains (e.g. ``resolve_symbols: ...``);
     ``dropped_symbols``: those the symbol cap left out; ``no_symbols``: why nothing ran, when allowed."""
     rows = []
+    last = last_stage(mode)
     for out in outputs:
         merged: dict[str, Any] = {}
         for stage in STAGES:
             if isinstance(out.results.get(stage), dict):
                 merged.update(out.results[stage])
         failed_stage = next((s for s in STAGES if out.errors.get(s)), None)
-        done = out.results.get(LAST_STAGE[mode]) is not None
+        done = out.results.get(last) is not None
         status = "success" if done else "failed"
         error = None
         if failed_stage:
-            error = f"{failed_stage}: {out.errors[failed_stage]}"
+            error = f"{failed_stage}: {describe(out.errors[failed_stage])}"
         elif not done:
-            error = "did not reach " + LAST_STAGE[mode]
+            error = "did not reach " + last
         rows.append(
             {
                 "symbol": out.symbol,

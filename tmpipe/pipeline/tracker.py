@@ -1,7 +1,8 @@
 """The MLflow side of one symbol's stages: the shared run, what each stage logs and reads back.
 
 Tasks of one symbol may run in different processes or on different workers, so everything
-a later stage needs (engine result, model bundle, signal, trace) is read back from the run.
+a later stage needs (engine result, model bundle, signal, trace) is read back from the run,
+whose id the earlier stage handed over in XCom.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
-from tmpipe import __version__
-from tmpipe.home import tmpipe_home
+from tmpipe.config.resolver import ResolvedConfig
+from tmpipe.pipeline.modes import first_stage, last_stage, trains
 from tmpipe.tracking import (
     RunRef,
     TrackingContext,
@@ -25,7 +26,6 @@ from tmpipe.tracking import (
     log_review,
     log_train_backtest,
     register_and_promote,
-    resolve_tracking_uri,
     run_url,
     set_tags,
     stage_run,
@@ -33,50 +33,41 @@ from tmpipe.tracking import (
 from tmpipe.tracking.registry import download_run_bundle
 from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, MODEL_ARTIFACT_DIR, REVIEW_ARTIFACTS
 
-if TYPE_CHECKING:
-    from tmpipe.pipeline.stages import SymbolStage
-
 log = logging.getLogger(__name__)
-
-# The resolved config is logged once, by the first stage a mode runs.
-FIRST_STAGE = {"both": "train_backtest", "train_backtest": "train_backtest", "inference": "inference"}
 
 # In inference mode the backtest behind the promoted model is copied here for the review.
 PROMOTED_RESULT_ARTIFACT = "engine/promoted_result.json"
 
 
 class SymbolTracker:
-    def __init__(self, stage: "SymbolStage"):
-        self.symbol_stage = stage
-        mlflow_cfg = stage.section("mlflow")
-        self.mlflow_cfg = mlflow_cfg
-        self.tracking_uri = resolve_tracking_uri(mlflow_cfg, tmpipe_home())
-        ctx = stage.ctx
-        self.context = TrackingContext(
-            tracking_uri=self.tracking_uri,
-            experiment=mlflow_cfg["experiment"],
-            dag_id=ctx.dag_id,
-            dag_run_id=ctx.dag_run_id,
-            symbol=stage.symbol,
-            mode=stage.mode,
-            engine_backend=stage.section("trademaster")["backend"],
-            spec_sha256=stage.spec.sha256,
-            project_version=__version__,
-            map_index=ctx.map_index,
-            try_number=ctx.try_number,
-            task_url=ctx.task_url,
-            run_timestamp=ctx.logical_date,
-        )
+    """One symbol's MLflow run across its stages.
+
+    ``context`` says whose run it is (DAG run, symbol, mode, tracking URI); ``config`` is the
+    symbol's resolved config, whose ``mlflow`` and ``trademaster`` sections name the registry
+    and the agent; ``run_id`` is the run an earlier stage handed over (None: find or create it).
+    """
+
+    def __init__(self, context: TrackingContext, config: ResolvedConfig, *, run_id: str | None = None):
+        self.context = context
+        self.tracking_uri = context.tracking_uri
+        self.config = config
+        self.mlflow_cfg = config.section("mlflow")
+        self.agent = config.section("trademaster")["agent"]
+        self.handed_over_run_id = run_id
         self.run: RunRef | None = None
 
     @contextlib.contextmanager
-    def stage(self, name: str, *, final: bool = False) -> Iterator[RunRef]:
-        """Inside the symbol's run; the run ends FAILED on error, FINISHED after the last stage."""
-        with stage_run(self.context, last_stage=final) as run:
+    def stage(self, name: str) -> Iterator[RunRef]:
+        """Inside the symbol's run; the run ends FAILED on error, FINISHED after the mode's last stage.
+
+        The mode's first stage logs the resolved config, once per run.
+        """
+        mode = self.context.mode
+        with stage_run(self.context, last_stage=name == last_stage(mode), run_id=self.handed_over_run_id) as run:
             self.run = run
-            log.info("%s %s: MLflow run %s (mode %s)", self.symbol_stage.symbol, name, run.run_id, self.symbol_stage.mode)
-            if name == FIRST_STAGE[self.symbol_stage.mode]:
-                log_config(run.run_id, self.symbol_stage.config.values, _provenance(self.symbol_stage), tracking_uri=self.tracking_uri)
+            log.info("%s %s: MLflow run %s (mode %s)", self.context.symbol, name, run.run_id, mode)
+            if name == first_stage(mode):
+                log_config(run.run_id, self.config.values, _provenance(self.config), tracking_uri=self.tracking_uri)
             set_tags(self.tracking_uri, run.run_id, {"tmpipe.stage": name})
             yield run
 
@@ -92,7 +83,7 @@ class SymbolTracker:
         log_train_backtest(self.run.run_id, result, out_dir, tracking_uri=self.tracking_uri)
         return register_and_promote(
             self.run.run_id,
-            self.symbol_stage.symbol,
+            self.context.symbol,
             result["agent"],
             result,
             self.mlflow_cfg["promotion"],
@@ -100,19 +91,19 @@ class SymbolTracker:
             tracking_uri=self.tracking_uri,
         )
 
-    def model_for_inference(self, trained: dict[str, Any] | None, dest: Path) -> tuple[Path, dict[str, Any]]:
+    def model_for_inference(self, dest: Path) -> tuple[Path, dict[str, Any]]:
         """Mode both: this run's own model. Mode inference: the symbol's promoted model.
 
         Also returns, for the summary, which registered version inferred (mode inference only:
         in mode both train_backtest's row already says it).
         """
-        if self.symbol_stage.mode == "both":
+        if trains(self.context.mode):
             return download_run_bundle(self.tracking_uri, self.run.run_id, dest), {}
         promoted = load_promoted_model(
             self.tracking_uri,
             self.mlflow_cfg["registered_model_prefix"],
-            self.symbol_stage.symbol,
-            self.symbol_stage.section("trademaster")["agent"],
+            self.context.symbol,
+            self.agent,
             self.mlflow_cfg["promotion"]["alias"],
             dest,
         )
@@ -130,14 +121,14 @@ class SymbolTracker:
         log_inference(self.run.run_id, result, tracking_uri=self.tracking_uri)
 
     def engine_outputs(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        engine_artifact = ENGINE_RESULT_ARTIFACT if self.symbol_stage.mode == "both" else PROMOTED_RESULT_ARTIFACT
+        engine_artifact = ENGINE_RESULT_ARTIFACT if trains(self.context.mode) else PROMOTED_RESULT_ARTIFACT
         return self._read_json(engine_artifact), self._read_json(INFERENCE_ARTIFACT)
 
     def lineage(self, engine_result: dict[str, Any]) -> dict[str, Any]:
         run = self.client_run_tags()
         return {
-            "dag_id": self.symbol_stage.ctx.dag_id,
-            "dag_run_id": self.symbol_stage.ctx.dag_run_id,
+            "dag_id": self.context.dag_id,
+            "dag_run_id": self.context.dag_run_id,
             "mlflow_run_id": self.run.run_id,
             "mlflow_experiment_id": self.run.experiment_id,
             "model_uri": run.get("inference.model_uri") or f"runs:/{self.run.run_id}/{MODEL_ARTIFACT_DIR}",
@@ -158,7 +149,7 @@ class SymbolTracker:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(experiment_id=self.run.experiment_id)
         if not enable_mlflow_tracing():
-            log.warning("%s review: MLflow tracing unavailable; the llm artifact is still written", self.symbol_stage.symbol)
+            log.warning("%s review: MLflow tracing unavailable; the llm artifact is still written", self.context.symbol)
 
     def log_review(self, evidence: dict[str, Any], signal: dict[str, Any], trace: dict[str, Any]) -> None:
         log_review(self.run.run_id, evidence, signal, trace, tracking_uri=self.tracking_uri)
@@ -185,5 +176,5 @@ def _pinned_version(tags: dict[str, str]) -> str | None:
     return None
 
 
-def _provenance(stage: "SymbolStage") -> dict[str, str]:
-    return {key: str(origin) for key, origin in stage.config.provenance.items()}
+def _provenance(config: ResolvedConfig) -> dict[str, str]:
+    return {key: str(origin) for key, origin in config.provenance.items()}

@@ -27,7 +27,7 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
     """
     action = inference_result.get("action")
     if action not in ACTION_TO_SIGNAL:
-        raise ReviewError(f"{symbol}: inference action {action!r} is not one of short|flat|long")
+        raise ReviewError(f"{symbol}: inference action {action!r} is not one of short|flat|long", symbol=symbol)
     probabilities = inference_result.get("probabilities")
     if probabilities is not None:
         probabilities = {k: _number(probabilities.get(k)) for k in ("short", "flat", "long")}
@@ -79,7 +79,7 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
         evidence["lineage"]["data_sha256"] = evidence["data"]["sha256"]
     problems = schema_problems(evidence, EVIDENCE)
     if problems:
-        raise ReviewError(f"{symbol}: evidence pack is invalid: " + "; ".join(problems))
+        raise ReviewError(f"{symbol}: evidence pack is invalid: " + "; ".join(problems), symbol=symbol)
     return evidence
 
 

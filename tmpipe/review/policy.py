@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tmpipe.errors import ReviewError
+
 # A session of 6.5 hours (390 minutes) per daily bar, for intraday horizons.
 _BARS_PER_UNIT = {"m": 1 / 390, "h": 1 / 6.5, "d": 1.0}
 
@@ -91,7 +93,7 @@ def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
 def _parse_horizon(horizon: str) -> tuple[int, str]:
     match = re.fullmatch(r"([0-9]+)([mhdw])", horizon)
     if not match:
-        raise ValueError(f"horizon {horizon!r} is not like 5d, 4h, 30m or 2w")
+        raise ReviewError(f"review.horizon {horizon!r} is not like 5d, 4h, 30m or 2w")
     return int(match.group(1)), match.group(2)
 
 

@@ -40,7 +40,7 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
     config = fill_defaults(review_config)
     problems = schema_problems(config, REVIEW_SECTION) + [f"evidence {p}" for p in schema_problems(evidence, EVIDENCE)]
     if problems:
-        raise ReviewError(f"{symbol}: cannot review: " + "; ".join(problems))
+        raise ReviewError(f"{symbol}: cannot review: " + "; ".join(problems), symbol=symbol)
     coroutine = _review(evidence, config, symbol, api_key_resolver)
     try:
         asyncio.get_running_loop()

@@ -103,10 +103,9 @@ def call_with_retry(operation: str, func: Callable[[], T]) -> T:
     except TmpipeError:
         raise
     except Exception as exc:
-        error = TrackingError(redact_url_credentials(f"MLflow {operation} failed: {exc}"))
-        error.retryable = is_transient(exc)
-        error.status = http_status(exc)
-        raise error from exc
+        raise TrackingError(
+            redact_url_credentials(f"MLflow {operation} failed: {exc}"), retryable=is_transient(exc), status=http_status(exc)
+        ) from exc
 
 
 def with_retry(operation: str) -> Callable[[Callable[..., T]], Callable[..., T]]:

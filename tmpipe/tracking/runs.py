@@ -111,15 +111,47 @@ def _find_runs(client: MlflowClient, experiment_id: str, ctx: TrackingContext) -
     return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
 
 
+def _handed_over_run(client: MlflowClient, ctx: TrackingContext, run_id: str):
+    """The run an earlier stage handed over, if it exists and is (dag_id, dag_run_id, symbol)'s."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        run = None
+    if run is not None and run.info.lifecycle_stage != "deleted":
+        tags = run.data.tags
+        if all(tags.get(key) == value for key, value in ctx.identity_tags().items()):
+            return run
+    log.warning("MLflow run %s handed over to %s is not its run of %s; finding the run by its tags",
+                run_id, ctx.symbol, ctx.dag_run_id)
+    return None
+
+
 @with_retry("get or create run")
-def get_or_create_run(ctx: TrackingContext) -> RunRef:
+def get_or_create_run(ctx: TrackingContext, run_id: str | None = None) -> RunRef:
     """The run of (dag_id, dag_run_id, symbol); a retried or cleared task reuses it.
 
-    The run is (re)marked RUNNING and its per-try tags are refreshed. Find-then-create is
-    serialised by a file lock on SQLite; against a server, a process that sees it lost a
-    creation race deletes its own copy and joins the oldest run.
+    ``run_id`` is the run an earlier stage of the symbol handed over (its XCom); when it is
+    this symbol's run it is used as is. Otherwise (a mode's first stage, a missing hand-over)
+    the run is found by its identity tags or created: find-then-create is serialised by a file
+    lock on SQLite; against a server, a process that sees it lost a creation race deletes its
+    own copy and joins the oldest run. The run is (re)marked RUNNING and its per-try tags are
+    refreshed.
     """
     client = client_for(ctx.tracking_uri)
+    run = _handed_over_run(client, ctx, run_id) if run_id else None
+    if run is None:
+        run = _find_or_create_run(client, ctx)
+    if run.info.status != "RUNNING":
+        client.update_run(run.info.run_id, status="RUNNING")
+    _set_tags(client, run.info.run_id, ctx.all_tags())
+    return _ref(run)
+
+
+def _find_or_create_run(client: MlflowClient, ctx: TrackingContext):
     experiment_id = _experiment_id(client, ctx.tracking_uri, ctx.experiment)
     with _sqlite_file_lock(ctx.tracking_uri, "runs"):
         found = _find_runs(client, experiment_id, ctx)
@@ -129,11 +161,7 @@ def get_or_create_run(ctx: TrackingContext) -> RunRef:
             for duplicate in found[1:]:
                 if duplicate.info.run_id == created.info.run_id:
                     client.delete_run(duplicate.info.run_id)
-    run = found[0]
-    if run.info.status != "RUNNING":
-        client.update_run(run.info.run_id, status="RUNNING")
-    _set_tags(client, run.info.run_id, ctx.all_tags())
-    return _ref(run)
+    return found[0]
 
 
 def _set_tags(client: MlflowClient, run_id: str, tags: dict[str, object]) -> None:
@@ -160,13 +188,13 @@ def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
 
 
 @contextlib.contextmanager
-def stage_run(ctx: TrackingContext, *, last_stage: bool) -> Iterator[RunRef]:
-    """Run one pipeline stage inside the symbol's run.
+def stage_run(ctx: TrackingContext, *, last_stage: bool, run_id: str | None = None) -> Iterator[RunRef]:
+    """Run one pipeline stage inside the symbol's run (``run_id``: handed over by the earlier stage).
 
     On an exception the run ends FAILED (and the exception propagates); after the last stage
     of the mode it ends FINISHED; otherwise it stays RUNNING for the next stage.
     """
-    run = get_or_create_run(ctx)
+    run = get_or_create_run(ctx, run_id)
     try:
         yield run
     except BaseException:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 
@@ -15,7 +14,6 @@ import psutil
 # through the same guard the MLflow and WebUI clients use, until the guard refuses.
 SUPERVISOR = """
 import os, sys, time
-from pathlib import Path
 workdir = Path(sys.argv[1])
 if os.fork() == 0:
     from tmpipe.abort import ensure_not_aborted, watch_parent

@@ -12,6 +12,7 @@ runs is known. Then the faults: a worker SIGKILLed during train_backtest, the We
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -328,14 +329,17 @@ def test_killed_worker_during_train_backtest(celery, webui):
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
     killed_at, killed_wall = time.monotonic(), dt.datetime.now(dt.timezone.utc)
-    # The orphaned task process stops by itself within seconds, with a marker line.
-    _, alive = psutil.wait_procs(task_processes, timeout=10)
+    try:
+        # The orphaned task process stops by itself within seconds, with a marker line.
+        _, alive = psutil.wait_procs(task_processes, timeout=10)
+        orphan_stopped = time.monotonic() - killed_at
+    finally:
+        # Whatever the kill left goes, as systemd takes a dead unit's cgroup (also if the test fails).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
     assert not alive, "the killed worker's task process is still running"
-    orphan_stopped = time.monotonic() - killed_at
     marker = (celery.home / "logs" / "aborted-tasks.log").read_text()
     assert f"{run_id} symbol_chain.train_backtest[0] try 1" in marker
-    # What the kill left (its log server, if any) goes as systemd would take the unit's cgroup.
-    os.killpg(worker.pid, signal.SIGKILL)
     celery.start_worker("a")  # the service manager restarts the worker
 
     done = wait_terminal(celery, run_id, RECOVERY_BOUND + 300)

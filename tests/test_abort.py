@@ -14,6 +14,7 @@ import psutil
 # through the same guard the MLflow and WebUI clients use, until the guard refuses.
 SUPERVISOR = """
 import os, sys, time
+from pathlib import Path
 workdir = Path(sys.argv[1])
 if os.fork() == 0:
     from tmpipe.abort import ensure_not_aborted, watch_parent

@@ -7,11 +7,28 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from tmpipe.abort import watch_parent
 from tmpipe.errors import describe, error_record
+from tmpipe.home import tmpipe_home
 from tmpipe.pipeline.context import RunContext
 
 # A failed task's tmpipe.errors.ErrorRecord: {stage, symbol, kind, message, retryable, status}.
 ERROR_KEY = "error"
+ABORT_LOG = "logs/aborted-tasks.log"  # under TMPIPE_HOME
+
+
+def watch_supervisor(ctx: RunContext, task_id: str) -> None:
+    """In a task process forked by Airflow's supervisor, stop within seconds once the supervisor dies.
+
+    A killed Celery worker takes its pool process (the supervisor) with it; the forked task
+    process would otherwise go on writing. ``dag.test()`` runs tasks in-process: no watch there.
+    """
+    from airflow.sdk.execution_time import comms, task_runner
+
+    if not isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), comms.CommsDecoder):
+        return
+    task_label = f"{ctx.dag_id} {ctx.dag_run_id} {task_id}[{ctx.map_index}] try {ctx.try_number}"
+    watch_parent(tmpipe_home() / ABORT_LOG, task_label)
 
 
 def connection_lookup(conn_id: str) -> tuple[str | None, str | None]:
@@ -60,6 +77,7 @@ class TmpipeOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         ctx = run_context(context, self.spec_path)
+        watch_supervisor(ctx, self.task_id)
         try:
             return self.run_stage(ctx, context)
         except AirflowSkipException:

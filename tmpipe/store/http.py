@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from tmpipe.abort import ensure_not_aborted
 from tmpipe.errors import NotFoundError, StoreError
 from tmpipe.redaction import redact_url_credentials
 from tmpipe.store.models import (
@@ -60,6 +61,7 @@ class HttpArtifactStore:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         where = f"{method} {redact_url_credentials(self.base_url)}{path}"
+        ensure_not_aborted(where)
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:

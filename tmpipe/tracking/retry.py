@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import tenacity
 
+from tmpipe.abort import ensure_not_aborted
 from tmpipe.errors import TmpipeError, TrackingError
 from tmpipe.redaction import redact_url_credentials
 
@@ -86,6 +87,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def call_with_retry(operation: str, func: Callable[[], T]) -> T:
     """Run ``func`` with exponential backoff on transient errors; wrap failures."""
+    ensure_not_aborted(f"MLflow {operation}")
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(ATTEMPTS),
         wait=tenacity.wait_exponential(multiplier=WAIT_INITIAL_SECONDS, max=WAIT_MAX_SECONDS),

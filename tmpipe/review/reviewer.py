@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 
 from tmpipe.errors import ReviewError
 from tmpipe.review.anchors import OUTCOME_KEYS
-from tmpipe.review.clients import ApiKeyResolver, ClientSet, build_clients, classify_error
+from tmpipe.review.clients import ApiKeyResolver, ClientSet, autogen_failures_to_debug_log, build_clients, classify_error
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
 from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
-from tmpipe.review.signal import check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
+from tmpipe.review.signal import SignalDraft, check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
 from tmpipe.review.trace import entry, hmac_key, interleave, redact, redacting_logs, seal, sign
 
@@ -62,7 +62,8 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
         clients = None
         cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
         termination = "configuration"
-    with redacting_logs(clients.secrets if clients else []), review_span(symbol, evidence) as span:
+    with redacting_logs(clients.secrets if clients else []), autogen_failures_to_debug_log(), \
+            review_span(symbol, evidence) as span:
         outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
         if span is not None:
             span.set_inputs({"symbol": symbol, "evidence": evidence})
@@ -77,6 +78,8 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
     signal = None
     budget_left = config["token_budget"]
     deadline = time.perf_counter() + config["timeout_seconds"]  # the conversation's clock, not client setup
+    if clients:
+        clients.log.deadline = deadline  # rate-limit waits must fit in it too
     feedback: list[str] | None = None
     for attempt in range(config["max_retries"] + 1) if clients else ():
         clients.log.attempt = attempt
@@ -99,7 +102,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         attempts.append(record)
         entries.append(entry(attempt, "termination", "team", "Termination",
                              {"terminated_by": fired, "stop_reason": result["stop_reason"], "error": error}))
-        written = [m for m in result["messages"] if m.source == plan.writer]
+        written = [m.to_text() for m in result["messages"] if m.source == plan.writer] or result["unparsed_answers"]
         if error:
             cause = error
             break
@@ -108,7 +111,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
             cause = {"kind": kind, "detail": f"the conversation stopped ({result['stop_reason']}) before "
                                              f"{plan.writer} wrote a signal", "http_status": None}
             break
-        draft, problems = parse_draft(written[-1].to_text())
+        draft, problems = parse_draft(written[-1])
         override = None
         if draft is not None:
             risk_texts = [m.to_text() for m in result["messages"] if m.source in plan.risk_managers]
@@ -168,7 +171,7 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
 
     built = build_team(plan, config, clients, token_budget=budget, timeout_seconds=time_left)
     messages: list = []
-    outcome = {"stop_reason": None, "error": None}
+    outcome = {"stop_reason": None, "error": None, "unparsed_answers": []}
 
     token = CancellationToken()
 
@@ -191,9 +194,26 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
         outcome["error"] = {"kind": "timeout", "detail": f"review.timeout_seconds={config['timeout_seconds']} "
                                                          f"reached during attempt {attempt}", "http_status": None}
     except Exception as exc:  # AgentChat wraps agent failures; the recorder kept the real one
-        failed = [c["error"] for c in clients.log.calls if c["attempt"] == attempt and c["error"]]
-        outcome["error"] = failed[-1] if failed else classify_error(exc)
+        calls = [c for c in clients.log.calls if c["attempt"] == attempt]
+        failed = [c["error"] for c in calls if c["error"]]
+        if not failed and clients.structured and _writer_answer_invalid(calls, plan.writer):
+            # The writer's structured answer did not validate into the draft model: the guardrails
+            # read the answer as written and the attempt is retried with their problems.
+            outcome["unparsed_answers"] = [calls[-1]["response"]]
+        else:
+            outcome["error"] = failed[-1] if failed else classify_error(exc)
     return {"messages": messages, "fired": list(dict.fromkeys(built.fired)), **outcome}
+
+
+def _writer_answer_invalid(calls: list[dict], writer: str) -> bool:
+    """Whether the attempt's last call is the writer's answer and it does not validate into the draft model."""
+    if not calls or calls[-1]["agent"] != writer or calls[-1]["response"] is None:
+        return False
+    try:
+        SignalDraft.model_validate_json(calls[-1]["response"])
+    except ValueError:
+        return True
+    return False
 
 
 _ALLOWANCE = {"timeout": "timeout_seconds", "token_budget": "token_budget"}

@@ -181,9 +181,11 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
 from tmpipe.doctor.cli import doctor  # noqa: E402 - subcommand groups register after main
 from tmpipe.engine.cli import engine  # noqa: E402
 from tmpipe.review.cli import review  # noqa: E402
+from tmpipe.signals.cli import signals  # noqa: E402
 from tmpipe.store.cli import webui  # noqa: E402
 
 main.add_command(doctor)
 main.add_command(engine)
 main.add_command(review)
+main.add_command(signals)
 main.add_command(webui)

@@ -25,8 +25,14 @@ def test_foresight_gives_the_known_hit_rate_and_pnl(series, foresight, hit_rate)
     record = track_record(scores, window=5)
     assert record["hit_rate"] == hit_rate and record["rolling_hit_rate"] == hit_rate
     assert record["graded"] == len(moves) == 15
-    assert record["cumulative_pnl"] == pytest.approx(np.prod([1 + p for p in expected_pnl]) - 1)
-    assert record["buy_and_hold"] == pytest.approx(np.prod([1 + m - 2 * COST for m in moves]) - 1)
+    # Back-to-back signals: costs only where the position changes, and on the first entry and last exit.
+    positions = [1.0 if (m > 0) == (foresight == "perfect") else -1.0 for m in moves]
+    held, value = 0.0, 1.0
+    for position, move in zip(positions, moves):
+        value *= (1 - COST * abs(position - held)) * (1 + position * move)
+        held = position
+    assert record["cumulative_pnl"] == pytest.approx(value * (1 - COST) - 1)
+    assert record["buy_and_hold"] == pytest.approx((1 - COST) ** 2 * np.prod([1 + m for m in moves]) - 1)
     assert record["brier"] == pytest.approx(np.mean([(c - hit_rate) ** 2 for c in confidences]))
     assert record["ic"] == pytest.approx(1.0 if foresight == "perfect" else -1.0)
 
@@ -41,6 +47,12 @@ def test_nothing_is_graded_before_its_horizon_has_elapsed(series):
     assert graded["horizon_end_bar"] == str(np.datetime_as_string(series.dates[15], unit="D"))
     # Bars after the horizon's end (known later) do not change the grade.
     assert grade(signal, series, cost_rate=COST) == graded
+
+
+def test_a_gap_between_signals_closes_the_position(series):
+    scores = [grade(make_signal("SPX", series, i, foresight="perfect"), series, cost_rate=COST) for i in (0, 10)]
+    record = track_record(scores, window=5)
+    assert record["buy_and_hold"] == pytest.approx((1 - COST) ** 4 * np.prod([1 + s["forward_return"] for s in scores]) - 1)
 
 
 def test_hold_is_graded_without_a_direction(series):

@@ -3,8 +3,9 @@
 Pure functions over plain dicts and arrays. A signal for bar ``as_of`` with horizon ``h`` is
 graded once the symbol's data holds the bar ``h`` bars after it (bars of the data itself,
 see :func:`horizon_in_bars`), and only from bars up to that one and up to the grading time.
-Following a signal means holding ``target_position`` from the close of ``as_of`` to the close
-of the horizon's last bar, paying ``cost_rate`` per unit of notional on entry and on exit.
+Following one signal means holding ``target_position`` from the close of ``as_of`` to the close
+of the horizon's last bar, paying ``cost_rate`` per unit of notional on entry and on exit (its
+``pnl``); following a series of them pays only for position changes (:func:`following_values`).
 """
 
 from __future__ import annotations
@@ -93,15 +94,14 @@ def track_record(scores: list[dict], *, window: int) -> dict:
 
     ``hit_rate`` and ``brier`` count directional (BUY/SELL) signals only; ``ic`` is the Spearman
     correlation of signed confidence with the forward return (None under 3 signals or no
-    spread); cumulative P&L compounds the signals' P&L against buy-and-hold over the same bars.
+    spread); ``cumulative_pnl`` is what following the signals made (:func:`following_values`)
+    against ``buy_and_hold``, a long position over the same bars.
     """
     ordered = sorted(scores, key=lambda s: s["as_of"])
     directional = [s for s in ordered if s["direction_right"] is not None]
     hits = [float(s["direction_right"]) for s in directional]
     signed = np.array([DIRECTION[s["action"]] * s["confidence"] for s in ordered])
     forward = np.array([s["forward_return"] for s in ordered])
-    following = np.cumprod([1 + s["pnl"] for s in ordered]) - 1 if ordered else np.array([])
-    holding = np.cumprod([1 + s["buy_and_hold_pnl"] for s in ordered]) - 1 if ordered else np.array([])
     return {
         "graded": len(ordered),
         "directional": len(directional),
@@ -110,11 +110,33 @@ def track_record(scores: list[dict], *, window: int) -> dict:
         "rolling_window": window,
         "brier": _mean([s["brier"] for s in directional]),
         "ic": spearman(signed, forward),
-        "cumulative_pnl": float(following[-1]) if len(following) else 0.0,
-        "buy_and_hold": float(holding[-1]) if len(holding) else 0.0,
+        "cumulative_pnl": float(following_values(ordered)[-1] - 1) if ordered else 0.0,
+        "buy_and_hold": float(following_values(ordered, long_only=True)[-1] - 1) if ordered else 0.0,
         "first_as_of": ordered[0]["as_of"] if ordered else None,
         "last_as_of": ordered[-1]["as_of"] if ordered else None,
     }
+
+
+def following_values(ordered: list[dict], *, long_only: bool = False) -> np.ndarray:
+    """Value of 1 after each graded signal, holding its position over its horizon, oldest first.
+
+    Costs are paid on position changes only: a signal whose horizon starts where the previous
+    one ended keeps the position it shares with it; after a gap the position is closed first.
+    ``long_only`` holds +1 throughout, buy-and-hold over the same bars with the same costs.
+    """
+    value, held, last_end, values = 1.0, 0.0, None, []
+    for score in ordered:
+        position = 1.0 if long_only else score["target_position"]
+        rate = score["cost_rate"]
+        if last_end != score["as_of"]:
+            value *= 1 - abs(held) * rate
+            held = 0.0
+        value *= (1 - abs(position - held) * rate) * (1 + position * score["forward_return"])
+        held, last_end = position, score["horizon_end_bar"]
+        values.append(value)
+    if values:
+        values[-1] = value * (1 - abs(held) * ordered[-1]["cost_rate"])
+    return np.array(values)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:

@@ -127,3 +127,28 @@ def log_record(config, symbol: str, record: dict, scored_by: dict) -> str:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def score_run(spec: Spec, symbols: list[str], *, dag_id: str, dag_run_id: str, webui: dict,
+              connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = None) -> dict[str, Any]:
+    """The scoring step of a DAG run: grade the run's symbols' signals; one symbol's error does not stop another.
+
+    Returns a small, XCom-sized summary: per symbol what was graded and its record, and the errors.
+    """
+    from tmpipe.errors import TmpipeError
+    from tmpipe.store.factory import open_store
+
+    store = open_store(webui, connection_lookup=connection_lookup)
+    scorer = {"dag_id": dag_id, "dag_run_id": dag_run_id}
+    rows: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for symbol in symbols:
+        try:
+            done = score_symbol(spec, symbol, store, scored_by=scorer)
+        except TmpipeError as exc:
+            errors[symbol] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            log.warning("%s: signals not scored: %s", symbol, errors[symbol])
+            continue
+        rows[symbol] = {"newly_graded": done.newly_graded, "pending": done.pending,
+                        **{key: done.record[key] for key in ("graded", "hit_rate", "ic", "cumulative_pnl", "buy_and_hold")}}
+    return {"graded": sum(row["newly_graded"] for row in rows.values()), "symbols": rows, "errors": errors}

@@ -147,9 +147,14 @@ def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_re
 
         if stage.section("review")["mlflow_tracing"]:
             tracker.trace_review_in_mlflow()
+        from tmpipe.signals.service import symbol_track_record
+
         engine_result, inference_result = tracker.engine_outputs()
+        track = symbol_track_record(stage.section("webui"), symbol, stage.section("review")["track_record"]["rolling_window"],
+                                    connection_lookup=ctx.connection_lookup)
         evidence = build_evidence(
-            engine_result, inference_result, symbol=symbol, lineage=tracker.lineage(engine_result), notes=stage.link.get("notes")
+            engine_result, inference_result, symbol=symbol, lineage=tracker.lineage(engine_result), notes=stage.link.get("notes"),
+            track_record=track,
         )
         outcome = review_signal(evidence, stage.section("review"), symbol=symbol, api_key_resolver=api_key_resolver)
         tracker.log_review(evidence, outcome.signal, outcome.trace)

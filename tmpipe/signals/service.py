@@ -82,6 +82,20 @@ def score_symbol(spec: Spec, symbol: str, store: ArtifactStore, *, scored_by: di
     return SymbolScores(symbol, newly, pending, record, run_id)
 
 
+def symbol_track_record(webui: dict, symbol: str, window: int,
+                        connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = None) -> dict | None:
+    """The symbol's track record for its evidence pack; None when nothing is graded or the store cannot say."""
+    from tmpipe.errors import StoreError
+    from tmpipe.store.factory import open_store
+
+    try:
+        scores = graded_scores(open_store(webui, connection_lookup=connection_lookup), symbol)
+    except StoreError as exc:
+        log.warning("%s: reviewing without the track record, the WebUI store did not give it: %s", symbol, exc)
+        return None
+    return track_record(scores, window=window) if scores else None
+
+
 def spec_window(config) -> int:
     return int(config.section("review")["track_record"]["rolling_window"])
 

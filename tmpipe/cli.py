@@ -145,8 +145,11 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
 @click.option("--mode", type=click.Choice(["both", "train_backtest", "inference"]), default=None)
 @click.option("--conf", "conf_json", default=None, help="Extra dag_run.conf as JSON or @file.")
 @click.option("--logical-date", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), default=None, help="Logical date (default now); the same date again re-runs that DAG run.")
+@click.option("--replay-llm", "replay_llm", default=None, metavar="DAG_RUN_ID",
+              help="Replay that DAG run's recorded LLM requests offline (review.model_client.replay_dag_run_id).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, logical_date, as_json: bool) -> None:
+def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, logical_date,
+        replay_llm: str | None, as_json: bool) -> None:
     """One local DAG run in-process on the embedded defaults (TMPIPE_HOME, default ./.tmpipe)."""
     from tmpipe.config.resolver import resolve_shared
     from tmpipe.pipeline.context import check_conf
@@ -160,6 +163,9 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
         conf["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
     if mode:
         conf["mode"] = mode
+    if replay_llm:
+        review = conf.setdefault("config", {}).setdefault("review", {})
+        review.setdefault("model_client", {})["replay_dag_run_id"] = replay_llm
     path = spec_path or default_spec_path()
     try:
         check_conf(conf)

@@ -8,6 +8,7 @@ call (AgentChat itself re-raises agent failures as a bare RuntimeError).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from tmpipe.review.rules_client import RULES_MODEL_LABEL, RULES_MODEL_NAME, Rule
 
 log = logging.getLogger(__name__)
 ApiKeyResolver = Callable[[dict], "str | dict | None"]
+LLM_RECORDING = "llm_recording"
 STRUCTURED_BY_PROVIDER = {"openai": "json_schema", "rules": "text", "replay": "text"}
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 ENDPOINT_MODEL_INFO = ModelInfo(vision=False, function_calling=False, json_output=False, family="unknown",
@@ -43,6 +45,26 @@ class CallLog:
     calls: list[dict] = field(default_factory=list)
     attempt: int = 0
     deadline: float = math.inf  # perf_counter() time by which the symbol's review must end
+    identity: dict = field(default_factory=dict)  # model and parameters every request's fingerprint covers
+    run_identifiers: dict = field(default_factory=dict)  # value -> placeholder, left out of fingerprints
+    replay: dict[str, list[dict]] | None = None  # fingerprint -> recorded answers, when replaying
+    replay_sha256: str | None = None  # the replayed recording's digest
+
+    def fingerprint(self, prompts: list[dict], response_format: dict | None) -> str:
+        """sha256 of model, parameters, messages and response format, with the run's identifiers left out.
+
+        A replayed DAG run has other run ids, MLflow ids and model URIs in its evidence; the
+        same request otherwise has the same fingerprint.
+        """
+        messages = []
+        for prompt in prompts:
+            content = prompt["content"]
+            for value, placeholder in sorted(self.run_identifiers.items(), key=lambda item: -len(item[0])):
+                content = content.replace(json.dumps(value), json.dumps(placeholder))  # JSON string values only
+            messages.append({**prompt, "content": content})
+        text = json.dumps({**self.identity, "messages": messages, "response_format": response_format},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def errors(self) -> list[dict]:
         return [call for call in self.calls if call["error"] is not None]
@@ -64,6 +86,15 @@ class ClientSet:
         for close in self.closers:
             await close()
 
+    def recording(self) -> dict:
+        """Every answered request with its fingerprint: what ``provider: replay`` answers from."""
+        calls = [{"fingerprint": c["fingerprint"], "agent": c["agent"],
+                  "request": {**self.log.identity, "messages": c["prompts"], "response_format": c.get("response_format")},
+                  "response": {"content": c["response"], "finish_reason": c["finish_reason"], "usage": c["usage"]}}
+                 for c in self.log.calls if c["error"] is None and c["response"] is not None]
+        return {"schema_version": 1, "kind": LLM_RECORDING, "reviewer": self.reviewer,
+                "structured_output": "json_schema" if self.structured else "text", "calls": calls}
+
 
 def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None = None) -> ClientSet:
     """Clients for ``review_config['model_client']``; raises ReviewError when one cannot be set up."""
@@ -80,6 +111,9 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
     if provider == "replay":
         from autogen_ext.models.replay import ReplayChatCompletionClient
 
+        recording = load_recording(cfg["replay_file"])
+        if recording is not None:
+            return _replaying(recording, cfg, recorded, log)
         answers = load_replay_answers(cfg["replay_file"])
         shared = ReplayChatCompletionClient(answers, model_info=ENDPOINT_MODEL_INFO)
         name = Path(cfg["replay_file"]).name
@@ -92,6 +126,7 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
         from autogen_ext.models.openai import OpenAIChatCompletionClient
 
         key, base_url, source = resolve_api_key(cfg, api_key_resolver)
+        log.identity = {"model": cfg["model"], "temperature": cfg["temperature"]}
         recorded.update(api_key_source=source, base_url=base_url, client_max_retries=0, structured_output=mode)
         shared = OpenAIChatCompletionClient(
             model=cfg["model"], base_url=base_url, api_key=key, temperature=cfg["temperature"],
@@ -102,6 +137,45 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
         return ClientSet(lambda agent, role: RecordingClient(shared, agent, log, cfg["rate_limit_retries"]),
                          reviewer, recorded, secrets, log, [shared.close], structured=mode == "json_schema")
     raise ReviewError(f"review.model_client.provider {provider!r} is not one of rules|openai|replay")
+
+
+class ReplayMissing(Exception):
+    """A replayed review asked for a request the recording does not hold; nothing is sent anywhere."""
+
+
+def load_recording(path: str | None) -> dict | None:
+    """The LLM recording in ``path`` (``kind: llm_recording``), or None for a plain list of answers."""
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReviewError(f"{path}: cannot read replay answers: {exc}") from exc
+    if not isinstance(data, dict) or data.get("kind") != LLM_RECORDING:
+        return None
+    if not isinstance(data.get("calls"), list) or not isinstance(data.get("reviewer"), dict):
+        raise ReviewError(f"{path}: an llm_recording needs 'reviewer' and a list of 'calls'")
+    return data
+
+
+def recording_sha256(recording: dict) -> str:
+    return hashlib.sha256(json.dumps(recording, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                          .encode()).hexdigest()
+
+
+def _replaying(recording: dict, cfg: dict, recorded: dict, log: CallLog) -> ClientSet:
+    """Clients that answer each request from ``recording`` by fingerprint and never call out."""
+    from autogen_ext.models.replay import ReplayChatCompletionClient
+
+    inert = ReplayChatCompletionClient([], model_info=ENDPOINT_MODEL_INFO)  # model info only; never asked
+    log.identity = {key: value for key, value in recording["calls"][0]["request"].items()
+                    if key not in ("messages", "response_format")} if recording["calls"] else {}
+    log.replay, log.replay_sha256 = {}, recording_sha256(recording)
+    for call in recording["calls"]:
+        log.replay.setdefault(call["fingerprint"], []).append(call["response"])
+    recorded = {**recorded, "replayed_from": Path(cfg["replay_file"]).name}
+    return ClientSet(lambda agent, role: RecordingClient(inert, agent, log), dict(recording["reviewer"]), recorded, [],
+                     log, [inert.close], structured=recording["structured_output"] == "json_schema")
 
 
 def output_mode(cfg: dict) -> str:
@@ -210,6 +284,8 @@ def classify_error(exc: BaseException) -> dict:
         import openai
     except ImportError:  # pragma: no cover - openai ships with autogen-ext[openai]
         openai = None
+    if isinstance(exc, ReplayMissing):
+        return {"kind": "replay_missing", "detail": detail, "http_status": None}
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return {"kind": "timeout", "detail": detail, "http_status": None}
     if openai is not None:
@@ -245,10 +321,14 @@ class RecordingClient(ChatCompletionClient):
             call["response_format"] = "json_schema"
         elif output_type is not None:
             kwargs["json_output"] = output_type
+        call["fingerprint"] = self._log.fingerprint(call["prompts"], kwargs.get("extra_create_args", {}).get("response_format"))
         self._log.calls.append(call)
         started = time.perf_counter()
         try:
-            result = await self._create_honouring_retry_after(messages, call, kwargs)
+            if self._log.replay is not None:
+                result = self._replayed(call)
+            else:
+                result = await self._create_honouring_retry_after(messages, call, kwargs)
         except BaseException as exc:
             call["error"] = classify_error(exc) if not isinstance(exc, asyncio.CancelledError) else {
                 "kind": "timeout", "detail": "call cancelled when the review timed out", "http_status": None}
@@ -263,6 +343,17 @@ class RecordingClient(ChatCompletionClient):
         self._total = RequestUsage(self._total.prompt_tokens + result.usage.prompt_tokens,
                                    self._total.completion_tokens + result.usage.completion_tokens)
         return result
+
+    def _replayed(self, call: dict) -> CreateResult:
+        answers = self._log.replay.get(call["fingerprint"])
+        if not answers:
+            raise ReplayMissing(f"no recorded answer for {self._agent}'s request {call['fingerprint'][:16]} "
+                                f"(the recording answers {sum(map(len, self._log.replay.values()))} more request(s)); "
+                                "a replay never calls an endpoint")
+        answer = answers.pop(0)
+        usage = answer["usage"] or {"prompt": 0, "completion": 0}
+        return CreateResult(finish_reason=answer["finish_reason"] or "stop", content=answer["content"], cached=True,
+                            usage=RequestUsage(prompt_tokens=usage["prompt"], completion_tokens=usage["completion"]))
 
     async def _create_honouring_retry_after(self, messages: Sequence[Any], call: dict, kwargs: dict) -> CreateResult:
         """``inner.create``, retried after a 429 as the endpoint's Retry-After asks, while the symbol has time left."""

@@ -11,7 +11,14 @@ from datetime import datetime, timezone
 
 from tmpipe.errors import ReviewError
 from tmpipe.review.anchors import OUTCOME_KEYS
-from tmpipe.review.clients import ApiKeyResolver, ClientSet, autogen_failures_to_debug_log, build_clients, classify_error
+from tmpipe.review.clients import (
+    ApiKeyResolver,
+    ClientSet,
+    autogen_failures_to_debug_log,
+    build_clients,
+    classify_error,
+    recording_sha256,
+)
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
 from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
@@ -28,6 +35,7 @@ class ReviewOutcome:
 
     signal: dict
     trace: dict
+    recording: dict | None = None  # every answered model request by fingerprint; None without a model client
 
 
 def review_signal(evidence: dict, review_config: dict, *, symbol: str,
@@ -80,6 +88,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
     deadline = time.perf_counter() + config["timeout_seconds"]  # the conversation's clock, not client setup
     if clients:
         clients.log.deadline = deadline  # rate-limit waits must fit in it too
+        clients.log.run_identifiers = _run_identifiers(evidence)
     feedback: list[str] | None = None
     for attempt in range(config["max_retries"] + 1) if clients else ():
         clients.log.attempt = attempt
@@ -137,8 +146,10 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         signal = fallback_signal(cause, symbol=symbol, evidence=evidence, horizon=config["horizon"],
                                  reviewer_model=reviewer["model"], token_usage=_tokens(clients))
         log.warning("%s: review fell back to HOLD (%s): %s", symbol, cause["kind"], cause["detail"])
+    recording = None
     if clients is not None:
         await clients.close()
+        recording = redact(clients.recording(), clients.secrets)
     trace = {
         "schema_version": 1,
         "kind": "review_trace",
@@ -153,6 +164,10 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         "termination_reason": termination,
         "outcome": {key: signal[key] for key in OUTCOME_KEYS},
         "token_usage": _tokens(clients),
+        # A replay records the digest of the recording it answered from.
+        **({"llm_recording": {"sha256": clients.log.replay_sha256 or recording_sha256(recording),
+                              "calls": len(recording["calls"]), "replayed": clients.log.replay is not None}}
+           if recording else {}),
         "entries": entries,
         "timing": {"started_at": started_at, "finished_at": _now(),
                    "duration_ms": round((time.perf_counter() - clock) * 1000, 3)},
@@ -160,7 +175,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
     secrets = clients.secrets if clients else []
     trace = sign(seal(redact(trace, secrets)), hmac_key())
     # The signal records the head; the head covers the trace's outcome, never the signal itself.
-    return ReviewOutcome({**redact(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace)
+    return ReviewOutcome({**redact(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace, recording)
 
 
 async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attempt: int, budget: int,
@@ -214,6 +229,13 @@ def _writer_answer_invalid(calls: list[dict], writer: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+def _run_identifiers(evidence: dict) -> dict:
+    """This run's identifiers in the evidence, as placeholders: what a replay of another run may differ in."""
+    keys = ("dag_run_id", "mlflow_run_id", "mlflow_experiment_id", "mlflow_run_url", "model_uri", "model_version")
+    lineage = evidence["lineage"]
+    return {str(lineage[key]): f"<{key}>" for key in keys if lineage.get(key)}
 
 
 _ALLOWANCE = {"timeout": "timeout_seconds", "token_budget": "token_budget"}

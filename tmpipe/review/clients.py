@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from tmpipe.errors import ReviewError
+from tmpipe.review.cost import BudgetExhausted, CostBudget, call_cost
 from tmpipe.redaction import url_secrets
 from tmpipe.review.rules_client import RULES_MODEL_LABEL, RULES_MODEL_NAME, RulesChatCompletionClient
 
@@ -49,6 +50,11 @@ class CallLog:
     run_identifiers: dict = field(default_factory=dict)  # value -> placeholder, left out of fingerprints
     replay: dict[str, list[dict]] | None = None  # fingerprint -> recorded answers, when replaying
     replay_sha256: str | None = None  # the replayed recording's digest
+    price: dict | None = None  # USD per million prompt/completion tokens of the model, None when unknown
+    budget: CostBudget | None = None
+
+    def spent_usd(self) -> float:
+        return sum(c.get("cost_usd") or 0.0 for c in self.calls)
 
     def fingerprint(self, prompts: list[dict], response_format: dict | None) -> str:
         """sha256 of model, parameters, messages and response format, with the run's identifiers left out.
@@ -90,7 +96,8 @@ class ClientSet:
         """Every answered request with its fingerprint: what ``provider: replay`` answers from."""
         calls = [{"fingerprint": c["fingerprint"], "agent": c["agent"],
                   "request": {**self.log.identity, "messages": c["prompts"], "response_format": c.get("response_format")},
-                  "response": {"content": c["response"], "finish_reason": c["finish_reason"], "usage": c["usage"]}}
+                  "response": {"content": c["response"], "finish_reason": c["finish_reason"], "usage": c["usage"],
+                               "cost_usd": c.get("cost_usd")}}
                  for c in self.log.calls if c["error"] is None and c["response"] is not None]
         return {"schema_version": 1, "kind": LLM_RECORDING, "reviewer": self.reviewer,
                 "structured_output": "json_schema" if self.structured else "text", "calls": calls}
@@ -105,6 +112,7 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
     mode = output_mode(cfg)
     if provider == "rules":
         recorded = {"provider": "rules", "model": RULES_MODEL_NAME}
+        log.price = {"prompt_per_1m": 0.0, "completion_per_1m": 0.0}  # computed locally: free
         reviewer = {"provider": "rules", "model": RULES_MODEL_NAME, "is_llm": False, "label": RULES_MODEL_LABEL}
         return ClientSet(lambda name, role: RecordingClient(RulesChatCompletionClient(role, review_config), name, log),
                          reviewer, recorded, [], log)
@@ -127,6 +135,7 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
 
         key, base_url, source = resolve_api_key(cfg, api_key_resolver)
         log.identity = {"model": cfg["model"], "temperature": cfg["temperature"]}
+        log.price = cfg.get("prices", {}).get(cfg["model"])
         recorded.update(api_key_source=source, base_url=base_url, client_max_retries=0, structured_output=mode)
         shared = OpenAIChatCompletionClient(
             model=cfg["model"], base_url=base_url, api_key=key, temperature=cfg["temperature"],
@@ -284,6 +293,8 @@ def classify_error(exc: BaseException) -> dict:
         import openai
     except ImportError:  # pragma: no cover - openai ships with autogen-ext[openai]
         openai = None
+    if isinstance(exc, BudgetExhausted):
+        return {"kind": "budget", "detail": detail, "http_status": None}
     if isinstance(exc, ReplayMissing):
         return {"kind": "replay_missing", "detail": detail, "http_status": None}
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
@@ -325,6 +336,9 @@ class RecordingClient(ChatCompletionClient):
         self._log.calls.append(call)
         started = time.perf_counter()
         try:
+            reason = self._log.budget.exhausted(self._log.spent_usd()) if self._log.budget else None
+            if reason:
+                raise BudgetExhausted(reason)
             if self._log.replay is not None:
                 result = self._replayed(call)
             else:
@@ -339,6 +353,10 @@ class RecordingClient(ChatCompletionClient):
             [c.model_dump() for c in result.content], sort_keys=True)
         call["finish_reason"] = result.finish_reason
         call["usage"] = {"prompt": result.usage.prompt_tokens, "completion": result.usage.completion_tokens}
+        if self._log.replay is None:  # a replayed call keeps the recorded call's cost
+            call["cost_usd"] = call_cost(call["usage"], self._log.price)
+        if self._log.budget is not None:
+            self._log.budget.publish(self._log.spent_usd())
         self._last = result.usage
         self._total = RequestUsage(self._total.prompt_tokens + result.usage.prompt_tokens,
                                    self._total.completion_tokens + result.usage.completion_tokens)
@@ -351,6 +369,7 @@ class RecordingClient(ChatCompletionClient):
                                 f"(the recording answers {sum(map(len, self._log.replay.values()))} more request(s)); "
                                 "a replay never calls an endpoint")
         answer = answers.pop(0)
+        call["cost_usd"] = answer.get("cost_usd")
         usage = answer["usage"] or {"prompt": 0, "completion": 0}
         return CreateResult(finish_reason=answer["finish_reason"] or "stop", content=answer["content"], cached=True,
                             usage=RequestUsage(prompt_tokens=usage["prompt"], completion_tokens=usage["completion"]))

@@ -9,7 +9,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from typing import Callable
+
 from tmpipe.errors import ReviewError
+from tmpipe.review.cost import CostBudget
 from tmpipe.review.anchors import OUTCOME_KEYS
 from tmpipe.review.clients import (
     ApiKeyResolver,
@@ -39,17 +42,26 @@ class ReviewOutcome:
 
 
 def review_signal(evidence: dict, review_config: dict, *, symbol: str,
-                  api_key_resolver: ApiKeyResolver | None = None) -> ReviewOutcome:
+                  api_key_resolver: ApiKeyResolver | None = None,
+                  spent_elsewhere: Callable[[], float] | None = None,
+                  publish_spend: Callable[[float], None] | None = None) -> ReviewOutcome:
     """Review ``evidence`` with the configured team; always returns a schema-valid signal.
 
     Raises ReviewError only for a bad config or evidence pack; model failures, timeouts and
-    invalid answers end in a ``fallback`` HOLD with the cause recorded.
+    invalid answers end in a ``fallback`` HOLD with the cause recorded. ``spent_elsewhere``
+    (what the DAG run's other symbols spent so far, USD) and ``publish_spend`` (this symbol's
+    running spend) let ``review.budget.per_dag_run_usd`` span symbols reviewed in other processes.
     """
     config = fill_defaults(review_config)
     problems = schema_problems(config, REVIEW_SECTION) + [f"evidence {p}" for p in schema_problems(evidence, EVIDENCE)]
     if problems:
         raise ReviewError(f"{symbol}: cannot review: " + "; ".join(problems))
-    coroutine = _review(evidence, config, symbol, api_key_resolver)
+    limits = config["budget"]
+    budget = None
+    if limits["per_symbol_usd"] is not None or limits["per_dag_run_usd"] is not None:
+        budget = CostBudget(limits["per_symbol_usd"], limits["per_dag_run_usd"], spent_elsewhere or (lambda: 0.0),
+                            publish_spend or (lambda usd: None))
+    coroutine = _review(evidence, config, symbol, api_key_resolver, budget)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -59,7 +71,8 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None) -> ReviewOutcome:
+async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None,
+                  budget: CostBudget | None) -> ReviewOutcome:
     started_at, clock = _now(), time.perf_counter()
     plan = plan_team(config, symbol)
     decision = evaluate_policy(evidence, config)
@@ -72,16 +85,33 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
         termination = "configuration"
     with redacting_logs(clients.secrets if clients else []), autogen_failures_to_debug_log(), \
             review_span(symbol, evidence) as span:
+        if clients is not None and clients.reviewer["is_llm"]:
+            clients.log.budget = budget
         outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
+        if isinstance(outcome, _BudgetStop):
+            # The LLM may not spend more: the rules model reviews instead, the cause and the spend recorded.
+            rules_config = {**config, "model_client": {**config["model_client"], "provider": "rules"}}
+            outcome = await _converse(evidence, rules_config, symbol, plan, decision, build_clients(rules_config), None,
+                                      "none", started_at, clock, before_budget=outcome)
         if span is not None:
             span.set_inputs({"symbol": symbol, "evidence": evidence})
             span.set_outputs({"signal": outcome.signal, "trace_head": outcome.trace["chain"]["head"]})
         return outcome
 
 
-async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock):
+@dataclass(frozen=True)
+class _BudgetStop:
+    """An LLM conversation stopped by review.budget: its entries, calls and the reason."""
+
+    entries: list
+    calls: list
+    reason: str
+
+
+async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock,
+                    before_budget: _BudgetStop | None = None):
     """The attempts loop, the fallback and the trace (split from _review for the log redaction)."""
-    entries: list[dict] = []
+    entries: list[dict] = list(before_budget.entries) if before_budget else []
     attempts: list[dict] = []
     signal = None
     budget_left = config["token_budget"]
@@ -141,6 +171,11 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         feedback = problems
         cause = {"kind": "invalid_output", "detail": f"signal rejected after {attempt + 1} attempt(s): "
                                                      + "; ".join(problems), "http_status": None}
+    if cause is not None and cause["kind"] == "budget" and signal is None:
+        await clients.close()
+        return _BudgetStop(entries, list(clients.log.calls), cause["detail"].removeprefix("BudgetExhausted: "))
+    if before_budget is not None and signal is not None:
+        signal["risks"] = (signal["risks"] + [f"reviewed by the rules model: {before_budget.reason}"[:500]])[-12:]
     reviewer = _reviewer(clients, config)
     if signal is None:
         signal = fallback_signal(cause, symbol=symbol, evidence=evidence, horizon=config["horizon"],
@@ -164,6 +199,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         "termination_reason": termination,
         "outcome": {key: signal[key] for key in OUTCOME_KEYS},
         "token_usage": _tokens(clients),
+        "cost": _cost(clients, before_budget),
         # A replay records the digest of the recording it answered from.
         **({"llm_recording": {"sha256": clients.log.replay_sha256 or recording_sha256(recording),
                               "calls": len(recording["calls"]), "replayed": clients.log.replay is not None}}
@@ -229,6 +265,17 @@ def _writer_answer_invalid(calls: list[dict], writer: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+def _cost(clients: ClientSet | None, before_budget: _BudgetStop | None) -> dict:
+    """USD of the review's calls (null when a call's model has no price), and the budget's verdict."""
+    calls = (before_budget.calls if before_budget else []) + (clients.log.calls if clients else [])
+    answered = [c for c in calls if c["usage"] is not None]
+    unpriced = sum(1 for c in answered if c.get("cost_usd") is None)
+    return {"usd": None if unpriced else round(sum(c["cost_usd"] for c in answered), 8), "calls": len(answered),
+            "unpriced_calls": unpriced,
+            "budget_exhausted": None if before_budget is None else {"reason": before_budget.reason,
+                                                                   "fallback": "rules"}}
 
 
 def _run_identifiers(evidence: dict) -> dict:

@@ -26,7 +26,8 @@ def test_a_replayed_run_gives_the_same_signal_and_trace_messages(endpoint_kit, t
     home = tmp_path / "home"
     with endpoint_kit.FakeEndpoint(endpoint_kit.structured_or_prose(DRAFT, TALK)) as endpoint:
         review = {"model_client": {"provider": "openai", "base_url": endpoint.base_url, "model": "local-test-model",
-                                   "api_key_env": "TMPIPE_TEST_LLM_KEY"}}
+                                   "api_key_env": "TMPIPE_TEST_LLM_KEY",
+                                   "prices": {"local-test-model": {"prompt_per_1m": 2.0, "completion_per_1m": 8.0}}}}
         spec = tmp_path / "spec.yaml"
         spec.write_text(spec_text(extra_defaults={"review": review}))
         code, first = run_tmpipe(home, "--spec", str(spec), "--symbols", "AAA", "--logical-date", "2024-06-03",
@@ -34,6 +35,8 @@ def test_a_replayed_run_gives_the_same_signal_and_trace_messages(endpoint_kit, t
         calls = len(endpoint.requests)
     assert code == 0, first
     assert calls == 3
+    (row,) = first["symbols"]
+    assert row["review_cost_usd"] > 0 and first["review_cost_usd"] == row["review_cost_usd"]
     code, second = run_tmpipe(home, "--spec", str(spec), "--symbols", "AAA", "--logical-date", "2024-06-04",
                               "--replay-llm", first["dag_run_id"], env={"TMPIPE_TEST_LLM_KEY": KEY})
     assert code == 0, second
@@ -48,6 +51,8 @@ def test_a_replayed_run_gives_the_same_signal_and_trace_messages(endpoint_kit, t
                               if e["kind"] == "message" and e["source"] != "user"]
     assert messages(trace_b) == messages(trace_a) and len(messages(trace_a)) == 3
     assert trace_b["llm_recording"] == {**trace_a["llm_recording"], "replayed": True}
+    assert trace_b["cost"] == trace_a["cost"] and trace_a["cost"]["usd"] == row["review_cost_usd"]
+    assert by_run[first["dag_run_id"]].data.metrics["review_cost_usd"] == pytest.approx(row["review_cost_usd"])
     recording = client.download_artifacts(by_run[first["dag_run_id"]].info.run_id, "review/llm_recording.json")
     assert KEY not in open(recording).read()
 

@@ -157,19 +157,36 @@ def review(ctx: RunContext, symbol: str, link: dict[str, Any] | None, api_key_re
             track_record=track,
         )
         review_config = _replaying(stage, tracker, stage.section("review"))
-        outcome = review_signal(evidence, review_config, symbol=symbol, api_key_resolver=api_key_resolver)
+        spent_elsewhere, publish_spend = _spend_ledger(tracker)
+        outcome = review_signal(evidence, review_config, symbol=symbol, api_key_resolver=api_key_resolver,
+                                spent_elsewhere=spent_elsewhere, publish_spend=publish_spend)
         tracker.log_review(evidence, outcome.signal, outcome.trace)
         if outcome.recording is not None:
             from tmpipe.tracking.stages import log_llm_recording
 
             log_llm_recording(tracker.run.run_id, outcome.recording, tracking_uri=tracker.tracking_uri)
+        cost = outcome.trace["cost"]["usd"]
+        if cost is not None:
+            publish_spend(cost)
         signal = outcome.signal
         return {
             **tracker.reference(),
             "action": signal["action"],
             "confidence": signal["confidence"],
             "review_status": signal["review_status"],
+            "review_cost_usd": cost,
         }
+
+
+def _spend_ledger(tracker):
+    """The DAG run's LLM spend in MLflow: the other symbols' ``review_cost_usd``, and this symbol's, logged per call."""
+    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID
+    from tmpipe.tracking.stages import dag_run_review_spend, log_review_spend
+
+    run, uri = tracker.run, tracker.tracking_uri
+    tags = {TAG_DAG_ID: tracker.context.dag_id, TAG_DAG_RUN_ID: tracker.context.dag_run_id}
+    return (lambda: dag_run_review_spend(uri, run.experiment_id, tags, run.run_id),
+            lambda usd: log_review_spend(run.run_id, usd, tracking_uri=uri))
 
 
 def _replaying(stage: SymbolStage, tracker, review_config: dict[str, Any]) -> dict[str, Any]:

@@ -269,3 +269,24 @@ def find_llm_recording(tracking_uri: str, experiment: str, identity_tags: Mappin
             dest_dir.mkdir(parents=True, exist_ok=True)
             return Path(client.download_artifacts(run.info.run_id, LLM_RECORDING_ARTIFACT, str(dest_dir)))
     return None
+
+
+REVIEW_COST_METRIC = "review_cost_usd"
+
+
+@with_retry("log review spend")
+def log_review_spend(run_id: str, usd: float, *, tracking_uri: str) -> None:
+    """The symbol's LLM spend so far, a point per answered call, read by the run's other symbols."""
+    client = client_for(tracking_uri)
+    step = len(client.get_metric_history(run_id, REVIEW_COST_METRIC))
+    client.log_metric(run_id, REVIEW_COST_METRIC, float(usd), step=step)
+
+
+@with_retry("read the DAG run's review spend")
+def dag_run_review_spend(tracking_uri: str, experiment_id: str, run_tags: Mapping[str, str], exclude_run_id: str) -> float:
+    """What the DAG run's other symbols (runs with ``run_tags`` in the experiment) have spent on the LLM so far."""
+    from tmpipe.tracking.context import tags_filter
+
+    client = client_for(tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string=tags_filter(dict(run_tags)), max_results=1000)
+    return sum(r.data.metrics.get(REVIEW_COST_METRIC, 0.0) for r in runs if r.info.run_id != exclude_run_id)

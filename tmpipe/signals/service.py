@@ -121,6 +121,7 @@ def log_record(config, symbol: str, record: dict, scored_by: dict) -> str:
 
     from tmpipe.home import tmpipe_home
     from tmpipe.tracking import client_for, get_or_create_experiment, resolve_tracking_uri
+    from tmpipe.tracking.context import tags_filter
 
     mlflow_cfg = config.section("mlflow")
     uri = resolve_tracking_uri(mlflow_cfg, tmpipe_home())
@@ -128,8 +129,7 @@ def log_record(config, symbol: str, record: dict, scored_by: dict) -> str:
     experiment_id = get_or_create_experiment(uri, mlflow_cfg["experiment"])
     tags = {"tmpipe.kind": "signal_scores", "symbol": symbol, "tmpipe.scored_by.dag_id": scored_by["dag_id"],
             "tmpipe.scored_by.dag_run_id": scored_by["dag_run_id"]}
-    found = client.search_runs([experiment_id], filter_string=" and ".join(
-        f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in v), max_results=1)
+    found = client.search_runs([experiment_id], filter_string=tags_filter(tags), max_results=1)
     run = found[0] if found else client.create_run(experiment_id, run_name=f"{symbol}-signal-scores", tags=tags)
     now = int(datetime.now(timezone.utc).timestamp() * 1000)
     metrics = [Metric(METRIC_PREFIX + key, float(value), now, 0) for key, value in record.items()

@@ -8,6 +8,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from tmpipe.errors import describe
 from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
+from tmpipe.generator import SCORE_TASK_ID
 from tmpipe.operators.stages import RESOLVE_TASK_ID
 from tmpipe.operators.symbols import SELECTION_KEY
 from tmpipe.pipeline.context import RunContext
@@ -40,6 +41,7 @@ class SummarizeOperator(TmpipeOperator):
         summary = summarize_symbols(
             outputs, mode=ctx.mode, run_error=error, dropped_symbols=selection.get("dropped"), no_symbols=selection.get("no_symbols")
         )
+        summary["signal_scores"] = ti.xcom_pull(task_ids=SCORE_TASK_ID)  # None when scoring was skipped or failed
         self.log.info("summary of %s\n%s", ctx.dag_run_id, render_table(summary))
         ti.xcom_push(key=SUMMARY_KEY, value=summary)
         # summarize is the DAG's only leaf, so its state is the run's state.

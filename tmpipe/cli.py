@@ -213,8 +213,11 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
 @click.option("--mode", type=click.Choice(MODES), default=None)
 @click.option("--conf", "conf_json", default=None, help="Extra dag_run.conf as JSON or @file.")
 @click.option("--logical-date", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), default=None, help="Logical date (default now); the same date again re-runs that DAG run.")
+@click.option("--replay-llm", "replay_llm", default=None, metavar="DAG_RUN_ID",
+              help="Replay that DAG run's recorded LLM requests offline (review.model_client.replay_dag_run_id).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, logical_date, as_json: bool) -> None:
+def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json: str | None, logical_date,
+        replay_llm: str | None, as_json: bool) -> None:
     """One local DAG run in-process on the embedded defaults (TMPIPE_HOME, default ./.tmpipe)."""
     from tmpipe.config.resolver import resolve_shared
     from tmpipe.pipeline.context import check_conf
@@ -228,6 +231,9 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
         conf["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
     if mode:
         conf["mode"] = mode
+    if replay_llm:
+        review = conf.setdefault("config", {}).setdefault("review", {})
+        review.setdefault("model_client", {})["replay_dag_run_id"] = replay_llm
     path = spec_path or default_spec_path()
     try:
         check_conf(conf)
@@ -249,9 +255,11 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
 from tmpipe.doctor.cli import doctor  # noqa: E402 - subcommand groups register after main
 from tmpipe.engine.cli import engine  # noqa: E402
 from tmpipe.review.cli import review  # noqa: E402
+from tmpipe.signals.cli import signals  # noqa: E402
 from tmpipe.store.cli import webui  # noqa: E402
 
 main.add_command(doctor)
 main.add_command(engine)
 main.add_command(review)
+main.add_command(signals)
 main.add_command(webui)

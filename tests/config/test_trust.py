@@ -34,6 +34,8 @@ OPERATOR_ONLY_SETTINGS = {
     "review.model_client.api_key_env": {"review": {"model_client": {"api_key_env": "TMPIPE_OTHER_SECRET"}}},
     "review.model_client.airflow_conn_id": {"review": {"model_client": {"airflow_conn_id": "aws_default"}}},
     "review.model_client.replay_file": {"review": {"model_client": {"replay_file": "/etc/hosts"}}},
+    "review.model_client.prices": {"review": {"model_client": {"prices": {}}}},
+    "review.budget.per_dag_run_usd": {"review": {"budget": {"per_dag_run_usd": 1000.0}}},
     "mlflow.tracking_uri": {"mlflow": {"tracking_uri": "http://127.0.0.1:9"}},
     "mlflow.promotion.alias": {"mlflow": {"promotion": {"alias": "prod"}}},
     "mlflow.promotion.max_drawdown": {"mlflow": {"promotion": {"max_drawdown": 1.0}}},
@@ -57,7 +59,8 @@ def test_the_schemas_mark_exactly_the_operator_only_keys():
     assert marked == {
         "data.path", "trademaster.upstream", "mlflow.tracking_uri", "mlflow.promotion",
         "review.model_client.base_url", "review.model_client.api_key_env", "review.model_client.airflow_conn_id",
-        "review.model_client.replay_file", "webui.backend", "webui.base_url", "webui.conn_id", "webui.token_env",
+        "review.model_client.replay_file", "review.model_client.prices", "review.budget",
+        "webui.backend", "webui.base_url", "webui.conn_id", "webui.token_env",
     }
     # Every *_env key names a secret: it is operator-only and checked against the pattern.
     secret_envs = {".".join(path) for path in marked_paths(SECRET_ENV)}

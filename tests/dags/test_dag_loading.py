@@ -25,9 +25,12 @@ def test_dagbag_has_the_dag_without_import_errors(airflow_home):
         "symbol_chain.inference": ["resolve_symbols", "symbol_chain.train_backtest"],
         "symbol_chain.review": ["resolve_symbols", "symbol_chain.inference"],
         "symbol_chain.persist": ["resolve_symbols", "symbol_chain.review"],
-        "summarize": ["symbol_chain.persist"],
+        "score_signals": ["symbol_chain.persist"],
+        "summarize": ["score_signals", "symbol_chain.persist"],
     }
     assert dag.task_dict["summarize"].trigger_rule == "all_done"
+    assert dag.task_dict["score_signals"].trigger_rule == "all_done"
+    assert [t.task_id for t in dag.leaves] == ["summarize"]
     assert dag.task_dict["symbol_chain.inference"].trigger_rule == "none_failed"
     assert dag.params.get_param("mode").schema["enum"] == ["both", "train_backtest", "inference"]
     assert dag.params["mode"] == "both"

@@ -48,7 +48,7 @@ def test_a_failed_resolve_symbols_fails_the_run(
         sections["defaults"] = {**defaults, "webui": {"backend": "http", "base_url": f"http://127.0.0.1:{port}", "retries": 0}}
     state, states, summary = run_dag(tmp_path, monkeypatch, conf, **sections)
     assert state == "failed"
-    assert states == {"resolve_symbols": "failed", "summarize": "failed"}
+    assert states == {"resolve_symbols": "failed", "score_signals": "skipped", "summarize": "failed"}
     assert summary["symbols"] == []
     assert summary["error"].startswith(error_start.format(port=port)), summary
     assert error_part in summary["error"]
@@ -57,7 +57,7 @@ def test_a_failed_resolve_symbols_fails_the_run(
 def test_no_symbols_fails_the_run_naming_the_query_and_the_dag(airflow_home, tmpipe_home, tmp_path, monkeypatch):
     state, states, summary = run_dag(tmp_path, monkeypatch, {})
     assert state == "failed"
-    assert states == {"resolve_symbols": "failed", "summarize": "failed"}
+    assert states == {"resolve_symbols": "failed", "score_signals": "skipped", "summarize": "failed"}
     store = tmpipe_home / "webui" / "webui.db"
     assert summary["error"].startswith(
         f"resolve_symbols: SymbolSelectionError: no symbols to run for DAG {DAG_ID}: the embedded WebUI store ({store}) "
@@ -68,15 +68,16 @@ def test_no_symbols_fails_the_run_naming_the_query_and_the_dag(airflow_home, tmp
 def test_no_symbols_succeeds_when_the_spec_says_so(airflow_home, tmpipe_home, tmp_path, monkeypatch):
     state, states, summary = run_dag(tmp_path, monkeypatch, {}, symbol_selection={"on_no_symbols": "succeed"})
     assert state == "success"
-    assert states == {"resolve_symbols": "success", "summarize": "success"}
+    assert states == {"resolve_symbols": "success", "score_signals": "success", "summarize": "success"}
     assert summary["symbols"] == [] and summary["error"] is None
+    assert summary["signal_scores"] == {"graded": 0, "symbols": {}, "errors": {}}
     assert summary["no_symbols"].startswith(f"no symbols to run for DAG {DAG_ID}: the embedded WebUI store")
 
 
 def test_named_symbols_beyond_the_cap_fail_the_run(airflow_home, tmpipe_home, tmp_path, monkeypatch):
     state, states, summary = run_dag(tmp_path, monkeypatch, {"symbols": ["AAA", "BBB", "CCC"]}, limits={"max_symbols": 1})
     assert state == "failed"
-    assert states == {"resolve_symbols": "failed", "summarize": "failed"}
+    assert states == {"resolve_symbols": "failed", "score_signals": "skipped", "summarize": "failed"}
     assert summary["error"].startswith(
         "resolve_symbols: SymbolSelectionError: dag_run.conf names 3 symbols but limits.max_symbols is 1, "
         "so these would not run: BBB, CCC; name at most 1, or set symbol_selection.on_too_many_symbols: truncate"

@@ -251,7 +251,7 @@ def test_misspelt_conf_key_fails_the_run(celery):
     run = trigger_and_wait(celery, {"symbl": "AAA"})
     assert run["run"]["state"] == "failed"
     top = {ti["task_id"]: ti["state"] for ti in run["task_instances"] if "." not in ti["task_id"]}
-    assert top == {"resolve_symbols": "failed", "summarize": "failed"}
+    assert top == {"resolve_symbols": "failed", "score_signals": "skipped", "summarize": "failed"}
 
 
 def test_train_backtest_then_inference(celery, webui):

@@ -229,7 +229,7 @@ def test_run_fails_because_of_the_broken_symbol_only(deployment, dag_run):
     assert dag_run["run"]["state"] == "failed", deployment.log_tails()
     assert dag_run["run"]["conf"] == RUN_CONF
     top = {ti["task_id"]: ti["state"] for ti in dag_run["task_instances"] if "." not in ti["task_id"]}
-    assert top == {"resolve_symbols": "success", "summarize": "failed"}, deployment.log_tails()
+    assert top == {"resolve_symbols": "success", "score_signals": "success", "summarize": "failed"}, deployment.log_tails()
     assert xcom(deployment, dag_run, "resolve_symbols", "return_value") == ["AAA", "BROKEN"]
     states = states_by_symbol(deployment, dag_run)
     assert {stage: states[("AAA", stage)] for stage in CHAIN} == dict.fromkeys(CHAIN, "success"), deployment.log_tails()
@@ -241,7 +241,7 @@ def test_run_fails_because_of_the_broken_symbol_only(deployment, dag_run):
     }, deployment.log_tails()
     # Each task ran in a worker process of its own, not in the scheduler.
     ran = [ti for ti in dag_run["task_instances"] if ti["state"] in ("success", "failed")]
-    assert len({ti["pid"] for ti in ran}) == len(ran) == 7
+    assert len({ti["pid"] for ti in ran}) == len(ran) == 8
     assert deployment.processes["scheduler"].pid not in {ti["pid"] for ti in ran}
 
 
@@ -282,7 +282,7 @@ def test_mlflow_has_one_finished_and_one_failed_run(deployment, dag_run):
 def test_a_failed_resolve_symbols_fails_the_run(deployment, misspelt_conf_run):
     assert misspelt_conf_run["run"]["state"] == "failed", deployment.log_tails()
     top = {ti["task_id"]: ti["state"] for ti in misspelt_conf_run["task_instances"] if "." not in ti["task_id"]}
-    assert top == {"resolve_symbols": "failed", "summarize": "failed"}, deployment.log_tails()
+    assert top == {"resolve_symbols": "failed", "score_signals": "skipped", "summarize": "failed"}, deployment.log_tails()
     chain = {ti["state"] for ti in misspelt_conf_run["task_instances"] if "." in ti["task_id"]}
     assert chain == {"upstream_failed"}
     summary = xcom(deployment, misspelt_conf_run, "summarize", "summary")

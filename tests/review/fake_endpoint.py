@@ -1,12 +1,16 @@
 """A small OpenAI-compatible chat-completions server on 127.0.0.1 with scripted behaviours.
 
 A behaviour is a function ``(role, request_json) -> Reply``; the role is read from the
-agent's system prompt, as a real model would see it.
+agent's system prompt, as a real model would see it. Like a server with structured output,
+it answers a request whose ``response_format`` is of type ``json_schema`` with the bare JSON
+object (code fences the script put around it are dropped); :func:`structured_or_prose` is a
+model that writes prose unless asked for that schema.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +25,28 @@ class Reply:
     delay: float = 0.0
     error: str = "scripted error"
     headers: dict = field(default_factory=dict)
+
+
+def asks_json_schema(request: dict) -> dict | None:
+    """The JSON schema a request's ``response_format`` asks for, or None."""
+    response_format = request.get("response_format") or {}
+    return response_format.get("json_schema", {}).get("schema") if response_format.get("type") == "json_schema" else None
+
+
+def structured_or_prose(draft: dict, talk: dict) -> Callable[[str, dict], Reply]:
+    """The writer answers ``draft`` as JSON (checked against the schema sent) only when asked for it, else prose."""
+    import jsonschema
+
+    def behaviour(role: str, request: dict) -> Reply:
+        if role != "signal_writer":
+            return Reply(content=talk[role])
+        schema = asks_json_schema(request)
+        if schema is None:
+            return Reply(content=f"I would {draft['action'].lower()} with confidence {draft['confidence']}: "
+                                 f"{draft['rationale']}")
+        jsonschema.validate(draft, schema)
+        return Reply(content=json.dumps(draft))
+    return behaviour
 
 
 def role_of(request: dict) -> str:
@@ -52,6 +78,8 @@ class FakeEndpoint:
                     time.sleep(reply.delay)  # a slow model, not a test synchronisation
                 if self.path != "/v1/chat/completions":
                     reply = Reply(status=404, error=f"no route {self.path}")
+                if reply.status == 200 and asks_json_schema(body) is not None:
+                    reply.content = re.sub(r"^```[a-z]*\s*|\s*```$", "", reply.content.strip())
                 if reply.status == 200:
                     words = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
                     payload = {"id": f"chatcmpl-{len(endpoint.requests)}", "object": "chat.completion", "created": 0,

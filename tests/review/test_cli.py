@@ -26,6 +26,8 @@ def test_run_from_engine_and_inference_results_then_verify(tmp_path, engine_resu
     signal = json.loads(result.output)
     assert schema_problems(signal, SIGNAL) == [] and signal["action"] == "BUY"
     assert json.loads((tmp_path / "out" / "signal.json").read_text()) == signal
+    recording = json.loads((tmp_path / "out" / "llm_recording.json").read_text())
+    assert recording["kind"] == "llm_recording" and len(recording["calls"]) == 3
     trace_path = tmp_path / "out" / "trace.json"
     verified = runner.invoke(review, ["verify", str(trace_path)])
     assert verified.exit_code == 0 and verified.output.startswith("ok:")

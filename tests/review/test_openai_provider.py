@@ -108,14 +108,24 @@ def test_endpoint_timeout_falls_back(Reply, FakeEndpoint, evidence, endpoint_con
     assert len(endpoint.requests) == 1  # no hidden client retries
 
 
-def test_rate_limit_falls_back_with_status(Reply, FakeEndpoint, evidence, endpoint_config):
+def test_rate_limit_that_persists_falls_back_with_status(Reply, FakeEndpoint, evidence, endpoint_config):
     behaviour = lambda role, request: Reply(status=429, error="Rate limit reached", headers={"Retry-After": "0"})
     with FakeEndpoint(behaviour) as endpoint:
-        outcome = review_signal(evidence, endpoint_config(endpoint), symbol="AAPL")
+        outcome = review_signal(evidence, endpoint_config(endpoint, model_client__rate_limit_retries=2), symbol="AAPL")
     assert_valid(outcome)
     cause = outcome.signal["fallback_cause"]
     assert (cause["kind"], cause["http_status"]) == ("rate_limited", 429)
-    assert outcome.trace["entries"][1]["content"]["error"]["http_status"] == 429
+    call = outcome.trace["entries"][1]["content"]
+    assert call["error"]["http_status"] == 429
+    assert call["rate_limited"] == [{"http_status": 429, "retry_after_seconds": 0.0}] * 2
+    assert len(endpoint.requests) == 3  # the request and its two retries
+
+
+def test_rate_limit_wait_longer_than_the_time_left_is_not_retried(Reply, FakeEndpoint, evidence, endpoint_config):
+    behaviour = lambda role, request: Reply(status=429, error="Rate limit reached", headers={"Retry-After": "600"})
+    with FakeEndpoint(behaviour) as endpoint:
+        outcome = review_signal(evidence, endpoint_config(endpoint, timeout_seconds=30), symbol="AAPL")
+    assert outcome.signal["fallback_cause"]["kind"] == "rate_limited"
     assert len(endpoint.requests) == 1
 
 

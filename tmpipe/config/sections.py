@@ -108,6 +108,11 @@ class ThresholdsConfig(_Section):
     min_confidence: Number
 
 
+class ModelPrice(_Section):
+    prompt_per_1m: Number
+    completion_per_1m: Number
+
+
 class ModelClientConfig(_Section):
     provider: Literal["rules", "openai", "replay"]
     base_url: str | None
@@ -116,7 +121,22 @@ class ModelClientConfig(_Section):
     timeout_seconds: Number
     api_key_env: str | None
     airflow_conn_id: str | None
+    structured_output: Literal["auto", "json_schema", "text"]
+    rate_limit_retries: int
+    prices: dict[str, ModelPrice]
+    replay_dag_run_id: str | None
     replay_file: str | None
+
+
+class BudgetConfig(_Section):
+    per_symbol_usd: Number | None
+    per_dag_run_usd: Number | None
+
+
+class TrackRecordConfig(_Section):
+    rolling_window: int
+    min_graded: int
+    min_hit_rate: Number | None
 
 
 class ReviewConfig(_Section):
@@ -134,6 +154,8 @@ class ReviewConfig(_Section):
     stop_loss_sigmas: Number
     take_profit_sigmas: Number
     thresholds: ThresholdsConfig
+    budget: BudgetConfig
+    track_record: TrackRecordConfig
     model_client: ModelClientConfig
 
 

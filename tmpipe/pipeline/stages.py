@@ -171,19 +171,64 @@ def review(
 
         if stage.section("review")["mlflow_tracing"]:
             tracker.trace_review_in_mlflow()
+        from tmpipe.signals.service import symbol_track_record
+
         engine_result, inference_result = tracker.engine_outputs()
+        track = symbol_track_record(stage.section("webui"), symbol, stage.section("review")["track_record"]["rolling_window"],
+                                    connection_lookup=ctx.connection_lookup)
         evidence = build_evidence(
-            engine_result, inference_result, symbol=symbol, lineage=tracker.lineage(engine_result), notes=stage.link.get("notes")
+            engine_result, inference_result, symbol=symbol, lineage=tracker.lineage(engine_result), notes=stage.link.get("notes"),
+            track_record=track,
         )
-        outcome = review_signal(evidence, stage.section("review"), symbol=symbol, api_key_resolver=api_key_resolver)
+        review_config = _replaying(stage, tracker, stage.section("review"))
+        spent_elsewhere, publish_spend = _spend_ledger(tracker)
+        outcome = review_signal(evidence, review_config, symbol=symbol, api_key_resolver=api_key_resolver,
+                                spent_elsewhere=spent_elsewhere, publish_spend=publish_spend)
         tracker.log_review(evidence, outcome.signal, outcome.trace)
+        if outcome.recording is not None:
+            from tmpipe.tracking.stages import log_llm_recording
+
+            log_llm_recording(tracker.run.run_id, outcome.recording, tracking_uri=tracker.tracking_uri)
+        cost = outcome.trace["cost"]["usd"]
+        if cost is not None:
+            publish_spend(cost)
         signal = outcome.signal
         return {
             **tracker.reference(),
             "action": signal["action"],
             "confidence": signal["confidence"],
             "review_status": signal["review_status"],
+            "review_cost_usd": cost,
         }
+
+
+def _spend_ledger(tracker):
+    """The DAG run's LLM spend in MLflow: the other symbols' ``review_cost_usd``, and this symbol's, logged per call."""
+    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID
+    from tmpipe.tracking.stages import dag_run_review_spend, log_review_spend
+
+    run, uri = tracker.run, tracker.tracking_uri
+    tags = {TAG_DAG_ID: tracker.context.dag_id, TAG_DAG_RUN_ID: tracker.context.dag_run_id}
+    return (lambda: dag_run_review_spend(uri, run.experiment_id, tags, run.run_id),
+            lambda usd: log_review_spend(run.run_id, usd, tracking_uri=uri))
+
+
+def _replaying(stage: SymbolStage, tracker, review_config: dict[str, Any]) -> dict[str, Any]:
+    """With ``review.model_client.replay_dag_run_id``, the review replays that DAG run's LLM recording offline."""
+    replay_of = review_config["model_client"].get("replay_dag_run_id")
+    if not replay_of:
+        return review_config
+    from tmpipe.errors import ReviewError
+    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL
+    from tmpipe.tracking.stages import find_llm_recording
+
+    tags = {TAG_DAG_ID: stage.ctx.dag_id, TAG_DAG_RUN_ID: replay_of, TAG_SYMBOL: stage.symbol}
+    path = find_llm_recording(tracker.tracking_uri, tracker.context.experiment, tags, stage.ctx.work_dir(stage.symbol) / "replay")
+    if path is None:
+        raise ReviewError(f"{stage.symbol}: nothing to replay: DAG run {replay_of} of {stage.ctx.dag_id} has no MLflow run "
+                          f"for {stage.symbol} with review/llm_recording.json in experiment {tracker.context.experiment!r}")
+    log.info("%s: replaying the LLM recording of DAG run %s (%s)", stage.symbol, replay_of, path)
+    return {**review_config, "model_client": {**review_config["model_client"], "provider": "replay", "replay_file": str(path)}}
 
 
 def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id: str | None = None) -> dict[str, Any]:

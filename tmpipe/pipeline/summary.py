@@ -61,9 +61,12 @@ def summarize_symbols(
                 "mlflow_run_url": merged.get("mlflow_run_url"),
                 "signal_artifact_id": merged.get("signal_artifact_id"),
                 "llm_artifact_id": merged.get("llm_artifact_id"),
+                "review_cost_usd": merged.get("review_cost_usd"),
             }
         )
-    return {"mode": mode, "symbols": rows, "error": run_error, "dropped_symbols": list(dropped_symbols or []), "no_symbols": no_symbols}
+    costs = [row["review_cost_usd"] for row in rows if row["review_cost_usd"] is not None]
+    return {"mode": mode, "symbols": rows, "error": run_error, "dropped_symbols": list(dropped_symbols or []), "no_symbols": no_symbols,
+            "review_cost_usd": round(sum(costs), 8) if costs else None}
 
 
 def run_failure(summary: dict[str, Any]) -> str | None:
@@ -105,6 +108,9 @@ def render_table(summary: dict[str, Any]) -> str:
         ("error", summary.get("error")),
         ("dropped by the symbol cap", ", ".join(summary.get("dropped_symbols") or [])),
         ("no symbols", summary.get("no_symbols")),
+        ("LLM cost of the reviews (review.model_client.prices)",
+         None if summary.get("review_cost_usd") is None else f"{summary['review_cost_usd']:.6f} USD, per symbol: "
+         + ", ".join(f"{r['symbol']} {r['review_cost_usd']:.6f}" for r in summary["symbols"] if r.get("review_cost_usd") is not None)),
     ):
         if value:
             console.print(f"{label}: {value}", markup=False, highlight=False, soft_wrap=True)

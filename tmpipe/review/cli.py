@@ -57,11 +57,11 @@ def review_section(spec_path: Path | None, symbol: str) -> tuple[dict, str]:
 @click.option("--symbol", default=None, help="Symbol (default: the one in the evidence or engine result).")
 @click.option("--notes", default=None, help="Outside text to quote in the evidence (e.g. a link-config note).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for signal.json and trace.json.")
+              help="Directory for signal.json, trace.json and llm_recording.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the signal as JSON.")
 def run_command(evidence_path: Path | None, engine_path: Path | None, inference_path: Path | None,
                 spec_path: Path | None, symbol: str | None, notes: str | None, out_dir: Path, as_json: bool) -> None:
-    """Review one symbol and write DIR/signal.json and DIR/trace.json."""
+    """Review one symbol and write DIR/signal.json, DIR/trace.json and DIR/llm_recording.json (replayable)."""
     from tmpipe.review.evidence import build_evidence, inference_from_backtest
     from tmpipe.review.reviewer import review_signal
 
@@ -88,6 +88,8 @@ def run_command(evidence_path: Path | None, engine_path: Path | None, inference_
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "signal.json").write_text(json.dumps(outcome.signal, indent=2) + "\n", encoding="utf-8")
     (out_dir / "trace.json").write_text(json.dumps(outcome.trace, indent=2) + "\n", encoding="utf-8")
+    if outcome.recording is not None:
+        (out_dir / "llm_recording.json").write_text(json.dumps(outcome.recording, indent=2) + "\n", encoding="utf-8")
     signal = outcome.signal
     if as_json:
         click.echo(json.dumps(signal, indent=2))

@@ -19,11 +19,12 @@ NOTES_MAX_CHARS = 4000
 
 
 def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, lineage: dict,
-                   notes: str | None = None) -> dict:
+                   notes: str | None = None, track_record: dict | None = None) -> dict:
     """Evidence pack (``schemas/evidence.schema.json``) from the engine and inference contracts.
 
     ``notes`` is outside text (for example a WebUI link-config note); it is stored as quoted,
     explicitly untrusted data so that no agent prompt ever presents it as an instruction.
+    ``track_record`` is how the symbol's earlier signals fared (tmpipe.signals), when any were graded.
     """
     action = inference_result.get("action")
     if action not in ACTION_TO_SIGNAL:
@@ -75,6 +76,8 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
         },
         "notes": None if notes is None else {"trust": "untrusted_outside_text", "text": str(notes)[:NOTES_MAX_CHARS]},
     }
+    if track_record is not None:
+        evidence["track_record"] = track_record
     if evidence["lineage"]["data_sha256"] is None:
         evidence["lineage"]["data_sha256"] = evidence["data"]["sha256"]
     problems = schema_problems(evidence, EVIDENCE)

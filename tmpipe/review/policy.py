@@ -29,9 +29,9 @@ class Check:
 
     def describe(self) -> str:
         shown = "unknown" if self.value is None else f"{self.value:.4f}"
-        relation = {"max_drawdown": "<=", "min_sharpe": ">=", "min_confidence": ">="}[self.name]
+        relation = {"max_drawdown": "<=", "min_sharpe": ">=", "min_confidence": ">=", "min_hit_rate": ">="}[self.name]
         label = {"max_drawdown": "test max drawdown", "min_sharpe": "test Sharpe",
-                 "min_confidence": "confidence"}[self.name]
+                 "min_confidence": "confidence", "min_hit_rate": "hit rate of graded signals"}[self.name]
         return f"{label} {shown} {relation} {self.limit:.4f}: {'PASS' if self.passed else 'FAIL'}"
 
 
@@ -73,7 +73,7 @@ def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
         Check("min_sharpe", sharpe, thresholds["min_sharpe"], sharpe is not None and sharpe >= thresholds["min_sharpe"]),
         Check("min_confidence", confidence, thresholds["min_confidence"],
               confidence is not None and confidence >= thresholds["min_confidence"]),
-    )
+    ) + _track_record_checks(evidence.get("track_record"), review_config["track_record"])
     probabilities = inference["probabilities"] or {}
     if implied == "HOLD" or all(check.passed for check in checks):
         action, status = implied, "approved"
@@ -88,6 +88,14 @@ def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
         review_config["stop_loss_sigmas"], review_config["take_profit_sigmas"])
     return PolicyDecision(implied, action, status, round(float(confidence), 6), checks, position, reference,
                           stop_loss, take_profit)
+
+
+def _track_record_checks(record: dict | None, settings: dict) -> tuple[Check, ...]:
+    """The hit-rate check once enough earlier signals were graded: a symbol doing worse than a coin is downgraded."""
+    limit = settings["min_hit_rate"]
+    if limit is None or not record or record["directional"] < settings["min_graded"] or record["hit_rate"] is None:
+        return ()
+    return (Check("min_hit_rate", record["hit_rate"], limit, record["hit_rate"] >= limit),)
 
 
 def _parse_horizon(horizon: str) -> tuple[int, str]:

@@ -9,13 +9,23 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from typing import Callable
+
 from tmpipe.errors import ReviewError
+from tmpipe.review.cost import CostBudget
 from tmpipe.review.anchors import OUTCOME_KEYS
-from tmpipe.review.clients import ApiKeyResolver, ClientSet, build_clients, classify_error
+from tmpipe.review.clients import (
+    ApiKeyResolver,
+    ClientSet,
+    autogen_failures_to_debug_log,
+    build_clients,
+    classify_error,
+    recording_sha256,
+)
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
 from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
-from tmpipe.review.signal import check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
+from tmpipe.review.signal import SignalDraft, check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
 from tmpipe.review.trace import entry, hmac_key, interleave, redact, redacting_logs, seal, sign
 
@@ -28,20 +38,30 @@ class ReviewOutcome:
 
     signal: dict
     trace: dict
+    recording: dict | None = None  # every answered model request by fingerprint; None without a model client
 
 
 def review_signal(evidence: dict, review_config: dict, *, symbol: str,
-                  api_key_resolver: ApiKeyResolver | None = None) -> ReviewOutcome:
+                  api_key_resolver: ApiKeyResolver | None = None,
+                  spent_elsewhere: Callable[[], float] | None = None,
+                  publish_spend: Callable[[float], None] | None = None) -> ReviewOutcome:
     """Review ``evidence`` with the configured team; always returns a schema-valid signal.
 
     Raises ReviewError only for a bad config or evidence pack; model failures, timeouts and
-    invalid answers end in a ``fallback`` HOLD with the cause recorded.
+    invalid answers end in a ``fallback`` HOLD with the cause recorded. ``spent_elsewhere``
+    (what the DAG run's other symbols spent so far, USD) and ``publish_spend`` (this symbol's
+    running spend) let ``review.budget.per_dag_run_usd`` span symbols reviewed in other processes.
     """
     config = fill_defaults(review_config)
     problems = schema_problems(config, REVIEW_SECTION) + [f"evidence {p}" for p in schema_problems(evidence, EVIDENCE)]
     if problems:
         raise ReviewError(f"{symbol}: cannot review: " + "; ".join(problems), symbol=symbol)
-    coroutine = _review(evidence, config, symbol, api_key_resolver)
+    limits = config["budget"]
+    budget = None
+    if limits["per_symbol_usd"] is not None or limits["per_dag_run_usd"] is not None:
+        budget = CostBudget(limits["per_symbol_usd"], limits["per_dag_run_usd"], spent_elsewhere or (lambda: 0.0),
+                            publish_spend or (lambda usd: None))
+    coroutine = _review(evidence, config, symbol, api_key_resolver, budget)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -51,7 +71,8 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None) -> ReviewOutcome:
+async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None,
+                  budget: CostBudget | None) -> ReviewOutcome:
     started_at, clock = _now(), time.perf_counter()
     plan = plan_team(config, symbol)
     decision = evaluate_policy(evidence, config)
@@ -62,21 +83,42 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
         clients = None
         cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
         termination = "configuration"
-    with redacting_logs(clients.secrets if clients else []), review_span(symbol, evidence) as span:
+    with redacting_logs(clients.secrets if clients else []), autogen_failures_to_debug_log(), \
+            review_span(symbol, evidence) as span:
+        if clients is not None and clients.reviewer["is_llm"]:
+            clients.log.budget = budget
         outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
+        if isinstance(outcome, _BudgetStop):
+            # The LLM may not spend more: the rules model reviews instead, the cause and the spend recorded.
+            rules_config = {**config, "model_client": {**config["model_client"], "provider": "rules"}}
+            outcome = await _converse(evidence, rules_config, symbol, plan, decision, build_clients(rules_config), None,
+                                      "none", started_at, clock, before_budget=outcome)
         if span is not None:
             span.set_inputs({"symbol": symbol, "evidence": evidence})
             span.set_outputs({"signal": outcome.signal, "trace_head": outcome.trace["chain"]["head"]})
         return outcome
 
 
-async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock):
+@dataclass(frozen=True)
+class _BudgetStop:
+    """An LLM conversation stopped by review.budget: its entries, calls and the reason."""
+
+    entries: list
+    calls: list
+    reason: str
+
+
+async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock,
+                    before_budget: _BudgetStop | None = None):
     """The attempts loop, the fallback and the trace (split from _review for the log redaction)."""
-    entries: list[dict] = []
+    entries: list[dict] = list(before_budget.entries) if before_budget else []
     attempts: list[dict] = []
     signal = None
     budget_left = config["token_budget"]
     deadline = time.perf_counter() + config["timeout_seconds"]  # the conversation's clock, not client setup
+    if clients:
+        clients.log.deadline = deadline  # rate-limit waits must fit in it too
+        clients.log.run_identifiers = _run_identifiers(evidence)
     feedback: list[str] | None = None
     for attempt in range(config["max_retries"] + 1) if clients else ():
         clients.log.attempt = attempt
@@ -99,7 +141,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         attempts.append(record)
         entries.append(entry(attempt, "termination", "team", "Termination",
                              {"terminated_by": fired, "stop_reason": result["stop_reason"], "error": error}))
-        written = [m for m in result["messages"] if m.source == plan.writer]
+        written = [m.to_text() for m in result["messages"] if m.source == plan.writer] or result["unparsed_answers"]
         if error:
             cause = error
             break
@@ -108,7 +150,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
             cause = {"kind": kind, "detail": f"the conversation stopped ({result['stop_reason']}) before "
                                              f"{plan.writer} wrote a signal", "http_status": None}
             break
-        draft, problems = parse_draft(written[-1].to_text())
+        draft, problems = parse_draft(written[-1])
         override = None
         if draft is not None:
             risk_texts = [m.to_text() for m in result["messages"] if m.source in plan.risk_managers]
@@ -129,13 +171,20 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         feedback = problems
         cause = {"kind": "invalid_output", "detail": f"signal rejected after {attempt + 1} attempt(s): "
                                                      + "; ".join(problems), "http_status": None}
+    if cause is not None and cause["kind"] == "budget" and signal is None:
+        await clients.close()
+        return _BudgetStop(entries, list(clients.log.calls), cause["detail"].removeprefix("BudgetExhausted: "))
+    if before_budget is not None and signal is not None:
+        signal["risks"] = (signal["risks"] + [f"reviewed by the rules model: {before_budget.reason}"[:500]])[-12:]
     reviewer = _reviewer(clients, config)
     if signal is None:
         signal = fallback_signal(cause, symbol=symbol, evidence=evidence, horizon=config["horizon"],
                                  reviewer_model=reviewer["model"], token_usage=_tokens(clients))
         log.warning("%s: review fell back to HOLD (%s): %s", symbol, cause["kind"], cause["detail"])
+    recording = None
     if clients is not None:
         await clients.close()
+        recording = redact(clients.recording(), clients.secrets)
     trace = {
         "schema_version": 1,
         "kind": "review_trace",
@@ -150,6 +199,11 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         "termination_reason": termination,
         "outcome": {key: signal[key] for key in OUTCOME_KEYS},
         "token_usage": _tokens(clients),
+        "cost": _cost(clients, before_budget),
+        # A replay records the digest of the recording it answered from.
+        **({"llm_recording": {"sha256": clients.log.replay_sha256 or recording_sha256(recording),
+                              "calls": len(recording["calls"]), "replayed": clients.log.replay is not None}}
+           if recording else {}),
         "entries": entries,
         "timing": {"started_at": started_at, "finished_at": _now(),
                    "duration_ms": round((time.perf_counter() - clock) * 1000, 3)},
@@ -157,7 +211,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
     secrets = clients.secrets if clients else []
     trace = sign(seal(redact(trace, secrets)), hmac_key())
     # The signal records the head; the head covers the trace's outcome, never the signal itself.
-    return ReviewOutcome({**redact(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace)
+    return ReviewOutcome({**redact(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace, recording)
 
 
 async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attempt: int, budget: int,
@@ -168,7 +222,7 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
 
     built = build_team(plan, config, clients, token_budget=budget, timeout_seconds=time_left)
     messages: list = []
-    outcome = {"stop_reason": None, "error": None}
+    outcome = {"stop_reason": None, "error": None, "unparsed_answers": []}
 
     token = CancellationToken()
 
@@ -191,9 +245,44 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
         outcome["error"] = {"kind": "timeout", "detail": f"review.timeout_seconds={config['timeout_seconds']} "
                                                          f"reached during attempt {attempt}", "http_status": None}
     except Exception as exc:  # AgentChat wraps agent failures; the recorder kept the real one
-        failed = [c["error"] for c in clients.log.calls if c["attempt"] == attempt and c["error"]]
-        outcome["error"] = failed[-1] if failed else classify_error(exc)
+        calls = [c for c in clients.log.calls if c["attempt"] == attempt]
+        failed = [c["error"] for c in calls if c["error"]]
+        if not failed and clients.structured and _writer_answer_invalid(calls, plan.writer):
+            # The writer's structured answer did not validate into the draft model: the guardrails
+            # read the answer as written and the attempt is retried with their problems.
+            outcome["unparsed_answers"] = [calls[-1]["response"]]
+        else:
+            outcome["error"] = failed[-1] if failed else classify_error(exc)
     return {"messages": messages, "fired": list(dict.fromkeys(built.fired)), **outcome}
+
+
+def _writer_answer_invalid(calls: list[dict], writer: str) -> bool:
+    """Whether the attempt's last call is the writer's answer and it does not validate into the draft model."""
+    if not calls or calls[-1]["agent"] != writer or calls[-1]["response"] is None:
+        return False
+    try:
+        SignalDraft.model_validate_json(calls[-1]["response"])
+    except ValueError:
+        return True
+    return False
+
+
+def _cost(clients: ClientSet | None, before_budget: _BudgetStop | None) -> dict:
+    """USD of the review's calls (null when a call's model has no price), and the budget's verdict."""
+    calls = (before_budget.calls if before_budget else []) + (clients.log.calls if clients else [])
+    answered = [c for c in calls if c["usage"] is not None]
+    unpriced = sum(1 for c in answered if c.get("cost_usd") is None)
+    return {"usd": None if unpriced else round(sum(c["cost_usd"] for c in answered), 8), "calls": len(answered),
+            "unpriced_calls": unpriced,
+            "budget_exhausted": None if before_budget is None else {"reason": before_budget.reason,
+                                                                   "fallback": "rules"}}
+
+
+def _run_identifiers(evidence: dict) -> dict:
+    """This run's identifiers in the evidence, as placeholders: what a replay of another run may differ in."""
+    keys = ("dag_run_id", "mlflow_run_id", "mlflow_experiment_id", "mlflow_run_url", "model_uri", "model_version")
+    lineage = evidence["lineage"]
+    return {str(lineage[key]): f"<{key}>" for key in keys if lineage.get(key)}
 
 
 _ALLOWANCE = {"timeout": "timeout_seconds", "token_budget": "token_budget"}

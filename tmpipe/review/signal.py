@@ -11,6 +11,9 @@ import json
 import re
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tmpipe.review.evidence import LINEAGE_KEYS
 from tmpipe.review.policy import PolicyDecision, horizon_end
@@ -19,6 +22,25 @@ from tmpipe.review.schemas import SIGNAL, load_schema, schema_problems
 DRAFT_KEYS = ("action", "confidence", "target_position", "stop_loss", "take_profit", "rationale", "risks", "evidence")
 _OVERRIDE = re.compile(r"^\s*OVERRIDE:\s*(\S.*)$", re.MULTILINE)
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+
+
+class SignalDraft(BaseModel):
+    """The signal writer's output type for AgentChat structured output (the draft keys of a TradingSignal).
+
+    Its JSON schema is what a json_schema ``response_format`` asks the endpoint for; the
+    guardrails below still check every draft, whichever way it was written.
+    """
+
+    model_config = ConfigDict(extra="forbid", title="trading_signal_draft")
+
+    action: Literal["BUY", "SELL", "HOLD"]
+    confidence: float = Field(ge=0, le=1)
+    target_position: float = Field(ge=-1, le=1)
+    stop_loss: Optional[float]
+    take_profit: Optional[float]
+    rationale: str = Field(min_length=1, max_length=2000)
+    risks: list[str] = Field(max_length=12)
+    evidence: dict[str, Union[float, str, bool, None]]
 
 
 @lru_cache(maxsize=1)

@@ -9,11 +9,12 @@ from typing import Sequence
 
 from autogen_agentchat.base import TerminatedException, TerminationCondition
 from autogen_agentchat.conditions import MaxMessageTermination, TimeoutTermination, TokenUsageTermination
-from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, StructuredMessage
 
 from tmpipe.errors import ReviewError
 from tmpipe.review.clients import ClientSet
 from tmpipe.review.rules_client import EVIDENCE_MARKER
+from tmpipe.review.signal import SignalDraft
 
 _PLACEHOLDER = re.compile(r"\{(symbol|name|role|horizon|max_drawdown|min_sharpe|min_confidence)\}")
 ROLE_DESCRIPTIONS = {
@@ -158,9 +159,13 @@ def build_team(plan: TeamPlan, review_config: dict, clients: ClientSet, *, token
                    | RecordedTermination("token_budget", TokenUsageTermination(max_total_token=max(1, token_budget)), fired)
                    | RecordedTermination("timeout", TimeoutTermination(timeout_seconds), fired))
     agents = [AssistantAgent(a.name, clients.for_agent(a.name, a.role), system_message=a.system_prompt,
-                             description=ROLE_DESCRIPTIONS[a.role]) for a in plan.agents]
+                             description=ROLE_DESCRIPTIONS[a.role],
+                             output_content_type=SignalDraft if clients.structured and a.name == plan.writer else None)
+              for a in plan.agents]
+    # A structured writer answers with a StructuredMessage, which the team must know to carry.
+    custom = [StructuredMessage[SignalDraft]] if clients.structured else None
     if plan.type == "round_robin":
-        team = RoundRobinGroupChat(agents, termination_condition=termination)
+        team = RoundRobinGroupChat(agents, termination_condition=termination, custom_message_types=custom)
     else:
         order = [a.name for a in plan.agents]
         rules = clients.reviewer["provider"] == "rules"
@@ -171,5 +176,6 @@ def build_team(plan: TeamPlan, review_config: dict, clients: ClientSet, *, token
             return order[0] if last is None else order[(order.index(last) + 1) % len(order)]
 
         team = SelectorGroupChat(agents, model_client=clients.for_agent("selector", "selector"),
-                                 termination_condition=termination, selector_func=next_in_order if rules else None)
+                                 termination_condition=termination, selector_func=next_in_order if rules else None,
+                                 custom_message_types=custom)
     return BuiltTeam(team, fired)

@@ -217,7 +217,8 @@ def interleave(attempt: int, messages: list, calls: list[dict]) -> list[dict]:
 
 def _call_entry(call: dict) -> dict:
     content = {"agent": call["agent"], "prompts": call["prompts"], "response": call["response"],
-               "finish_reason": call["finish_reason"], "error": call["error"]}
+               "finish_reason": call["finish_reason"], "error": call["error"],
+               **{key: call[key] for key in ("fingerprint", "response_format", "rate_limited", "cost_usd") if key in call}}
     return entry(call["attempt"], "model_call", call["agent"], "ChatCompletion", content, call["usage"], call["timing"])
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from tmpipe.symbols import SYMBOL_PATTERN
 
-ArtifactType = Literal["signal", "llm"]
+ArtifactType = Literal["signal", "llm", "signal_score"]
 SymbolName = Field(pattern=SYMBOL_PATTERN.pattern, description="Validated symbol name.")
 
 
@@ -61,7 +61,8 @@ class ArtifactCreate(BaseModel):
     """Writes are idempotent per (dag_id, dag_run_id, symbol, artifact_type).
 
     ``content`` must validate against its type's schema: ``signal`` against
-    schemas/trading_signal.schema.json, ``llm`` against schemas/llm_artifact.schema.json.
+    schemas/trading_signal.schema.json, ``llm`` against schemas/llm_artifact.schema.json,
+    ``signal_score`` against schemas/signal_score.schema.json.
     """
 
     dag_id: str

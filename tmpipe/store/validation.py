@@ -16,7 +16,8 @@ from tmpipe.spec.validation import validate_document
 from tmpipe.spec.yaml_positions import PositionedDocument
 from tmpipe.store.models import ArtifactCreate
 
-ARTIFACT_SCHEMAS = {"signal": "urn:tmpipe:trading_signal", "llm": "urn:tmpipe:llm_artifact"}
+ARTIFACT_SCHEMAS = {"signal": "urn:tmpipe:trading_signal", "llm": "urn:tmpipe:llm_artifact",
+                    "signal_score": "urn:tmpipe:signal_score"}
 UNPROCESSABLE = 422
 
 

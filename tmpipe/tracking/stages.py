@@ -244,3 +244,49 @@ def log_review(
             TAG_TRACE_HEAD: (trace.get("chain") or {}).get("head"),
         },
     )
+
+
+LLM_RECORDING_ARTIFACT = "review/llm_recording.json"
+
+
+@with_retry("log LLM recording")
+def log_llm_recording(run_id: str, recording: Mapping, *, tracking_uri: str) -> None:
+    """Every answered model request of the review with its fingerprint: what ``--replay-llm`` replays."""
+    _log_json(client_for(tracking_uri), run_id, dict(recording), LLM_RECORDING_ARTIFACT)
+
+
+@with_retry("find LLM recording")
+def find_llm_recording(tracking_uri: str, experiment: str, identity_tags: Mapping[str, str], dest_dir: Path) -> Path | None:
+    """The LLM recording of the symbol's run in another DAG run (``identity_tags``), downloaded; None if there is none."""
+    from tmpipe.tracking.context import tags_filter
+
+    client = client_for(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    for run in client.search_runs([found.experiment_id], filter_string=tags_filter(dict(identity_tags)), max_results=5):
+        if any(a.path == LLM_RECORDING_ARTIFACT for a in client.list_artifacts(run.info.run_id, "review")):
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            return Path(client.download_artifacts(run.info.run_id, LLM_RECORDING_ARTIFACT, str(dest_dir)))
+    return None
+
+
+REVIEW_COST_METRIC = "review_cost_usd"
+
+
+@with_retry("log review spend")
+def log_review_spend(run_id: str, usd: float, *, tracking_uri: str) -> None:
+    """The symbol's LLM spend so far, a point per answered call, read by the run's other symbols."""
+    client = client_for(tracking_uri)
+    step = len(client.get_metric_history(run_id, REVIEW_COST_METRIC))
+    client.log_metric(run_id, REVIEW_COST_METRIC, float(usd), step=step)
+
+
+@with_retry("read the DAG run's review spend")
+def dag_run_review_spend(tracking_uri: str, experiment_id: str, run_tags: Mapping[str, str], exclude_run_id: str) -> float:
+    """What the DAG run's other symbols (runs with ``run_tags`` in the experiment) have spent on the LLM so far."""
+    from tmpipe.tracking.context import tags_filter
+
+    client = client_for(tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string=tags_filter(dict(run_tags)), max_results=1000)
+    return sum(r.data.metrics.get(REVIEW_COST_METRIC, 0.0) for r in runs if r.info.run_id != exclude_run_id)

@@ -1,0 +1,26 @@
+"""score_signals: grade the run's symbols' earlier signals whose horizon has elapsed (tmpipe.signals)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from tmpipe.config.resolver import resolve_shared
+from tmpipe.operators.base import TmpipeOperator
+from tmpipe.operators.stages import RESOLVE_TASK_ID
+from tmpipe.pipeline.context import RunContext
+
+
+class ScoreSignalsOperator(TmpipeOperator):
+    """Runs after the symbols' chains whatever their outcome; summarize reports what it graded."""
+
+    def run_stage(self, ctx: RunContext, context: Any) -> dict[str, Any]:
+        from tmpipe.signals.service import score_run
+
+        symbols = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
+        if symbols is None:
+            raise AirflowSkipException(f"{RESOLVE_TASK_ID} did not succeed: no symbols to score")
+        webui = resolve_shared(ctx.spec, conf_config=ctx.conf.get("config"))["webui"]
+        return score_run(ctx.spec, symbols, dag_id=ctx.dag_id, dag_run_id=ctx.dag_run_id, webui=webui,
+                         connection_lookup=ctx.connection_lookup)

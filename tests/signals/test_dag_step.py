@@ -1,0 +1,39 @@
+"""The scoring step of a real DAG run grades the symbol's earlier signals once their horizon has elapsed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tmpipe.signals.backfill import backfill
+from tmpipe.spec.loader import load_spec
+from tmpipe.store.sqlite import SqliteArtifactStore
+
+from ..pipeline.conftest import mlflow_runs, run_tmpipe, spec_file
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_dag_run_grades_earlier_signals_and_reports_them(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("TMPIPE_HOME", str(home))
+    spec = spec_file(tmp_path)
+    store = SqliteArtifactStore(home / "webui" / "webui.db")
+    earlier = backfill(load_spec(spec), "AAA", store, max_signals=3)  # persisted, not graded
+    assert earlier.signals == 3 and store.list_artifacts(artifact_type="signal_score") == []
+
+    code, out = run_tmpipe(home, "--spec", str(spec), "--symbols", "AAA")
+    assert code == 0, out
+    scores = out["signal_scores"]
+    assert scores["errors"] == {} and scores["graded"] == 3
+    # The run's own signal is for the data's last bar: its horizon has not elapsed.
+    assert (scores["symbols"]["AAA"]["newly_graded"], scores["symbols"]["AAA"]["pending"]) == (3, 1)
+    graded = store.list_artifacts(artifact_type="signal_score")
+    assert len(graded) == 3
+    assert {a.content["scored_by"]["dag_run_id"] for a in graded} == {out["dag_run_id"]}
+    backfilled = {a.dag_run_id for a in store.list_artifacts(artifact_type="signal") if a.dag_run_id.startswith("backfill__")}
+    assert {a.dag_run_id for a in graded} == backfilled
+
+    client, runs = mlflow_runs(home, out["tracking_uri"])
+    scoring = [r for r in runs if r.data.tags.get("tmpipe.kind") == "signal_scores"]
+    assert len(scoring) == 1 and scoring[0].data.metrics["signals.graded"] == 3
+

@@ -1,0 +1,1 @@
+"""Signals that prove themselves: point-in-time grading of persisted signals, track records, reports, backfill."""

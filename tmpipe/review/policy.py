@@ -77,7 +77,8 @@ def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
         Check("min_sharpe", sharpe, thresholds["min_sharpe"], sharpe is not None and sharpe >= thresholds["min_sharpe"]),
         Check("min_confidence", confidence, thresholds["min_confidence"],
               confidence is not None and confidence >= thresholds["min_confidence"]),
-        Check("max_skill_p_value", p_value, skill_level, p_value is not None and p_value < skill_level),
+        Check("max_skill_p_value", p_value, skill_level,
+              p_value is not None and (p_value < skill_level or skill_level >= 1)),
     )
     probabilities = inference["probabilities"] or {}
     if implied == "HOLD" or all(check.passed for check in checks):

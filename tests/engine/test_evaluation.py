@@ -115,3 +115,12 @@ def test_report_on_a_hand_computed_case():
     assert fold["max_drawdown_bars"] == 2 and drawdown_bars(np.array([0.1, -0.1, 0.05, 0.2])) == 2
     assert fold["cost_drag"] == pytest.approx(fold["annual_return_gross"] - fold["annual_return"])
     assert pooled["bars"] == 8 and pooled["total_return"] == pytest.approx((1 + fold["total_return"]) ** 2 - 1)
+
+
+@pytest.mark.parametrize(("series", "low", "high"), [("planted", 0.18, 0.32), ("random_walk", -0.07, 0.07)])
+def test_known_answer_demo_series(series, low, high):
+    config = default_config(data={"source": "demo", "demo_series": series, "synthetic_rows": 3000, "synthetic_seed": 4})
+    close = load_dataset(config["data"], "KA").frame["close"]
+    returns = close[1:] / close[:-1] - 1
+    assert low < np.corrcoef(returns[:-1], returns[1:])[0, 1] < high
+    assert 0.009 < returns.std() < 0.011

@@ -15,7 +15,7 @@ DEMO_PREFIX = "demo:"
 
 
 def data_section(data: str, base: dict | None = None) -> dict:
-    """--data value -> data section: 'demo:sp500|nasdaq|synthetic', a file, or a split directory."""
+    """--data value -> data section: 'demo:sp500|nasdaq|synthetic|planted|random_walk', a file, or a split directory."""
     section = dict(base or default_config()["data"])
     if data.startswith(DEMO_PREFIX):
         series = data[len(DEMO_PREFIX):]
@@ -83,7 +83,7 @@ engine = click.Group("engine", help="Train, backtest and infer with the built-in
 
 
 @engine.command("train-backtest")
-@click.option("--data", "data", required=True, help="CSV/Parquet file, TradeMaster split directory, or demo:sp500|nasdaq|synthetic.")
+@click.option("--data", "data", required=True, help="CSV/Parquet file, TradeMaster split directory, or demo:sp500|nasdaq|synthetic|planted|random_walk.")
 @click.option("--symbol", required=True, help="Symbol name (also fills '{symbol}' in the path).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (default from the schema).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default from the schema).")

@@ -1,4 +1,9 @@
-"""Offline demo bars: real daily indices shipped by ``arch``, or a seeded synthetic series."""
+"""Offline demo bars: real daily indices shipped by ``arch``, or seeded synthetic series.
+
+Two synthetic series have a known answer, for checking that evaluation and learner are honest:
+``planted`` (AR(1) daily returns with coefficient 0.25: yesterday's return predicts today's,
+an edge the features expose) and ``random_walk`` (independent returns: nothing to learn).
+"""
 
 from __future__ import annotations
 
@@ -34,10 +39,43 @@ def arch_series(name: str) -> pd.DataFrame:
     )
 
 
+PLANTED_COEFFICIENT = 0.25
+KNOWN_ANSWER_VOLATILITY = 0.01  # daily standard deviation of the returns
+
+
+def _rng(symbol: str, seed: int, salt: int = 0) -> np.random.Generator:
+    symbol_key = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big")
+    return np.random.default_rng([seed, symbol_key, salt] if salt else [seed, symbol_key])
+
+
+def _bars_from_returns(returns: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Weekday OHLC bars whose close moves by ``returns``; the open is the previous close."""
+    close = 100.0 * np.cumprod(1.0 + returns)
+    open_ = np.concatenate([[100.0], close[:-1]])
+    wick = np.abs(rng.standard_normal((2, len(returns)))) * KNOWN_ANSWER_VOLATILITY * 0.3
+    return pd.DataFrame({
+        "date": pd.bdate_range("2010-01-01", periods=len(returns)).as_unit("ns"),
+        "open": open_, "high": np.maximum(open_, close) * (1 + wick[0]), "low": np.minimum(open_, close) * (1 - wick[1]),
+        "close": close, "adjcp": close,
+    })
+
+
+def known_answer_series(kind: str, symbol: str, rows: int, seed: int) -> pd.DataFrame:
+    """``planted``: AR(1) returns, coefficient 0.25; ``random_walk``: independent returns; both with
+    a 1 % daily standard deviation and no drift, reproducible per (seed, symbol)."""
+    coefficient = {"planted": PLANTED_COEFFICIENT, "random_walk": 0.0}[kind]
+    rng = _rng(symbol, seed, salt=1 if kind == "planted" else 2)
+    innovations = rng.standard_normal(rows) * KNOWN_ANSWER_VOLATILITY * np.sqrt(1.0 - coefficient**2)
+    returns = np.empty(rows)
+    returns[0] = innovations[0] / np.sqrt(1.0 - coefficient**2)
+    for t in range(1, rows):
+        returns[t] = coefficient * returns[t - 1] + innovations[t]
+    return _bars_from_returns(returns, rng)
+
+
 def synthetic_series(symbol: str, rows: int, seed: int) -> pd.DataFrame:
     """Weekday bars of a regime-switching geometric random walk, reproducible per (seed, symbol)."""
-    symbol_key = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big")
-    rng = np.random.default_rng([seed, symbol_key])
+    rng = _rng(symbol, seed)
     regime = np.empty(rows, dtype=int)
     regime[0] = rng.integers(len(_REGIMES))
     switches = rng.random(rows) > _STAY_PROBABILITY

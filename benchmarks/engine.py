@@ -113,7 +113,8 @@ def quality(result: dict) -> dict | None:
     """Out-of-sample quality as the engine reports it; None for a result without a skill test (upstream)."""
     if "skill" not in result:
         return None
-    sharpe = lambda report: report["pooled"]["sharpe"] or 0.0  # noqa: E731 - undefined (never in the market) = cash
+    def sharpe(report: dict) -> float:
+        return report["pooled"]["sharpe"] or 0.0  # undefined (never in the market): cash, 0
     baselines = {name: sharpe(report) for name, report in result["baselines"].items()}
     own = sharpe(result["report"])
     return {

@@ -20,7 +20,7 @@ CASES = {
                               "env:TMPIPE__TRADEMASTER__EPOCHS__X:1:1: trademaster.epochs.x: conflicts with "
                               "TMPIPE__TRADEMASTER__EPOCHS: a key is either a value or a section"),
     "unknown-demo-series": (["engine", "train-backtest", "--data", "demo:foo", "--symbol", "SPX", "--out", "{tmp}/out"], {},
-                            "Error: --data: unknown demo series 'foo' (choose demo:sp500, demo:nasdaq, demo:synthetic)"),
+                            "Error: --data: unknown demo series 'foo' (choose demo:sp500, demo:nasdaq, demo:synthetic, demo:planted, demo:random_walk)"),
     "bad-symbol": (["webui", "add-symbol", "a/b"], {},
                    "invalid symbol 'a/b': use 1-32 letters, digits or . _ - = ^, starting with a letter, digit or ^"),
     "home-is-a-file": (["webui", "list"], {"TMPIPE_HOME": "{tmp}/file"}, "Error: {tmp}/file/webui: Not a directory"),

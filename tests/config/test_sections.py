@@ -28,7 +28,8 @@ def _schema_shape(resolver, node: dict) -> dict:
         kind = _schema_shape(sub_resolver, target) if nested else None
         types_ = target.get("type")
         nullable = isinstance(types_, list) and "null" in types_
-        shape[key] = (kind, tuple(target["enum"]) if "enum" in target else None, nullable)
+        enum = target.get("enum", target.get("items", {}).get("enum"))  # an array of enum items: its items' values
+        shape[key] = (kind, tuple(enum) if enum is not None else None, nullable)
     return shape
 
 

@@ -110,9 +110,12 @@ def test_inference_reproduces_the_backtests_final_action(trained):
 def test_equity_curve_file_matches_the_reported_metrics(trained):
     _, result, _ = trained
     curve = pd.read_csv(result["equity_curve_path"])
-    assert list(curve.columns) == ["date", "close", "position", "equity", "buy_and_hold"]
-    test = result["metrics"]["test"]
-    assert len(curve) == test["bars"] + 1 == result["splits"]["test"]["rows"]
+    assert list(curve.columns) == ["date", "close", "position", "equity", "buy_and_hold", "flat", "ma_crossover", "fold"]
+    test, folds = result["metrics"]["test"], len(result["walk_forward"]["folds"])
+    assert folds == 3 and list(curve["fold"].unique()) == [1, 2, 3]
+    assert len(curve) == test["bars"] + folds  # each fold's last bar earns nothing inside its window
+    assert (curve["fold"] == folds).sum() == result["splits"]["test"]["rows"]
+    assert (curve["flat"] == curve["flat"].iloc[0]).all()
     initial = result["config"]["trademaster"]["initial_cash"]
     assert curve["equity"].iloc[-1] / initial - 1 == pytest.approx(test["total_return"])
     assert curve["buy_and_hold"].iloc[-1] / initial - 1 == pytest.approx(result["metrics"]["buy_and_hold"]["total_return"])
@@ -123,11 +126,13 @@ def test_equity_curve_file_matches_the_reported_metrics(trained):
 
 def test_progress_callback_and_model_selection(trained):
     config, result, records = trained
-    assert [r["epoch"] for r in records] == [1, 2] == [e["epoch"] for e in result["epochs"]]
-    assert set(records[0]) == {"epoch", "loss", "train_return", "valid_return", "valid_sharpe", "epsilon", "seconds"}
-    sharpes = [e["valid_sharpe"] or 0.0 for e in result["epochs"]]
-    assert result["chosen_epoch"] == int(np.argmax(sharpes)) + 1
-    assert "validation Sharpe" in result["chosen_reason"]
+    assert [(r["fold"], r["epoch"]) for r in records] == [(f, e) for f in (1, 2, 3) for e in (1, 2)]
+    assert [r["epoch"] for r in records if r["fold"] == 3] == [e["epoch"] for e in result["epochs"]]
+    assert set(records[0]) == {"epoch", "loss", "train_return", "valid_return", "valid_sharpe", "epsilon", "seconds",
+                               "fold", "folds"}
+    # epoch 1 ends with exploration above 0.5, so it is never chosen
+    assert result["epochs"][0]["epsilon"] > 0.5 and result["chosen_epoch"] == 2
+    assert "validation windows of folds 1..3 pooled" in result["chosen_reason"]
     assert result["metrics"]["valid"]["sharpe"] == pytest.approx(result["epochs"][result["chosen_epoch"] - 1]["valid_sharpe"])
     assert result["epochs"][-1]["epsilon"] == pytest.approx(config["trademaster"]["epsilon_end"])
 
@@ -165,4 +170,5 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(syntheti
     sharpes = [e["valid_sharpe"] or 0.0 for e in result["epochs"]]
     # each epoch either improved the best validation Sharpe or was the last one run
     assert all(sharpes[i] > max(sharpes[:i]) for i in range(1, ran - 1))
-    assert ran == 4 or (ran == chosen + 1 and "early stopping after epoch" in result["chosen_reason"])
+    assert ran == 4 or sharpes[-1] <= max(sharpes[:-1])
+    assert chosen <= ran and result["walk_forward"]["folds"][-1]["epochs_run"] == ran

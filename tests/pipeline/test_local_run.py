@@ -167,7 +167,8 @@ def test_a_model_that_fails_the_gate_says_why_in_the_json_and_in_the_next_infere
     """The operator's view: train_backtest's row names the version and the gate's reasons, its
     scratch is gone, and inference right after says why there is no champion."""
     home = tmp_path / "home"
-    strict = {**yaml.safe_load(spec_text())["defaults"], "mlflow": {"promotion": {"require_beat_buy_and_hold": False, "max_drawdown": 0.0001}}}
+    strict = {**yaml.safe_load(spec_text())["defaults"], "mlflow": {"promotion": {
+        "require_beat_buy_and_hold": False, "max_drawdown": 0.0001, "require_skill": False, "beat_baselines": []}}}
     spec = str(spec_file(tmp_path, defaults=strict))
     code, trained = run_tmpipe(home, "--spec", spec, "--symbols", "AAA", "--mode", "train_backtest")
     assert code == 0, trained

@@ -9,7 +9,8 @@ from tmpipe.pipeline.summary import StageOutputs, render_table, summarize_symbol
 from .conftest import spec_text
 from .test_stages import context
 
-STRICT_GATE = {"mlflow": {"promotion": {"require_beat_buy_and_hold": False, "max_drawdown": 0.0001}}}
+STRICT_GATE = {"mlflow": {"promotion": {"require_beat_buy_and_hold": False, "max_drawdown": 0.0001,
+                                        "require_skill": False, "beat_baselines": []}}}
 
 
 def test_a_model_that_fails_the_gate_is_named_with_its_reasons_in_the_summary_and_in_inference(tmpipe_home, tmp_path):

@@ -60,6 +60,32 @@ def configure():
     return with_changes
 
 
+def _report(total, sharpe):
+    return {"total_return": total, "annual_return": total, "total_return_gross": total + 0.01,
+            "annual_return_gross": total + 0.01, "excess_return": 0.04, "information_ratio": 0.5,
+            "annual_volatility": 0.2, "sharpe": sharpe, "sortino": 1.6, "calmar": 0.7, "max_drawdown": 0.18,
+            "max_drawdown_bars": 30, "turnover": 0.05, "cost_drag": 0.01, "exposure": 0.7, "win_rate": 0.53,
+            "profit_factor": 1.2, "trades": 12, "bars": 600}
+
+
+def skill_blocks(p_value: float) -> dict:
+    """report, baselines and skill of a builtin engine result (schemas/engine_result.schema.json)."""
+    difference = {"estimate": 0.55, "ci_low": -0.2, "ci_high": 1.3}
+    return {
+        "report": {"folds": [_report(0.12, 1.25)], "pooled": _report(0.12, 1.25)},
+        "baselines": {name: {"parameters": {}, "folds": [_report(0.08, s)], "pooled": _report(0.08, s)}
+                      for name, s in (("buy_and_hold", 0.7), ("flat", None), ("ma_crossover", 0.4))},
+        "skill": {"p_value": p_value, "method": "circular_shift",
+                  "parameters": {"statistic": "Sharpe", "min_shift": 20, "shifts": 1000, "bars": 600},
+                  "observed_sharpe": 1.25,
+                  "sharpe_difference": {"method": "circular_block_bootstrap", "block": 20, "samples": 1000,
+                                        "confidence": 0.95,
+                                        "baselines": dict.fromkeys(("buy_and_hold", "flat", "ma_crossover"), difference)},
+                  "deflated_sharpe": {"value": 0.96, "trials": 3, "benchmark_sharpe_per_bar": 0.02,
+                                      "sharpe_per_bar": 0.08, "skewness": -0.1, "kurtosis": 4.0}},
+    }
+
+
 @pytest.fixture
 def engine_result(tmp_path: Path) -> dict:
     return {
@@ -77,6 +103,7 @@ def engine_result(tmp_path: Path) -> dict:
         "data_fingerprint": {"sha256": "ab" * 32, "first_timestamp": "2019-01-02", "last_timestamp": "2024-06-28",
                              "rows": 1383},
         "splits": {}, "wall_time_seconds": 12.5, "seed": 7, "torch_threads": 1,
+        **skill_blocks(p_value=0.01),
     }
 
 

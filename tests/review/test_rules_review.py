@@ -45,6 +45,8 @@ def test_rules_review_approves_a_signal_that_passes_every_threshold(lineage, evi
     ({"thresholds__max_drawdown": 0.10}, "test max drawdown 0.1800 <= 0.1000: FAIL"),
     ({"thresholds__min_sharpe": 2.0}, "test Sharpe 1.2500 >= 2.0000: FAIL"),
     ({"thresholds__min_confidence": 0.7}, "confidence 0.6200 >= 0.7000: FAIL"),
+    ({"thresholds__max_skill_p_value": 0.005},
+     "out-of-sample timing-skill p-value 0.0100 < 0.0050: FAIL (no demonstrated skill)"),
 ])
 def test_thresholds_downgrade_to_hold_with_the_reason(configure, evidence, review_config, changes, failed):
     outcome = review_signal(evidence, configure(review_config, **changes), symbol="AAPL")
@@ -129,3 +131,26 @@ def test_engine_result_without_inference_uses_last_action(engine_result, review_
     # Without probabilities the confidence is unknown, so the policy will not approve a position.
     assert (signal["action"], signal["review_status"]) == ("HOLD", "downgraded")
     assert "confidence unknown" in signal["rationale"]
+
+
+@pytest.mark.parametrize("skill", ["insignificant", "untested"])
+def test_a_model_without_demonstrated_skill_gives_hold_and_the_evidence_says_why(
+        lineage, engine_result, inference_result, review_config, skill):
+    if skill == "insignificant":
+        engine_result["skill"]["p_value"] = 0.4
+    else:  # e.g. the upstream backend: no walk-forward skill test
+        for key in ("skill", "report", "baselines"):
+            del engine_result[key]
+    evidence = build_evidence(engine_result, inference_result, symbol="AAPL", lineage=lineage)
+    evaluation = evidence["backtest"]["evaluation"]
+    if skill == "insignificant":
+        assert evaluation["verdict"].startswith("No demonstrated skill (timing p-value not below 0.05): "
+                                                "out-of-sample Sharpe after costs 1.25")
+        assert "buy_and_hold 0.70 (difference +0.55, -0.20..+1.30)" in evaluation["verdict"]
+        failed = "out-of-sample timing-skill p-value 0.4000 < 0.0500: FAIL (no demonstrated skill)"
+    else:
+        assert evaluation is None
+        failed = "out-of-sample timing-skill p-value unknown < 0.0500: FAIL (no demonstrated skill)"
+    signal = review_signal(evidence, review_config, symbol="AAPL").signal
+    assert (signal["action"], signal["review_status"]) == ("HOLD", "downgraded")
+    assert failed in signal["rationale"]

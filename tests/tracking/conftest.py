@@ -73,6 +73,44 @@ def _metrics(total_return: float, max_drawdown: float) -> dict:
     }
 
 
+def report_metrics(total_return: float, sharpe: float | None) -> dict:
+    """A per-symbol report block (schemas/engine_result.schema.json#/$defs/report_metrics)."""
+    return {
+        "total_return": total_return, "annual_return": total_return * 2, "total_return_gross": total_return + 0.01,
+        "annual_return_gross": total_return * 2 + 0.02, "excess_return": 0.0, "information_ratio": None,
+        "annual_volatility": 0.2 if sharpe is not None else 0.0, "sharpe": sharpe, "sortino": None, "calmar": None,
+        "max_drawdown": 0.1, "max_drawdown_bars": 5, "turnover": 0.1, "cost_drag": 0.02, "exposure": 0.6,
+        "win_rate": 0.52, "profit_factor": 1.3, "trades": 4, "bars": 40,
+    }
+
+
+def evaluation_blocks(sharpe: float, bh_sharpe: float, p_value: float) -> dict:
+    """report, baselines and skill of a builtin result, with the figures the gate reads."""
+    difference = {"estimate": 0.1, "ci_low": -0.5, "ci_high": 0.7}
+    span = {"first_timestamp": "2024-01-02", "last_timestamp": "2024-03-12", "rows": 60}
+    return {
+        "walk_forward": {
+            "folds": [{"fold": 1, "train": span, "valid": span, "test": span, "chosen_epoch": 3,
+                       "chosen_reason": "best pooled validation Sharpe", "epochs_run": 3}],
+            "selection": "pooled validation", "split_directory": False,
+            "deployed": {"fold": 1, "epoch": 3, "trained_on": span, "selected_on": [span], "inference_window": span,
+                         "description": "the network of fold 1 at epoch 3"},
+        },
+        "report": {"folds": [report_metrics(0.1, sharpe)], "pooled": report_metrics(0.1, sharpe)},
+        "baselines": {name: {"parameters": {}, "folds": [report_metrics(0.05, value)], "pooled": report_metrics(0.05, value)}
+                      for name, value in (("buy_and_hold", bh_sharpe), ("flat", None), ("ma_crossover", 0.3))},
+        "skill": {
+            "p_value": p_value, "method": "circular_shift",
+            "parameters": {"statistic": "Sharpe", "min_shift": 20, "shifts": 999, "bars": 40},
+            "observed_sharpe": sharpe,
+            "sharpe_difference": {"method": "circular_block_bootstrap", "block": 20, "samples": 1000, "confidence": 0.95,
+                                  "baselines": {n: difference for n in ("buy_and_hold", "flat", "ma_crossover")}},
+            "deflated_sharpe": {"value": 0.97, "trials": 3, "benchmark_sharpe_per_bar": 0.01, "sharpe_per_bar": 0.08,
+                                "skewness": 0.0, "kurtosis": 3.0},
+        },
+    }
+
+
 def make_engine_result(
     out_dir: Path,
     symbol: str = "AAPL",
@@ -81,6 +119,9 @@ def make_engine_result(
     bh_return: float = 0.05,
     test_drawdown: float = 0.10,
     bundle_text: str = "weights-v1",
+    skill_p_value: float = 0.01,
+    sharpe: float = 1.1,
+    bh_sharpe: float = 0.6,
 ) -> dict:
     """A train_backtest result per docs/contracts.md with real files behind its paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +171,7 @@ def make_engine_result(
             "valid": {"first_timestamp": "2023-01-03", "last_timestamp": "2023-12-29", "rows": 250},
             "test": {"first_timestamp": "2024-01-02", "last_timestamp": "2024-03-12", "rows": 60},
         },
+        **evaluation_blocks(sharpe, bh_sharpe, skill_p_value),
         "wall_time_seconds": 4.2,
         "seed": 7,
         "torch_threads": 1,

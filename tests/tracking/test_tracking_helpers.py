@@ -107,7 +107,36 @@ def test_gate(engine_result_factory, test_return, bh_return, drawdown, cfg, pass
     gate = evaluate_gate(result, cfg)
     assert gate["passed"] is passed
     assert gate["checks"]["max_drawdown"]["test_max_drawdown"] == drawdown
-    assert set(gate["checks"]) == {"beat_buy_and_hold", "max_drawdown"}
+    assert set(gate["checks"]) == {"beat_buy_and_hold", "max_drawdown", "skill", "beat_baselines"}
+
+
+@pytest.mark.parametrize(
+    ("p_value", "sharpe", "cfg", "reasons"),
+    [
+        (0.01, 1.1, {}, []),
+        (0.20, 1.1, {}, ["no demonstrated skill: timing p-value 0.2 >= 0.05"]),
+        (0.20, 1.1, {"skill_level": 0.25}, []),
+        (0.20, 1.1, {"require_skill": False}, []),
+        (0.01, 0.5, {}, ["did not beat buy_and_hold after costs: Sharpe 0.5 <= 0.6"]),
+        (0.01, -0.1, {}, ["did not beat buy_and_hold after costs: Sharpe -0.1 <= 0.6",
+                          "did not beat flat after costs: Sharpe -0.1 <= 0"]),
+        (0.01, 0.5, {"beat_baselines": ["flat"]}, []),
+        (0.01, 0.5, {"beat_baselines": ["ma_crossover"]}, []),
+    ],
+)
+def test_gate_requires_skill_and_beating_the_named_baselines(engine_result_factory, p_value, sharpe, cfg, reasons):
+    result = engine_result_factory(skill_p_value=p_value, sharpe=sharpe, bh_sharpe=0.6)
+    gate = evaluate_gate(result, cfg)
+    assert gate["reasons"] == reasons and gate["passed"] is (not reasons)
+
+
+def test_gate_fails_a_result_without_a_skill_test(engine_result_factory):
+    result = engine_result_factory()
+    for key in ("skill", "report", "baselines"):
+        del result[key]
+    assert evaluate_gate(result, {})["reasons"] == [
+        "no out-of-sample skill test in the result",
+        "no out-of-sample report in the result to compare with the baselines"]
 
 
 def test_passwords_inside_urls_are_masked():

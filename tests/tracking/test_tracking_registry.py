@@ -122,7 +122,7 @@ def test_missing_promoted_model_gives_clear_error(
 
 
 def test_gate_reasons_name_each_failed_check_with_its_numbers():
-    promotion = {"require_beat_buy_and_hold": True, "max_drawdown": 0.5}
+    promotion = {"require_beat_buy_and_hold": True, "max_drawdown": 0.5, "require_skill": False, "beat_baselines": []}
 
     def reasons(test=None, bench=None, drawdown=None):
         metrics = {"test": {"total_return": test, "max_drawdown": drawdown}, "buy_and_hold": {"total_return": bench}}

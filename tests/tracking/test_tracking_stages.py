@@ -87,6 +87,10 @@ def test_log_train_backtest_twice_is_harmless(context_factory, engine_result_fac
     assert metrics["epoch/valid_sharpe"] == pytest.approx(0.9)
     assert metrics["excess_return"] == result["excess_return"]
     assert metrics["bh_bars_per_year"] == 252
+    assert metrics["skill_p_value"] == 0.01 and metrics["deflated_sharpe_ratio"] == 0.97
+    assert metrics["oos_sharpe"] == 1.1 and metrics["oos_trades"] == 4
+    assert metrics["baseline_buy_and_hold_sharpe"] == 0.6 and "baseline_flat_sharpe" not in metrics  # undefined
+    assert metrics["sharpe_minus_ma_crossover"] == 0.1
 
     tags = client.get_run(run.run_id).data.tags
     assert tags["data.sha256"] == "cd" * 32

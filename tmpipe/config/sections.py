@@ -41,7 +41,7 @@ class DataConfig(_Section):
 
     source: Literal["demo", "csv", "parquet", "yfinance"]
     path: str | None
-    demo_series: Literal["sp500", "nasdaq", "synthetic"]
+    demo_series: Literal["sp500", "nasdaq", "synthetic", "planted", "random_walk"]
     synthetic_rows: int
     synthetic_seed: int
     start: str | None
@@ -55,6 +55,19 @@ class DataConfig(_Section):
 class UpstreamConfig(_Section):
     home: str | None
     python: str | None
+
+
+class EvaluationConfig(_Section):
+    folds: int
+    max_selection_epsilon: Number
+    ma_fast: int
+    ma_slow: int
+    ma_allow_short: bool
+    min_shift: int
+    max_shifts: int
+    bootstrap_block: int
+    bootstrap_samples: int
+    confidence: Number
 
 
 class TrademasterConfig(_Section):
@@ -86,6 +99,7 @@ class TrademasterConfig(_Section):
     max_position: Number
     allow_short: bool
     initial_cash: Number
+    evaluation: EvaluationConfig
     upstream: UpstreamConfig
 
 
@@ -106,6 +120,7 @@ class ThresholdsConfig(_Section):
     max_drawdown: Number
     min_sharpe: Number
     min_confidence: Number
+    max_skill_p_value: Number
 
 
 class ModelPrice(_Section):
@@ -163,6 +178,9 @@ class PromotionConfig(_Section):
     alias: str
     require_beat_buy_and_hold: bool
     max_drawdown: Number
+    require_skill: bool
+    skill_level: Number
+    beat_baselines: tuple[Literal["buy_and_hold", "flat", "ma_crossover"], ...]
 
 
 class MlflowConfig(_Section):

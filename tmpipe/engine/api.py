@@ -9,15 +9,15 @@ from typing import Callable
 
 import numpy as np
 
-from tmpipe.engine.backtest import EQUITY_CURVE_FILE, buy_and_hold, rollout, write_equity_curve
+from tmpipe.engine.backtest import EQUITY_CURVE_FILE, rollout, rollout_metrics
 from tmpipe.engine.bundle import load_bundle, save_bundle
-from tmpipe.engine.data import Dataset, fingerprint, iso, load_dataset
+from tmpipe.engine.data import fingerprint, iso, load_dataset
 from tmpipe.engine.defaults import result_errors
 from tmpipe.symbols import validate_symbol
 from tmpipe.engine.environment import ALL_ACTIONS, ActionSpace
 from tmpipe.engine.features import observation_windows
-from tmpipe.engine.metrics import compute_metrics, returns_from_equity
-from tmpipe.engine.trainer import cost_rate, evaluate, seed_torch, train
+from tmpipe.engine.trainer import cost_rate
+from tmpipe.engine.walkforward import run_walk_forward, walk_forward_summary, write_pooled_curve
 from tmpipe.errors import EngineError
 
 SCHEMA_VERSION = 1
@@ -28,17 +28,6 @@ def _upstream(name: str):
     from tmpipe.engine import upstream
 
     return getattr(upstream, name)
-
-
-def _split_summary(dataset: Dataset) -> dict:
-    return {
-        name: {
-            "first_timestamp": iso(split.own["date"][0]),
-            "last_timestamp": iso(split.own["date"][-1]),
-            "rows": int(len(split.own)),
-        }
-        for name, split in dataset.splits.items()
-    }
 
 
 def checked_result(result: dict) -> dict:
@@ -69,47 +58,50 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
     out_dir.mkdir(parents=True, exist_ok=True)
     hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
     dataset = load_dataset(config["data"], symbol)
-    outcome = train(dataset, config, progress)
+    wf = run_walk_forward(dataset, config, progress)
+    deployed, choice = wf.deployed, wf.choices[-1]
+    epoch = deployed.epoch_or_last(choice["epoch"])
+    outcome = deployed.outcome
     space, network = outcome.space, outcome.network
-
-    seed_torch(int(hyper["seed"]))
-    windows = {name: observation_windows(s.bars, outcome.stats, lookback) for name, s in dataset.splits.items()}
-    _, valid_metrics = evaluate(network, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
-    test, test_metrics = evaluate(network, windows["test"], space, dataset.splits["test"], lookback, hyper, dataset.bars_per_year)
-    bh_equity, bh_positions = buy_and_hold(test, cost_rate(hyper), float(hyper["initial_cash"]))
-    bh_metrics = compute_metrics(returns_from_equity(bh_equity), bh_positions[:-1], dataset.bars_per_year)
-    curve_path = write_equity_curve(out_dir / EQUITY_CURVE_FILE, test.dates, {
-        "close": test.close, "position": test.positions, "equity": test.equity, "buy_and_hold": bh_equity})
+    network.load_state_dict(deployed.states[epoch])
+    test = wf.oos[-1]
+    valid_metrics = rollout_metrics(deployed.valid[epoch], dataset.bars_per_year)
+    curve_path = write_pooled_curve(out_dir / EQUITY_CURVE_FILE, wf, cost_rate(hyper), float(hyper["initial_cash"]))
     data_fingerprint = fingerprint(dataset.frame)
     model_dir = save_bundle(out_dir / MODEL_DIR, network, {
         "agent": hyper["agent"], "symbol": symbol, "lookback": lookback,
-        "input_size": int(windows["train"].shape[1] + 1), "hidden_size": int(hyper["hidden_size"]),
+        "input_size": int(network.trunk[0].in_features), "hidden_size": int(hyper["hidden_size"]),
         "actions": list(space.names), "max_position": space.max_position, "allow_short": bool(hyper["allow_short"]),
         "transaction_cost_pct": float(hyper["transaction_cost_pct"]), "slippage_pct": float(hyper["slippage_pct"]),
-        "initial_cash": float(hyper["initial_cash"]), "normalisation": outcome.stats,
+        "initial_cash": float(hyper["initial_cash"]), "normalisation": deployed.stats,
         "bars_per_year": dataset.bars_per_year, "data_fingerprint": data_fingerprint,
-        "chosen_epoch": outcome.chosen_epoch, "seed": int(hyper["seed"]),
+        "chosen_epoch": epoch, "seed": int(hyper["seed"]),
         "data_config": copy.deepcopy(config["data"]),
     })
     last = int(test.actions[-1])
+    summary = walk_forward_summary(dataset, wf)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "train_backtest",
         "backend": "builtin",
         "symbol": symbol,
         "agent": hyper["agent"],
-        "epochs": outcome.epochs,
-        "chosen_epoch": outcome.chosen_epoch,
-        "chosen_reason": outcome.chosen_reason,
-        "metrics": {"valid": valid_metrics, "test": test_metrics, "buy_and_hold": bh_metrics},
-        "excess_return": test_metrics["total_return"] - bh_metrics["total_return"],
+        "epochs": deployed.records,
+        "chosen_epoch": epoch,
+        "chosen_reason": f"{choice['reason']} (fold {len(wf.runs)} of {len(wf.runs)}, the deployed model)",
+        "metrics": {"valid": valid_metrics, "test": wf.pooled_metrics, "buy_and_hold": wf.pooled_buy_and_hold},
+        "excess_return": wf.pooled_metrics["total_return"] - wf.pooled_buy_and_hold["total_return"],
         "equity_curve_path": str(curve_path.resolve()),
         "model_dir": str(model_dir.resolve()),
         "last_action": {"action": space.names[last], "target_position": float(test.positions[-1]),
                         "date": iso(test.dates[-1])},
         "config": {"data": copy.deepcopy(config["data"]), "trademaster": copy.deepcopy(config["trademaster"])},
         "data_fingerprint": data_fingerprint,
-        "splits": _split_summary(dataset),
+        "splits": {name: summary["folds"][-1][name] for name in ("train", "valid", "test")},
+        "walk_forward": summary,
+        "report": wf.report,
+        "baselines": wf.baseline_reports,
+        "skill": wf.skill,
         "wall_time_seconds": time.perf_counter() - began,
         "seed": int(hyper["seed"]),
         "torch_threads": outcome.torch_threads,

@@ -15,7 +15,7 @@ DEMO_PREFIX = "demo:"
 
 
 def data_section(data: str, base: dict | None = None) -> dict:
-    """--data value -> data section: 'demo:sp500|nasdaq|synthetic', a file, or a split directory."""
+    """--data value -> data section: 'demo:sp500|nasdaq|synthetic|planted|random_walk', a file, or a split directory."""
     section = dict(base or default_config()["data"])
     if data.startswith(DEMO_PREFIX):
         series = data[len(DEMO_PREFIX):]
@@ -41,15 +41,26 @@ def _print_train_result(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    test, hold = result["metrics"]["test"], result["metrics"]["buy_and_hold"]
-    table = Table(title=f"{result['symbol']}: test split, agent vs buy-and-hold")
-    table.add_column("metric")
-    table.add_column("agent", justify="right")
-    table.add_column("buy & hold", justify="right")
-    for key in test:
-        table.add_row(key, _fmt(test[key]), _fmt(hold[key]))
     console = Console()
+    if "report" in result:  # builtin: walk-forward report against every baseline
+        columns = {"agent": result["report"]["pooled"],
+                   **{name: report["pooled"] for name, report in result["baselines"].items()}}
+        title = f"{result['symbol']}: {len(result['report']['folds'])} walk-forward test windows pooled, after costs"
+    else:
+        columns = {"agent": result["metrics"]["test"], "buy_and_hold": result["metrics"]["buy_and_hold"]}
+        title = f"{result['symbol']}: test split, agent vs buy-and-hold"
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for key in columns["agent"]:
+        table.add_row(key, *(_fmt(values[key]) for values in columns.values()))
     console.print(table)
+    if "skill" in result:
+        skill = result["skill"]
+        console.print(f"timing skill p-value {skill['p_value']:.4f} ({skill['method']}, {skill['parameters']['shifts']} shifts); "
+                      f"deflated Sharpe ratio {skill['deflated_sharpe']['value']:.3f} over {skill['deflated_sharpe']['trials']} trial(s)")
+        console.print(f"deployed: {result['walk_forward']['deployed']['description']}")
     last = result["last_action"]
     console.print(f"excess return {result['excess_return']:+.4f}; chosen epoch {result['chosen_epoch']}: {result['chosen_reason']}")
     console.print(f"last action {last['action']} ({last['target_position']:+g}) on {last['date']}")
@@ -59,8 +70,9 @@ def _print_train_result(result: dict) -> None:
 def _print_epoch(record: dict, err: bool) -> None:
     sharpe = _fmt(record["valid_sharpe"])
     loss = _fmt(record["loss"])
+    fold = f"fold {record['fold']}/{record['folds']} " if "fold" in record else ""
     click.echo(
-        f"epoch {record['epoch']}: loss {loss} train_return {record['train_return']:+.4f} "
+        f"{fold}epoch {record['epoch']}: loss {loss} train_return {record['train_return']:+.4f} "
         f"valid_return {record['valid_return']:+.4f} valid_sharpe {sharpe} "
         f"epsilon {record['epsilon']:.3f} {record['seconds']:.2f}s",
         err=err,
@@ -71,7 +83,7 @@ engine = click.Group("engine", help="Train, backtest and infer with the built-in
 
 
 @engine.command("train-backtest")
-@click.option("--data", "data", required=True, help="CSV/Parquet file, TradeMaster split directory, or demo:sp500|nasdaq|synthetic.")
+@click.option("--data", "data", required=True, help="CSV/Parquet file, TradeMaster split directory, or demo:sp500|nasdaq|synthetic|planted|random_walk.")
 @click.option("--symbol", required=True, help="Symbol name (also fills '{symbol}' in the path).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (default from the schema).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default from the schema).")

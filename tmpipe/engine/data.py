@@ -113,6 +113,8 @@ def _load_source(data_config: dict, symbol: str) -> tuple[str, Bars | dict[str, 
         series = data_config["demo_series"]
         if series == "synthetic":
             raw = demo.synthetic_series(symbol, data_config["synthetic_rows"], data_config.get("synthetic_seed", 0))
+        elif series in ("planted", "random_walk"):
+            raw = demo.known_answer_series(series, symbol, data_config["synthetic_rows"], data_config.get("synthetic_seed", 0))
         else:
             raw = demo.arch_series(series)
         name = f"demo:{series}"

@@ -89,8 +89,12 @@ def reward_multiplier(trademaster: dict, bar_returns: np.ndarray) -> float:
     return float(trademaster["reward_scale"]) / _return_std(bar_returns)
 
 
-def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | None = None) -> TrainOutcome:
-    """Train for up to ``epochs`` epochs and keep the network with the best validation Sharpe."""
+def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | None = None,
+          on_epoch: Callable[[dict, object], None] | None = None) -> TrainOutcome:
+    """Train for up to ``epochs`` epochs and keep the network with the best validation Sharpe.
+
+    ``on_epoch(record, network)`` sees every epoch's network (walk-forward selection uses it).
+    """
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -158,6 +162,8 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
                 "seconds": time.perf_counter() - began,
             }
             records.append(record)
+            if on_epoch is not None:
+                on_epoch(dict(record), network)
             if progress is not None:
                 progress(dict(record))
             score = sharpe_or_zero(valid_metrics)

@@ -14,6 +14,9 @@ LINEAGE_KEYS = ("dag_id", "dag_run_id", "mlflow_run_id", "mlflow_experiment_id",
 RUN_KEYS = ("model_version", "mlflow_run_url")  # in the evidence's lineage too; the signal has them top level
 METRIC_KEYS = ("total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
                "calmar", "win_rate", "turnover", "bars", "bars_per_year")
+REPORT_KEYS = ("total_return", "total_return_gross", "excess_return", "information_ratio", "sharpe", "sortino",
+               "calmar", "max_drawdown", "max_drawdown_bars", "turnover", "cost_drag", "exposure", "win_rate",
+               "profit_factor", "trades", "bars")
 MARKET_KEYS = ("last_close", "return_1d", "return_20d", "realised_volatility_20d", "trend_slope_20d")
 NOTES_MAX_CHARS = 4000
 
@@ -58,6 +61,7 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
             "test": _metrics(metrics.get("test")),
             "buy_and_hold": _metrics(metrics.get("buy_and_hold")),
             "excess_return": _number(engine_result.get("excess_return")),
+            "evaluation": evaluation_summary(engine_result),
         },
         "market": {
             **{key: _number(market.get(key)) for key in MARKET_KEYS},
@@ -84,6 +88,53 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
     if problems:
         raise ReviewError(f"{symbol}: evidence pack is invalid: " + "; ".join(problems), symbol=symbol)
     return evidence
+
+
+def evaluation_summary(engine_result: dict) -> dict | None:
+    """The walk-forward report, baselines and skill test in a few figures and one sentence; None
+    for a result without them (the upstream backend)."""
+    skill, report, baselines = (engine_result.get(key) for key in ("skill", "report", "baselines"))
+    if not (skill and report and baselines):
+        return None
+    pooled = report["pooled"]
+    differences = skill["sharpe_difference"]["baselines"]
+    versus = {name: {"sharpe": _number(values["pooled"]["sharpe"]) or 0.0,
+                     "total_return": _number(values["pooled"]["total_return"]),
+                     "sharpe_difference": _number(differences[name]["estimate"]),
+                     "ci_low": _number(differences[name]["ci_low"]), "ci_high": _number(differences[name]["ci_high"])}
+              for name, values in baselines.items()}
+    summary = {
+        "skill_p_value": _number(skill["p_value"]),
+        "skill_method": f"{skill['method']} ({skill['parameters']['shifts']} shifts of at least "
+                        f"{skill['parameters']['min_shift']} bars)",
+        "deflated_sharpe": _number(skill["deflated_sharpe"]["value"]),
+        "trials": skill["deflated_sharpe"]["trials"],
+        "folds": len(report["folds"]),
+        "report": {key: _number(pooled.get(key)) for key in REPORT_KEYS},
+        "baselines": versus,
+        "deployed": _text((engine_result.get("walk_forward") or {}).get("deployed", {}).get("description")),
+    }
+    summary["report"]["trades"] = pooled.get("trades")
+    summary["report"]["max_drawdown_bars"] = pooled.get("max_drawdown_bars")
+    summary["report"]["bars"] = pooled.get("bars")
+    summary["verdict"] = skill_verdict(summary)
+    return summary
+
+
+def skill_verdict(summary: dict, level: float = 0.05) -> str:
+    """One sentence a reader can check: is there out-of-sample skill, and does it beat the baselines?"""
+    sharpe = summary["report"]["sharpe"] or 0.0
+    p_value = summary["skill_p_value"]
+    against = ", ".join(f"{name} {values['sharpe']:.2f} (difference {values['sharpe_difference']:+.2f}, "
+                        f"{values['ci_low']:+.2f}..{values['ci_high']:+.2f})"
+                        for name, values in summary["baselines"].items())
+    figures = (f"out-of-sample Sharpe after costs {sharpe:.2f} over {summary['folds']} walk-forward fold(s) and "
+               f"{summary['report']['bars']} bars, against {against}; timing p-value {p_value:.3f} "
+               f"({summary['skill_method']}), deflated Sharpe ratio {summary['deflated_sharpe']:.2f} "
+               f"over {summary['trials']} trial(s)")
+    if p_value is not None and p_value < level:
+        return f"Timing skill is significant at {level:g}: {figures}."
+    return f"No demonstrated skill (timing p-value not below {level:g}): {figures}."
 
 
 def inference_from_backtest(engine_result: dict) -> dict:

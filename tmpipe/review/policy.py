@@ -29,10 +29,12 @@ class Check:
 
     def describe(self) -> str:
         shown = "unknown" if self.value is None else f"{self.value:.4f}"
-        relation = {"max_drawdown": "<=", "min_sharpe": ">=", "min_confidence": ">=", "min_hit_rate": ">="}[self.name]
-        label = {"max_drawdown": "test max drawdown", "min_sharpe": "test Sharpe",
-                 "min_confidence": "confidence", "min_hit_rate": "hit rate of graded signals"}[self.name]
-        return f"{label} {shown} {relation} {self.limit:.4f}: {'PASS' if self.passed else 'FAIL'}"
+        relation = {"max_drawdown": "<=", "min_sharpe": ">=", "min_confidence": ">=", "min_hit_rate": ">=",
+                    "max_skill_p_value": "<"}[self.name]
+        label = {"max_drawdown": "test max drawdown", "min_sharpe": "test Sharpe", "min_confidence": "confidence",
+                 "min_hit_rate": "hit rate of graded signals", "max_skill_p_value": "out-of-sample timing-skill p-value"}[self.name]
+        words = " (no demonstrated skill)" if self.name == "max_skill_p_value" and not self.passed else ""
+        return f"{label} {shown} {relation} {self.limit:.4f}: {'PASS' if self.passed else 'FAIL'}{words}"
 
 
 @dataclass(frozen=True)
@@ -60,19 +62,26 @@ class PolicyDecision:
 
 
 def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
-    """Apply max_drawdown, min_sharpe and min_confidence to the inferred action."""
+    """Apply max_drawdown, min_sharpe, min_confidence and max_skill_p_value to the inferred action.
+
+    A model whose out-of-sample timing skill is not significant (or untested) gives HOLD.
+    """
     thresholds = review_config["thresholds"]
     inference = evidence["inference"]
     test = evidence["backtest"]["test"]
     implied = inference["implied_signal"]
     confidence = inference["confidence"]
     drawdown, sharpe = test["max_drawdown"], test["sharpe"]
+    p_value = (evidence["backtest"].get("evaluation") or {}).get("skill_p_value")
+    skill_level = thresholds.get("max_skill_p_value", 0.05)
     checks = (
         Check("max_drawdown", drawdown, thresholds["max_drawdown"],
               drawdown is not None and drawdown <= thresholds["max_drawdown"]),
         Check("min_sharpe", sharpe, thresholds["min_sharpe"], sharpe is not None and sharpe >= thresholds["min_sharpe"]),
         Check("min_confidence", confidence, thresholds["min_confidence"],
               confidence is not None and confidence >= thresholds["min_confidence"]),
+        Check("max_skill_p_value", p_value, skill_level,
+              p_value is not None and (p_value < skill_level or skill_level >= 1)),
     ) + _track_record_checks(evidence.get("track_record"), review_config["track_record"])
     probabilities = inference["probabilities"] or {}
     if implied == "HOLD" or all(check.passed for check in checks):

@@ -50,8 +50,16 @@ def _finite(value: Any) -> float | None:
     return float(value)
 
 
+DEFAULT_BEAT_BASELINES = ("buy_and_hold", "flat")
+
+
 def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
-    """The promotion checks with the numbers they used; missing numbers fail a check."""
+    """The promotion checks with the numbers they used; missing numbers fail a check.
+
+    Besides return and drawdown: out-of-sample timing skill (``skill.p_value`` below
+    ``skill_level``) and a pooled out-of-sample Sharpe after costs above each baseline that
+    ``beat_baselines`` names (docs/evaluation.md).
+    """
     metrics = engine_result.get("metrics", {})
     test = metrics.get("test") or {}
     bench = metrics.get("buy_and_hold") or {}
@@ -61,6 +69,9 @@ def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
     required = bool(promotion_cfg.get("require_beat_buy_and_hold", True))
     limit = float(promotion_cfg.get("max_drawdown", 0.5))
     beat = test_return is not None and bench_return is not None and test_return > bench_return
+    skill_required = bool(promotion_cfg.get("require_skill", True))
+    level = float(promotion_cfg.get("skill_level", 0.05))
+    p_value = _finite((engine_result.get("skill") or {}).get("p_value"))
     checks = {
         "beat_buy_and_hold": {
             "required": required,
@@ -73,8 +84,32 @@ def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
             "test_max_drawdown": drawdown,
             "passed": drawdown is not None and drawdown <= limit,
         },
+        "skill": {
+            "required": skill_required,
+            "level": level,
+            "p_value": p_value,
+            "passed": (p_value is not None and p_value < level) or not skill_required,
+        },
+        "beat_baselines": _baseline_check(engine_result, promotion_cfg.get("beat_baselines", DEFAULT_BEAT_BASELINES)),
     }
     return {"passed": all(check["passed"] for check in checks.values()), "checks": checks, "reasons": gate_reasons(checks)}
+
+
+def _sharpe_or_zero(report: dict | None) -> float | None:
+    """A pooled report's Sharpe; a series without volatility (always flat) has Sharpe 0; None if no report."""
+    if not report:
+        return None
+    value = _finite(report.get("sharpe"))
+    return 0.0 if value is None else value
+
+
+def _baseline_check(engine_result: dict, names) -> dict:
+    pooled = (engine_result.get("report") or {}).get("pooled")
+    strategy = _sharpe_or_zero(pooled)
+    baselines = engine_result.get("baselines") or {}
+    against = {name: _sharpe_or_zero((baselines.get(name) or {}).get("pooled")) for name in names}
+    beaten = {name: strategy is not None and value is not None and strategy > value for name, value in against.items()}
+    return {"required": list(names), "sharpe": strategy, "baseline_sharpe": against, "passed": all(beaten.values())}
 
 
 def gate_reasons(checks: dict) -> list[str]:
@@ -93,6 +128,22 @@ def gate_reasons(checks: dict) -> list[str]:
             reasons.append("max drawdown missing")
         else:
             reasons.append(f"max drawdown {drawdown['test_max_drawdown']:.4g} > {drawdown['limit']:.4g}")
+    skill = checks["skill"]
+    if not skill["passed"]:
+        if skill["p_value"] is None:
+            reasons.append("no out-of-sample skill test in the result")
+        else:
+            reasons.append(f"no demonstrated skill: timing p-value {skill['p_value']:.4g} >= {skill['level']:.4g}")
+    baselines = checks["beat_baselines"]
+    if not baselines["passed"]:
+        values = {} if baselines["sharpe"] is None else baselines["baseline_sharpe"]
+        if baselines["sharpe"] is None:
+            reasons.append("no out-of-sample report in the result to compare with the baselines")
+        for name, value in values.items():
+            if value is None:
+                reasons.append(f"baseline {name} missing from the result")
+            elif baselines["sharpe"] <= value:
+                reasons.append(f"did not beat {name} after costs: Sharpe {baselines['sharpe']:.4g} <= {value:.4g}")
     return reasons
 
 

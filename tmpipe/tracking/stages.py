@@ -128,12 +128,24 @@ def _fingerprint_tags(engine_result: Mapping) -> dict[str, Any]:
 
 
 def train_backtest_metrics(engine_result: Mapping) -> dict[str, Any]:
-    """``valid_*``, ``test_*``, ``bh_*`` metrics plus excess return and model choice."""
+    """``valid_*``, ``test_*``, ``bh_*`` metrics, the pooled walk-forward report (``oos_*``), the
+    baselines (``baseline_<name>_*``), the skill test, excess return and model choice."""
     metrics: dict[str, Any] = {}
     for split, prefix in METRIC_PREFIXES.items():
         for name, value in (engine_result.get("metrics", {}).get(split) or {}).items():
             metrics[f"{prefix}{name}"] = value
     metrics["excess_return"] = engine_result.get("excess_return")
+    for name, value in ((engine_result.get("report") or {}).get("pooled") or {}).items():
+        metrics[f"oos_{name}"] = value
+    for baseline, report in (engine_result.get("baselines") or {}).items():
+        for name in ("sharpe", "total_return", "max_drawdown"):
+            metrics[f"baseline_{baseline}_{name}"] = report["pooled"][name]
+    skill = engine_result.get("skill")
+    if skill:
+        metrics["skill_p_value"] = skill["p_value"]
+        metrics["deflated_sharpe_ratio"] = skill["deflated_sharpe"]["value"]
+        for baseline, difference in skill["sharpe_difference"]["baselines"].items():
+            metrics[f"sharpe_minus_{baseline}"] = difference["estimate"]
     metrics["chosen_epoch"] = engine_result.get("chosen_epoch")
     metrics["wall_time_seconds"] = engine_result.get("wall_time_seconds")
     return metrics
@@ -163,7 +175,7 @@ def log_train_backtest(
     plot = plot_equity_curve(
         equity_csv,
         Path(out_dir) / "equity_curve.png",
-        title=f"{symbol} {engine_result.get('agent', '')}: strategy vs buy and hold (test)",
+        title=f"{symbol} {engine_result.get('agent', '')}: strategy vs baselines, out-of-sample test windows",
     )
     client.log_artifact(run_id, str(equity_csv), EQUITY_CSV_ARTIFACT_DIR)
     client.log_artifact(run_id, str(plot), EQUITY_CSV_ARTIFACT_DIR)

@@ -1,0 +1,127 @@
+"""Is the out-of-sample timing better than luck? Three answers for ``result["skill"]``.
+
+- ``p_value``: circular-shift test. The strategy's positions are shifted in time against the
+  asset's returns (every offset at least ``min_shift`` bars from 0, up to ``max_shifts`` of
+  them, evenly spaced). A shift keeps exposure, turnover and the runs of positions but
+  destroys timing; the p-value is the share of shifts whose Sharpe after costs is at least the
+  real one, (1 + ties-or-better) / (1 + shifts). A constant position has p = 1: no timing.
+- Sharpe difference against each baseline, with a circular block bootstrap interval over
+  the same bars (paired, so the shared market moves cancel).
+- Deflated Sharpe ratio (Bailey and Lopez de Prado, 2014): the probability that the true
+  Sharpe exceeds the best of ``trials`` skill-less candidates (the epochs and seeds that
+  were tried), given the returns' length, skewness and kurtosis.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+from tmpipe.engine.environment import growth_factors
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def _sharpe_rows(returns: np.ndarray) -> np.ndarray:
+    """Per-bar Sharpe of each row; 0 for a row without volatility (holding cash)."""
+    std = returns.std(axis=-1, ddof=1)
+    flat = returns.max(axis=-1) == returns.min(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flat, 0.0, returns.mean(axis=-1) / np.where(flat, 1.0, std))
+
+
+def net_returns(held: np.ndarray, asset_returns: np.ndarray, cost_rate: float) -> np.ndarray:
+    """Returns after costs of positions ``held`` (rows may be stacked) over ``asset_returns``; no ruin floor."""
+    previous = np.concatenate([np.zeros(held.shape[:-1] + (1,)), held[..., :-1]], axis=-1)
+    return growth_factors(previous, held, asset_returns, cost_rate) - 1.0
+
+
+def circular_shift_test(held: np.ndarray, asset_returns: np.ndarray, cost_rate: float, *,
+                        min_shift: int, max_shifts: int) -> dict:
+    """p-value of the timing of ``held`` against ``asset_returns`` (one position per return)."""
+    held = np.asarray(held, dtype=np.float64)
+    asset_returns = np.asarray(asset_returns, dtype=np.float64)
+    n = len(held)
+    offsets = np.arange(min_shift, n - min_shift + 1)
+    if offsets.size == 0:
+        return {"p_value": 1.0, "observed_sharpe": float(_sharpe_rows(net_returns(held, asset_returns, cost_rate))),
+                "shifts": 0, "note": f"too few bars ({n}) for shifts of at least {min_shift}"}
+    if offsets.size > max_shifts:
+        offsets = offsets[np.linspace(0, offsets.size - 1, max_shifts).round().astype(int)]
+    observed = float(_sharpe_rows(net_returns(held, asset_returns, cost_rate)))
+    shifted = held[(np.arange(n)[None, :] - offsets[:, None]) % n]
+    null = _sharpe_rows(net_returns(shifted, asset_returns, cost_rate))
+    at_least = int(np.count_nonzero(null >= observed - 1e-12))
+    return {"p_value": (1 + at_least) / (1 + offsets.size), "observed_sharpe": observed,
+            "shifts": int(offsets.size), "null_sharpe_median": float(np.median(null))}
+
+
+def block_bootstrap_indices(n: int, block: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """(samples, n) bar indices of a circular block bootstrap with blocks of ``block`` bars."""
+    blocks = -(-n // block)
+    starts = rng.integers(0, n, size=(samples, blocks))
+    return ((starts[:, :, None] + np.arange(block)[None, None, :]) % n).reshape(samples, -1)[:, :n]
+
+
+def sharpe_difference(strategy: np.ndarray, baseline: np.ndarray, indices: np.ndarray, bars_per_year: float,
+                      confidence: float) -> dict:
+    """Annualised Sharpe of ``strategy`` minus that of ``baseline`` (paired bars), with a percentile interval."""
+    scale = math.sqrt(bars_per_year)
+    estimate = float(_sharpe_rows(strategy) - _sharpe_rows(baseline)) * scale
+    draws = (_sharpe_rows(strategy[indices]) - _sharpe_rows(baseline[indices])) * scale
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(draws, [tail, 1.0 - tail])
+    return {"estimate": estimate, "ci_low": float(low), "ci_high": float(high)}
+
+
+def deflated_sharpe(returns: np.ndarray, trial_sharpes: list[float]) -> dict:
+    """Deflated Sharpe ratio of per-bar ``returns`` given the per-bar Sharpes of all trials tried.
+
+    With one trial the benchmark Sharpe is 0 and this is the probabilistic Sharpe ratio.
+    """
+    returns = np.asarray(returns, dtype=np.float64)
+    n = returns.size
+    sharpe = float(_sharpe_rows(returns))
+    std = returns.std()
+    centred = (returns - returns.mean()) / std if std > 0 else np.zeros_like(returns)
+    skew, kurtosis = float(np.mean(centred**3)), float(np.mean(centred**4)) if std > 0 else 3.0
+    trials = len(trial_sharpes)
+    spread = float(np.std(trial_sharpes, ddof=1)) if trials > 1 else 0.0
+    normal = NormalDist()
+    benchmark = 0.0
+    if trials > 1:
+        benchmark = spread * ((1 - EULER_GAMMA) * normal.inv_cdf(1 - 1 / trials)
+                              + EULER_GAMMA * normal.inv_cdf(1 - 1 / (trials * math.e)))
+    denominator = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
+    value = normal.cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(denominator)) if n > 1 and denominator > 0 else 0.0
+    return {"value": float(value), "trials": trials, "benchmark_sharpe_per_bar": benchmark,
+            "sharpe_per_bar": sharpe, "skewness": skew, "kurtosis": kurtosis}
+
+
+def assess_skill(held: np.ndarray, asset_returns: np.ndarray, baselines: dict[str, np.ndarray], cost_rate: float,
+                 bars_per_year: float, trial_sharpes: list[float], settings: dict, seed: int) -> dict:
+    """The ``skill`` block of a result for pooled out-of-sample positions and baseline positions."""
+    strategy = net_returns(np.asarray(held, float), asset_returns, cost_rate)
+    shift = circular_shift_test(held, asset_returns, cost_rate, min_shift=int(settings["min_shift"]),
+                                max_shifts=int(settings["max_shifts"]))
+    rng = np.random.default_rng(seed)
+    block, samples, confidence = int(settings["bootstrap_block"]), int(settings["bootstrap_samples"]), float(settings["confidence"])
+    indices = block_bootstrap_indices(len(strategy), block, samples, rng)
+    differences = {name: sharpe_difference(strategy, net_returns(np.asarray(pos, float), asset_returns, cost_rate),
+                                           indices, bars_per_year, confidence)
+                   for name, pos in baselines.items()}
+    return {
+        "p_value": float(shift["p_value"]),
+        "method": "circular_shift",
+        "parameters": {"statistic": "Sharpe after costs of the pooled out-of-sample bars",
+                       "min_shift": int(settings["min_shift"]), "shifts": shift["shifts"],
+                       "bars": int(len(strategy))},
+        "observed_sharpe": float(shift["observed_sharpe"] * math.sqrt(bars_per_year)),
+        "sharpe_difference": {
+            "method": "circular_block_bootstrap", "block": block, "samples": samples, "confidence": confidence,
+            "baselines": differences,
+        },
+        "deflated_sharpe": deflated_sharpe(strategy, trial_sharpes),
+    }

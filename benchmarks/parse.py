@@ -3,9 +3,10 @@
 The processor is a long-lived parent with Airflow imported that, per parse, pre-imports the
 ``airflow.*`` modules the DAG file names (``[dag_processor] parsing_pre_import_modules``) and
 forks a child that runs ``_parse_file`` (BundleDagBag, then serialisation). This script does
-the same with Airflow's own functions: the parent imports ``airflow.dag_processing.processor``,
-calls ``_pre_import_airflow_modules`` for the file, forks, and the child times ``_parse_file``.
-Trials alternate between the files; the report gives medians with their quartiles.
+the same with Airflow's own functions: one long-lived parent per DAG file (this script with
+``--serve``) imports ``airflow.dag_processing.processor``, calls ``_pre_import_airflow_modules``
+for its file, and per request forks a child that times ``_parse_file``. Trials alternate between
+the files; the report gives medians with their quartiles, and the per-trial ratio's quartiles.
 
 Also measured: the generated DAG with 1, 10 and 100 per-symbol overrides in its spec, and a
 task's own re-parse (a fresh interpreter, as a task process starts: importing the task runner,
@@ -63,22 +64,23 @@ def spec_with_overrides(count: int, folder: Path) -> Path:
     return path
 
 
-def parse_in_child(path: Path, database: Path, env: dict[str, str]) -> float:
+def parse_in_child(path: Path, database: Path) -> float:
     """Fork, run Airflow's ``_parse_file`` on ``path`` in the child, return its seconds."""
     from airflow.dag_processing.processor import DagFileParseRequest, _parse_file, _pre_import_airflow_modules
 
     import structlog
 
     log = structlog.get_logger()
-    _pre_import_airflow_modules(str(path), log)
+    _pre_import_airflow_modules(str(path), log)  # the processor does this before every parse
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: what the processor's forked parser does
         os.close(read)
         status = 1
         try:
-            os.environ.update(env)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the parse's own log lines
+            devnull = os.open(os.devnull, os.O_WRONLY)  # the parse's own log lines
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
             sockets: list[object] = []
             original_connect = socket.socket.connect
 
@@ -111,6 +113,38 @@ def parse_in_child(path: Path, database: Path, env: dict[str, str]) -> float:
     return report["seconds"]
 
 
+def serve(path: Path, database: Path) -> None:
+    """A processor parent for one DAG file: one parse per line on stdin, its seconds on stdout."""
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # Airflow's log lines
+    import airflow.dag_processing.processor  # noqa: F401 - the processor parent's own imports
+
+    for _ in sys.stdin:
+        out.write(f"{parse_in_child(path, database)}\n")
+        out.flush()
+
+
+class Parent:
+    """A running ``--serve`` process."""
+
+    def __init__(self, path: Path, database: Path, env: dict[str, str]):
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(path), "--database", str(database)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        env=env, text=True)
+
+    def parse(self) -> float:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the parent for {self.process.args[3]} failed (rerun it with --serve to see why)")
+        return float(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
 def spread(values: list[float], scale: float = 1000, unit: str = "_ms") -> dict:
     """Median, quartiles and range (seconds shown as ms by default)."""
     v = sorted(x * scale for x in values)
@@ -136,7 +170,11 @@ def main() -> None:
     parser.add_argument("--generated", type=Path, default=GENERATED,
                         help="the generated DAG file to measure (e.g. an older commit's, for a baseline)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--database", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve, args.database)
     generated = args.generated.resolve()
 
     # A deployment imports the project from bytecode; compile it here even where the shell sets
@@ -153,16 +191,19 @@ def main() -> None:
         }
         os.environ.update(env)
         specs = {n: spec_with_overrides(n, folder) for n in OVERRIDES}
-        import airflow.dag_processing.processor  # noqa: F401 - the processor parent's own imports
-
         cases = {"handwritten_twin": (TWIN, {}), "generated": (generated, {"TMPIPE_SPEC": str(SPEC)})}
         cases |= {f"generated_{n}_overrides": (generated, {"TMPIPE_SPEC": str(specs[n])}) for n in OVERRIDES}
-        for path, extra in cases.values():  # warm the page cache and the parent's pre-imports
-            parse_in_child(path, database, extra)
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(args.trials):
-            for name, (path, extra) in cases.items():
-                times[name].append(parse_in_child(path, database, extra))
+        parents = {name: Parent(path, database, os.environ | extra) for name, (path, extra) in cases.items()}
+        try:
+            for parent in parents.values():  # warm the page cache
+                parent.parse()
+            times: dict[str, list[float]] = {name: [] for name in cases}
+            for _ in range(args.trials):
+                for name, parent in parents.items():
+                    times[name].append(parent.parse())
+        finally:
+            for parent in parents.values():
+                parent.close()
         twin = statistics.median(times["handwritten_twin"])
         # Per-trial ratios (trial i of each file ran back to back), so the spread is the ratio's own.
         results = {name: spread(values) | {"ratio_to_twin": round(statistics.median(values) / twin, 2),

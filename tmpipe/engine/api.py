@@ -17,7 +17,7 @@ from tmpipe.symbols import validate_symbol
 from tmpipe.engine.environment import ALL_ACTIONS, ActionSpace
 from tmpipe.engine.features import observation_windows
 from tmpipe.engine.metrics import compute_metrics, returns_from_equity
-from tmpipe.engine.trainer import cost_rate, evaluate, seed_torch, train
+from tmpipe.engine.trainer import blas_threads, cost_rate, evaluate, train
 from tmpipe.errors import EngineError
 
 SCHEMA_VERSION = 1
@@ -72,7 +72,6 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
     outcome = train(dataset, config, progress)
     space, network = outcome.space, outcome.network
 
-    seed_torch(int(hyper["seed"]))
     windows = {name: observation_windows(s.bars, outcome.stats, lookback) for name, s in dataset.splits.items()}
     _, valid_metrics = evaluate(network, windows["valid"], space, dataset.splits["valid"], lookback, hyper, dataset.bars_per_year)
     test, test_metrics = evaluate(network, windows["test"], space, dataset.splits["test"], lookback, hyper, dataset.bars_per_year)
@@ -139,9 +138,9 @@ def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
 
 
 def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
-    import torch
+    from threadpoolctl import threadpool_limits
 
-    from tmpipe.engine.agent import q_table
+    from tmpipe.engine.network import q_table
 
     bundle = load_bundle(Path(model_dir))
     meta = bundle.metadata
@@ -150,8 +149,8 @@ def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
     space = ActionSpace.from_config(meta)
     split = dataset.splits["test"]
     windows = observation_windows(split.bars, meta["normalisation"], meta["lookback"])
-    position_features = torch.tensor(space.position_feature(np.arange(len(space.names))), dtype=torch.float32)
-    q = q_table(bundle.network, torch.from_numpy(windows), position_features)
+    with threadpool_limits(limits=blas_threads(config["trademaster"]), user_api="blas"):
+        q = q_table(bundle.network, windows, space.position_feature(np.arange(len(space.names))))
     result = rollout(q, split, meta["lookback"], space, meta["transaction_cost_pct"] + meta["slippage_pct"], meta["initial_cash"])
     if len(result.q_values) == 0:
         raise EngineError(f"{symbol}: no bars to infer on")

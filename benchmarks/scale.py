@@ -50,9 +50,11 @@ def run(spec: Path, symbols: list[str], env: dict[str, str]) -> dict:
     out = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"tmpipe run over {len(symbols)} symbols failed: {out[-2000:]}")
-    return {"symbols": len(symbols), "seconds": round(seconds, 2), "seconds_per_symbol": round(seconds / len(symbols), 2),
+    summary = json.loads(out[out.index("{"):]) if "{" in out else {}
+    succeeded = sum(row["status"] == "success" for row in summary.get("symbols", []))
+    if os.waitstatus_to_exitcode(status) != 0 or succeeded != len(symbols):
+        raise SystemExit(f"tmpipe run over {len(symbols)} symbols: {succeeded} succeeded: {out[-2000:]}")
+    return {"symbols": len(symbols), "succeeded": succeeded, "seconds": round(seconds, 2), "seconds_per_symbol": round(seconds / len(symbols), 2),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 

@@ -4,19 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast validate benchmark
+.PHONY: install install-torch run test test-fast validate benchmark
 
+# No torch: the engine's network runs in NumPy (docs/install.md).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch pinned first. pip takes 2.13.0 from a local CPU wheel where one lies on disk (as on the CI
-	# machines); from the stock package index the same pin is the CUDA build, several GB with its
-	# NVIDIA packages. For a CPU build elsewhere add --index-url https://download.pytorch.org/whl/cpu.
-	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test,celery]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The torch extra: the torch twin of the network and the tests that cross-check it. From the
+# stock package index torch is the CUDA build (several GB with its NVIDIA packages); for the
+# CPU build add --extra-index-url https://download.pytorch.org/whl/cpu.
+install-torch: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,celery,torch]'
 
 run: $(STAMP)
 	$(BIN)/tmpipe run

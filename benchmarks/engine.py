@@ -179,7 +179,7 @@ def builtin_network(result: dict) -> dict:
     meta, hidden = bundle.metadata, bundle.metadata["hidden_size"]
     return {"layers": [meta["input_size"], hidden, hidden],
             "heads": {"value": 1, "advantage": len(meta["actions"]), "volatility": 1},
-            "parameters": sum(p.numel() for p in bundle.network.parameters())}
+            "parameters": int(bundle.network.flat.size)}
 
 
 def upstream_network(result: dict) -> dict:
@@ -259,7 +259,7 @@ def _run_one() -> None:
     emit = lambda message: print(json.dumps(message), flush=True)  # noqa: E731
     result = train_backtest(request["config"], symbol=request["symbol"], out_dir=Path(request["out_dir"]),
                             progress=lambda record: emit({"epoch": record}))
-    if result["backend"] == "builtin":  # reading the bundle needs torch, which the orchestrator must not load
+    if result["backend"] == "builtin":  # the orchestrator loads no engine modules (its RSS is every child's floor)
         result["benchmark_network"] = builtin_network(result)
     # Third-party top-level packages this process imported: what its peak RSS is made of.
     top_level = {name.split(".")[0] for name in sys.modules if not name.startswith("_")}
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=100, help="first reporting seed (never one of TUNING_SEEDS)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="trademaster setting for the builtin, value as JSON (e.g. switch_penalty=0); repeatable")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs of this process)")
+    parser.add_argument("--threads", type=int, default=None, help="evaluation BLAS threads (builtin), torch threads (upstream); default: all CPUs of this process")
     parser.add_argument("--hidden-size", type=int, default=64,
                         help="hidden width for both backends (upstream's BTC DeepScalper config: dims 64, 32)")
     parser.add_argument("--parallel-envs", type=int, default=1,
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> dict:
     builtin, upstream = run_seeds(args)
     report = {
         "machine": {"cpu_model": cpu_model(), "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
-                    "torch": importlib.metadata.version("torch"), "torch_threads": args.threads or len(os.sched_getaffinity(0)),
+                    "numpy": importlib.metadata.version("numpy"), "torch_threads": args.threads or len(os.sched_getaffinity(0)),
                     "python": platform.python_version()},
         # Every child's ru_maxrss includes this process's RSS when it was spawned (run_one_child):
         # a child's figure at or below this floor is the orchestrator's, not the child's.
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _print_report(report: dict) -> None:
     m = report["machine"]
     print(f"\nmachine: {m['cpu_model']}, {m['cores']} cores, load {m['load_average'][0]:.1f}, "
-          f"torch {m['torch']} ({m['torch_threads']} threads); orchestrator peak RSS "
+          f"numpy {m['numpy']} ({m['torch_threads']} threads); orchestrator peak RSS "
           f"{report['orchestrator_peak_rss_mb']:.0f} MB (a floor under every child's figure)")
     for name in ("builtin", "upstream"):
         part = report[name]

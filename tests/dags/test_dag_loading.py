@@ -58,7 +58,9 @@ def test_importing_the_dags_file_opens_no_socket(airflow_home):
 
 
 def test_dags_file_is_a_few_lines():
-    code = [line for line in DAG_FILE.read_text().splitlines() if line.strip() and not line.startswith(("#", '"""'))]
+    """A few lines besides the Airflow modules it names for the processor to pre-import."""
+    code = [line for line in DAG_FILE.read_text().splitlines()
+            if line.strip() and not line.startswith(("#", '"""', "import airflow."))]
     assert len(code) <= 8
 
 

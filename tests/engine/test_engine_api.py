@@ -143,7 +143,7 @@ def test_bundle_metadata(trained):
     assert meta["symbol"] == SYMBOL and meta["lookback"] == 10 and meta["actions"] == ["short", "flat", "long"]
     assert meta["data_fingerprint"] == result["data_fingerprint"]
     assert len(meta["normalisation"]["mean"]) == len(meta["features"]) == 11
-    assert meta["torch_version"]
+    assert meta["format"] == 2 and meta["numpy_version"]
 
 
 def test_long_only_model_never_shorts(synthetic_config, tmp_path):

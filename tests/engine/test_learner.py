@@ -1,4 +1,7 @@
-"""The NumPy learner against the torch autograd recipe it replaces (same loss, gradients, Adam, target)."""
+"""The NumPy learner against the torch autograd recipe it replaces (same loss, gradients, Adam, target).
+
+Needs the ``torch`` extra.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,13 @@ import copy
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from tmpipe.engine.agent import QNetwork
-from tmpipe.engine.learner import DoubleDQNLearner, FlatLayout, flatten, write_to
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from tmpipe.engine.network import QNetwork  # noqa: E402
+from tmpipe.engine.learner import DoubleDQNLearner  # noqa: E402
+from tmpipe.engine.torch_network import TorchQNetwork, from_torch, to_torch  # noqa: E402
 
 HYPER = {"learning_rate": 3e-3, "gamma": 0.99, "target_update_tau": 0.05, "volatility_aux_weight": 0.5}
 REWARD_MULTIPLIER = 100.0
@@ -19,7 +24,7 @@ REWARD_MULTIPLIER = 100.0
 class TorchReference:
     """Double DQN with autograd and torch.optim.Adam: the update the learner must reproduce."""
 
-    def __init__(self, network: QNetwork, obs_table, vol_target, vol_mask, clip_norm: float):
+    def __init__(self, network: TorchQNetwork, obs_table, vol_target, vol_mask, clip_norm: float):
         self.online, self.target = network, copy.deepcopy(network).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=HYPER["learning_rate"])
         self.obs_table, self.clip_norm = torch.from_numpy(obs_table), clip_norm
@@ -57,8 +62,8 @@ def _setup(clip_norm: float, seed: int = 3):
     obs_table[:, :, -1] = np.array([-1.0, 0.0, 1.0], dtype=np.float32)
     vol_target, vol_mask = rng.random(windows), rng.random(windows) > 0.3
     torch.manual_seed(seed)
-    network = QNetwork(9, 16, n_actions)
-    learner = DoubleDQNLearner(network, obs_table, vol_target, vol_mask, HYPER, REWARD_MULTIPLIER, clip_norm)
+    network = TorchQNetwork(9, 16, n_actions)
+    learner = DoubleDQNLearner(from_torch(network), obs_table, vol_target, vol_mask, HYPER, REWARD_MULTIPLIER, clip_norm)
     reference = TorchReference(copy.deepcopy(network), obs_table, vol_target, vol_mask, clip_norm)
     return rng, learner, reference
 
@@ -69,15 +74,15 @@ def _batch(rng, size: int = 32):
             (rng.standard_normal(size) * 0.02).astype(np.float32), (rng.random(size) < 0.1).astype(np.float32))
 
 
-def _torch_flat(network, layout: FlatLayout, grads: bool = False) -> np.ndarray:
-    """The network's parameters (or their .grad) in the learner's layout, via flatten on a copy."""
+def _torch_flat(network: TorchQNetwork, grads: bool = False) -> np.ndarray:
+    """The module's parameters (or their .grad) in the learner's flat layout."""
     if not grads:
-        return flatten(network, layout)
+        return from_torch(network).flat
     shadow = copy.deepcopy(network)
     with torch.no_grad():
         for param, source in zip(shadow.parameters(), network.parameters()):
             param.copy_(source.grad)
-    return flatten(shadow, layout)
+    return from_torch(shadow).flat
 
 
 def test_loss_and_gradient_match_autograd():
@@ -87,7 +92,7 @@ def test_loss_and_gradient_match_autograd():
     torch_loss = reference.loss(*batch)
     torch_loss.backward()
     assert loss == pytest.approx(float(torch_loss.detach()), rel=1e-5)
-    np.testing.assert_allclose(learner.grad, _torch_flat(reference.online, learner.layout, grads=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(learner.grad, _torch_flat(reference.online, grads=True), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("clip_norm", [10.0, 0.05])  # 0.05 clips every step
@@ -96,8 +101,8 @@ def test_updates_track_torch_adam_clipping_and_soft_target(clip_norm):
     for _ in range(25):
         batch = _batch(rng)
         assert learner.learn(*batch) == pytest.approx(reference.learn(*batch), rel=1e-4, abs=1e-6)
-    np.testing.assert_allclose(learner.online, flatten(reference.online, learner.layout), rtol=1e-3, atol=1e-5)
-    np.testing.assert_allclose(learner.target, flatten(reference.target, learner.layout), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(learner.online, _torch_flat(reference.online), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(learner.target, _torch_flat(reference.target), rtol=1e-3, atol=1e-5)
     assert not np.array_equal(learner.online, learner.target)
 
 
@@ -106,9 +111,9 @@ def test_write_to_round_trips_and_greedy_matches_the_torch_network():
     for _ in range(5):
         learner.learn(*_batch(rng))
     network = QNetwork(9, 16, 3)
-    write_to(network, learner.online, learner.layout)
-    np.testing.assert_array_equal(flatten(network, learner.layout), learner.online)
+    learner.write_to(network)
+    np.testing.assert_array_equal(network.flat, learner.online)
     window, position = np.arange(39), rng.integers(0, 3, 39)
     with torch.no_grad():
-        q, _ = network(torch.from_numpy(learner.obs_table[window, position]))
+        q, _ = to_torch(network)(torch.from_numpy(learner.obs_table[window, position]))
     np.testing.assert_array_equal(learner.greedy(window, position), q.argmax(dim=1).numpy())

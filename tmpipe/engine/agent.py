@@ -1,37 +1,18 @@
 """DeepScalper-style double DQN: dueling Q head, auxiliary volatility head, soft target updates.
 
-torch is imported here only; this module is loaded when training or inference runs. The
-network is a torch module (initialisation, evaluation, bundles); its updates run in NumPy
-(tmpipe/engine/learner.py), which is ~8x faster per step at this size.
+All NumPy: the network (network.py) and its updates (learner.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
+
+from tmpipe.engine.network import QNetwork
 
 GRAD_CLIP_NORM = 10.0
-
-
-class QNetwork(nn.Module):
-    """Shared trunk -> dueling Q-values per action, plus a volatility prediction."""
-
-    def __init__(self, input_size: int, hidden_size: int, n_actions: int):
-        super().__init__()
-        self.trunk = nn.Sequential(
-            nn.Linear(input_size, hidden_size), nn.ReLU(),
-            nn.Linear(hidden_size, hidden_size), nn.ReLU(),
-        )
-        self.value = nn.Linear(hidden_size, 1)
-        self.advantage = nn.Linear(hidden_size, n_actions)
-        self.volatility = nn.Linear(hidden_size, 1)
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.trunk(obs)
-        advantage = self.advantage(hidden)
-        q = self.value(hidden) + advantage - advantage.mean(dim=1, keepdim=True)
-        return q, self.volatility(hidden).squeeze(1)
+# The network's initial weights draw from a stream of their own, apart from the trainer's
+# exploration stream (default_rng(seed)).
+INIT_STREAM = 1
 
 
 class ReplayBuffer:
@@ -64,7 +45,7 @@ class ReplayBuffer:
 
 
 class DQNAgent:
-    """The torch QNetwork (initialisation, evaluation, bundle) trained by the NumPy learner.
+    """The QNetwork (evaluation, bundle) and the learner that trains it.
 
     Observations = window features + position feature, precomputed for every (window,
     position) pair so acting and sampling are one gather each.
@@ -75,7 +56,8 @@ class DQNAgent:
         from tmpipe.engine.learner import DoubleDQNLearner
 
         n_actions = len(position_features)
-        self.online = QNetwork(windows.shape[1] + 1, hyper["hidden_size"], n_actions)
+        rng = np.random.default_rng([int(hyper["seed"]), INIT_STREAM])
+        self.online = QNetwork(windows.shape[1] + 1, int(hyper["hidden_size"]), n_actions, rng)
         obs_table = np.concatenate([
             np.repeat(windows[:, None, :], n_actions, axis=1),
             np.broadcast_to(np.asarray(position_features, dtype=np.float32)[None, :, None], (len(windows), n_actions, 1)),
@@ -91,13 +73,6 @@ class DQNAgent:
                                   buffer.reward[batch], buffer.ruined[batch])
 
     def sync(self) -> QNetwork:
-        """The torch network with the learner's current weights."""
+        """The network with the learner's current weights."""
         self.learner.write_to(self.online)
         return self.online
-
-
-@torch.no_grad()
-def q_table(network: QNetwork, windows: torch.Tensor, position_features: torch.Tensor) -> np.ndarray:
-    n, p = len(windows), len(position_features)
-    obs = torch.cat([windows.repeat_interleave(p, 0), position_features.repeat(n).unsqueeze(1)], 1)
-    return network(obs)[0].reshape(n, p, -1).double().numpy()

@@ -16,7 +16,7 @@ from tmpipe.engine.defaults import result_errors
 from tmpipe.symbols import validate_symbol
 from tmpipe.engine.environment import ALL_ACTIONS, ActionSpace
 from tmpipe.engine.features import observation_windows
-from tmpipe.engine.trainer import cost_rate
+from tmpipe.engine.trainer import blas_threads, cost_rate
 from tmpipe.engine.walkforward import run_walk_forward, walk_forward_summary, write_pooled_curve
 from tmpipe.errors import EngineError
 
@@ -70,7 +70,7 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
     data_fingerprint = fingerprint(dataset.frame)
     model_dir = save_bundle(out_dir / MODEL_DIR, network, {
         "agent": hyper["agent"], "symbol": symbol, "lookback": lookback,
-        "input_size": int(network.trunk[0].in_features), "hidden_size": int(hyper["hidden_size"]),
+        "input_size": int(network.input_size), "hidden_size": int(hyper["hidden_size"]),
         "actions": list(space.names), "max_position": space.max_position, "allow_short": bool(hyper["allow_short"]),
         "transaction_cost_pct": float(hyper["transaction_cost_pct"]), "slippage_pct": float(hyper["slippage_pct"]),
         "initial_cash": float(hyper["initial_cash"]), "normalisation": deployed.stats,
@@ -131,9 +131,9 @@ def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
 
 
 def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
-    import torch
+    from threadpoolctl import threadpool_limits
 
-    from tmpipe.engine.agent import q_table
+    from tmpipe.engine.network import q_table
 
     bundle = load_bundle(Path(model_dir))
     meta = bundle.metadata
@@ -142,8 +142,8 @@ def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
     space = ActionSpace.from_config(meta)
     split = dataset.splits["test"]
     windows = observation_windows(split.bars, meta["normalisation"], meta["lookback"])
-    position_features = torch.tensor(space.position_feature(np.arange(len(space.names))), dtype=torch.float32)
-    q = q_table(bundle.network, torch.from_numpy(windows), position_features)
+    with threadpool_limits(limits=blas_threads(config["trademaster"]), user_api="blas"):
+        q = q_table(bundle.network, windows, space.position_feature(np.arange(len(space.names))))
     result = rollout(q, split, meta["lookback"], space, meta["transaction_cost_pct"] + meta["slippage_pct"], meta["initial_cash"])
     if len(result.q_values) == 0:
         raise EngineError(f"{symbol}: no bars to infer on")

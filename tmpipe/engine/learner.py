@@ -3,9 +3,10 @@
 Why not torch autograd: with 64 hidden units and batch 64 one torch update is ~60 dispatcher
 calls plus the autograd graph, ~1.5 ms of overhead for microseconds of arithmetic. The same
 arithmetic as a few dozen NumPy calls on one flat float32 parameter vector (so Adam, clipping
-and the target update are one array op each) costs ~0.15 ms. The torch QNetwork stays the
-model: it is initialised by torch, and weights are copied back (``write_to``) for evaluation
-and the bundle. tests/engine/test_learner.py checks gradients and Adam against torch.
+and the target update are one array op each) costs ~0.15 ms. The network it trains is the NumPy
+QNetwork (network.py), whose flat vector has this module's layout; ``write_to`` copies the
+learner's weights back for evaluation and the bundle. tests/engine/test_learner.py checks
+gradients and Adam against torch autograd (the ``torch`` extra).
 """
 
 from __future__ import annotations
@@ -39,39 +40,6 @@ class FlatLayout:
         return out
 
 
-def _head_tensors(network):
-    return [network.value, network.advantage, network.volatility]
-
-
-def flatten(network, layout: FlatLayout) -> np.ndarray:
-    """The network's parameters as one float32 vector in ``layout`` order."""
-    flat = np.empty(layout.size, dtype=np.float32)
-    p = layout.views(flat)
-    first, second = network.trunk[0], network.trunk[2]
-    p["w1"][:], p["b1"][:] = first.weight.detach().numpy(), first.bias.detach().numpy()
-    p["w2"][:], p["b2"][:] = second.weight.detach().numpy(), second.bias.detach().numpy()
-    p["wh"][:] = np.concatenate([h.weight.detach().numpy() for h in _head_tensors(network)])
-    p["bh"][:] = np.concatenate([h.bias.detach().numpy() for h in _head_tensors(network)])
-    return flat
-
-
-def write_to(network, flat: np.ndarray, layout: FlatLayout) -> None:
-    """Copy a flat vector back into the torch network's parameters (in place)."""
-    import torch
-
-    p = layout.views(flat)
-    first, second = network.trunk[0], network.trunk[2]
-    pairs = [(first.weight, p["w1"]), (first.bias, p["b1"]), (second.weight, p["w2"]), (second.bias, p["b2"])]
-    row = 0
-    for head in _head_tensors(network):
-        rows = head.weight.shape[0]
-        pairs += [(head.weight, p["wh"][row : row + rows]), (head.bias, p["bh"][row : row + rows])]
-        row += rows
-    with torch.no_grad():
-        for tensor, values in pairs:
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(values)))
-
-
 def forward(p: dict[str, np.ndarray], x: np.ndarray):
     """Pre-activations, activations and head outputs: (z1, h1, z2, h2, heads)."""
     z1 = x @ p["w1"].T
@@ -102,9 +70,9 @@ class DoubleDQNLearner:
 
     def __init__(self, network, obs_table: np.ndarray, vol_target: np.ndarray, vol_mask: np.ndarray, hyper: dict,
                  reward_scale: float, grad_clip_norm: float):
-        n_actions = network.advantage.out_features
-        self.layout = FlatLayout(network.trunk[0].in_features, network.trunk[0].out_features, n_actions)
-        self.online = flatten(network, self.layout)
+        n_actions = network.n_actions
+        self.layout = network.layout
+        self.online = network.flat.copy()
         self.target = self.online.copy()
         self.grad = np.zeros_like(self.online)
         self.exp_avg, self.exp_avg_sq, self.scratch = (np.zeros_like(self.online) for _ in range(3))
@@ -192,4 +160,5 @@ class DoubleDQNLearner:
         self.target += scratch
 
     def write_to(self, network) -> None:
-        write_to(network, self.online, self.layout)
+        """Copy the online weights into ``network`` (a QNetwork of the same layout)."""
+        network.flat[:] = self.online

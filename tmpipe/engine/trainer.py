@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from tmpipe.engine.metrics import sharpe_or_zero
 
 @dataclass
 class TrainOutcome:
-    network: object  # the selected QNetwork
+    network: object  # the selected network.QNetwork
     epochs: list[dict]
     chosen_epoch: int
     chosen_reason: str
@@ -29,17 +28,9 @@ class TrainOutcome:
     env_steps: int
 
 
-def seed_torch(seed: int) -> None:
-    """Seed torch for one run.
-
-    The engine runs on the CPU, where its ops are deterministic for a fixed thread count (the
-    determinism test checks same seed -> same metrics). ``torch.use_deterministic_algorithms``
-    is not called: it guards ops that lack a deterministic kernel (GPU ones above all, none of
-    which the engine uses), and enabling it imports torch's compiler stack (~70 MB peak memory).
-    """
-    import torch
-
-    torch.manual_seed(seed)
+def blas_threads(trademaster: dict) -> int:
+    """``torch_threads``, or every CPU this process may run on: the BLAS threads of evaluation."""
+    return int(trademaster.get("torch_threads") or len(os.sched_getaffinity(0)))
 
 
 def cost_rate(trademaster: dict) -> float:
@@ -48,11 +39,12 @@ def cost_rate(trademaster: dict) -> float:
 
 def evaluate(network, windows, space: ActionSpace, split, lookback: int, trademaster: dict, bars_per_year: float):
     """Greedy rollout of ``network`` over one split, and its metrics."""
-    import torch
+    from threadpoolctl import threadpool_limits
 
-    from tmpipe.engine.agent import q_table
+    from tmpipe.engine.network import q_table
 
-    q = q_table(network, torch.from_numpy(windows), torch.tensor(space.position_feature(np.arange(len(space.names))), dtype=torch.float32))
+    with threadpool_limits(limits=blas_threads(trademaster), user_api="blas"):
+        q = q_table(network, windows, space.position_feature(np.arange(len(space.names))))
     result = rollout(q, split, lookback, space, cost_rate(trademaster), float(trademaster["initial_cash"]))
     return result, rollout_metrics(result, bars_per_year)
 
@@ -95,14 +87,12 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
 
     ``on_epoch(record, network)`` sees every epoch's network (walk-forward selection uses it).
     """
-    import torch
     from threadpoolctl import threadpool_limits
 
     from tmpipe.engine.agent import DQNAgent, ReplayBuffer
 
     hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
-    threads = int(hyper.get("torch_threads") or len(os.sched_getaffinity(0)))
-    torch.set_num_threads(threads)
+    threads = blas_threads(hyper)
     space = ActionSpace.from_config(hyper)
     train_bars = dataset.splits["train"].bars
     stats = normalisation_stats(train_bars)
@@ -117,7 +107,6 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
     rng = np.random.default_rng(int(hyper["seed"]))
     # One BLAS thread: the learner's matrices are tiny, and OpenBLAS threads on a busy machine
     # made an epoch ~8x slower (benchmarks/README.md).
-    seed_torch(int(hyper["seed"]))
     with threadpool_limits(limits=1, user_api="blas"):
         agent = DQNAgent(windows["train"], space.position_feature(np.arange(len(space.names))), hyper,
                          vol / vol_scale, vol_valid, reward_multiplier(hyper, next_returns))
@@ -168,7 +157,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
                 progress(dict(record))
             score = sharpe_or_zero(valid_metrics)
             if score > best_score:
-                best_score, best_epoch, best_state = score, epoch, copy.deepcopy(agent.online.state_dict())
+                best_score, best_epoch, best_state = score, epoch, agent.online.state_dict()
             elif epoch - best_epoch >= int(hyper["early_stopping_patience"]):
                 stop_reason = f"early stopping after epoch {epoch} ({hyper['early_stopping_patience']} epochs without improvement)"
                 break

@@ -38,7 +38,7 @@ REVIEW_ARTIFACTS = ("review/evidence.json", "review/signal.json", "review/trace.
 CURVE_KEYS = ("loss", "train_return", "valid_return", "valid_sharpe")
 CURVE_PREFIX = "epoch/"  # "epoch/valid_sharpe" must not collide with the chosen model's valid_sharpe
 METRIC_PREFIXES = {"valid": "valid_", "test": "test_", "buy_and_hold": "bh_"}
-MODEL_REQUIREMENTS = ("tmpipe", "mlflow", "torch", "pandas", "numpy")
+MODEL_REQUIREMENTS = ("tmpipe", "mlflow", "pandas", "numpy")
 
 
 def _number(value: Any) -> float | None:

@@ -1,0 +1,193 @@
+"""The price of Airflow: `tmpipe run` against the same work in one plain Python process.
+
+Both sides run the shipped spec plus a third symbol on a demo series (``--symbols``, default
+SPX, NDX and RUT on the synthetic series) at the spec's default epochs, on the embedded
+defaults (SQLite MLflow, embedded WebUI store, `rules` review), each in a TMPIPE_HOME of its
+own. The Airflow side's database is migrated once before the trials (`tmpipe run` migrates on
+every call, which on a migrated database only checks), and one uncounted round at 1 epoch
+creates both sides' MLflow database and WebUI store. The plain side is this script with
+``--plain``: one interpreter calling the pipeline's core stage functions (engine with its
+evaluation, review, tracking, persist) in order, symbol by symbol, no Airflow. Trials
+alternate; the ratio is median `tmpipe run` wall time over median plain wall time, both timed
+from process start to exit.
+
+The plain side also splits its time: imports (the stage modules and what they load), and per
+symbol: data (the engine loading and splitting bars), training (the epochs, with their
+per-epoch evaluation), evaluation and bundle (the engine's final backtests and saved model),
+tracking (the train stage's MLflow runs, artifacts, registration), then the inference, review
+and persist stages whole (each with its own tracking; inference loads the data again).
+
+    .venv/bin/python benchmarks/e2e.py [--trials 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "dag_specs" / "trademaster_autogen_pipeline_workflow.yaml"
+THIRD = ("RUT", "synthetic")
+
+
+def write_spec(folder: Path) -> Path:
+    """The shipped spec plus the third symbol, whose data is a demo series."""
+    spec = yaml.safe_load(SPEC.read_text())
+    spec.setdefault("symbols", {})[THIRD[0]] = {"data": {"demo_series": THIRD[1]}}
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
+    """The DAG's work in this process: resolve, then per symbol the four stages. Timed by part."""
+    began = time.perf_counter()
+    import mlflow  # noqa: F401 - the imports every stage pays once
+
+    from tmpipe.config.resolver import resolve_shared
+    from tmpipe.engine import api as engine_api
+    from tmpipe.pipeline import stages
+    from tmpipe.pipeline.context import RunContext
+    from tmpipe.review import build_evidence, review_signal  # noqa: F401
+    from tmpipe.runner import seed_demo_symbols
+    from tmpipe.spec.loader import load_spec
+    from tmpipe.store.factory import open_store
+    from tmpipe.tracking import bundle_model, stages as tracking_stages  # noqa: F401
+
+    imports = time.perf_counter() - began
+    spec = load_spec(spec_path)
+    seed_demo_symbols(spec, open_store(resolve_shared(spec)["webui"]))
+    ctx = RunContext(dag_id=spec.dag.dag_id, dag_run_id=run_id, logical_date=None, conf={"symbols": symbols},
+                     spec_path=str(spec_path))
+    selection = stages.resolve_symbols(ctx)
+
+    # Time the engine, its data loading and its epochs from inside, by wrapping those functions
+    # where the stages and the engine look them up.
+    import tmpipe.engine
+
+    clocks = {"engine": 0.0, "data": 0.0, "training": 0.0}
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                clocks[name] += time.perf_counter() - start
+        return wrapper
+
+    tmpipe.engine.train_backtest = timed("engine", tmpipe.engine.train_backtest)
+    engine_api.load_dataset = timed("data", engine_api.load_dataset)
+    engine_api.train = timed("training", engine_api.train)
+    per_symbol = {}
+    for symbol in selection.symbols:
+        link = selection.links[symbol]
+        clocks.update(engine=0.0, data=0.0, training=0.0)
+        start = time.perf_counter()
+        trained = stages.train_backtest(ctx, symbol, link)
+        stage = time.perf_counter() - start
+        times = {"data": clocks["data"], "training": clocks["training"],
+                 "evaluation_and_bundle": clocks["engine"] - clocks["data"] - clocks["training"],
+                 "tracking": stage - clocks["engine"]}
+        for name, call in (("inference", lambda: stages.inference(ctx, symbol, link, trained)),
+                           ("review", lambda: stages.review(ctx, symbol, link)),
+                           ("persist", lambda: stages.persist(ctx, symbol, link))):
+            start = time.perf_counter()
+            call()
+            times[name] = time.perf_counter() - start
+        times["all_but_training"] = sum(times.values()) - times["training"]
+        per_symbol[symbol] = {k: round(v, 3) for k, v in times.items()}
+    return {"imports": round(imports, 3), "symbols": per_symbol, "total": round(time.perf_counter() - began, 3)}
+
+
+def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])}... failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds, done.stdout
+
+
+def spread(values: list[float]) -> dict:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return {"median_s": round(statistics.median(values), 2), "q1_s": round(q[0], 2), "q3_s": round(q[2], 2),
+            "min_s": round(min(values), 2), "max_s": round(max(values), 2), "n": len(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--symbols", default=f"SPX,NDX,{THIRD[0]}")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)  # internal: the plain side, with this spec
+    parser.add_argument("--run-id", default="plain", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    symbols = args.symbols.split(",")
+    if args.plain:
+        print(json.dumps(plain(args.plain, symbols, args.run_id)))
+        return
+
+    from tmpipe import airflow_env
+
+    with tempfile.TemporaryDirectory(prefix="tmpipe-e2e-") as tmp:
+        folder = Path(tmp)
+        spec = write_spec(folder)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TMPIPE"))}
+        base["AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY"] = "False"
+        airflow_home, plain_home = folder / "airflow", folder / "plain"
+        airflow_side = base | airflow_env.embedded_airflow_env(airflow_home) | {"TMPIPE_HOME": str(airflow_home),
+                                                                             "TMPIPE_SPEC": str(spec)}
+        plain_side = base | {"TMPIPE_HOME": str(plain_home)}
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_side, check=True, capture_output=True)
+        # One uncounted round at 1 epoch: both homes create their MLflow database and store.
+        warm = {"TMPIPE__TRADEMASTER__EPOCHS": "1"}
+        timed_run([sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", args.symbols], airflow_side | warm)
+        timed_run([sys.executable, __file__, "--plain", str(spec), "--symbols", args.symbols, "--run-id", "warm"], plain_side | warm)
+        airflow_times, plain_times, splits = [], [], []
+        for trial in range(args.trials):
+            seconds, out = timed_run([sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", args.symbols,
+                                      "--json"], airflow_side)
+            airflow_times.append(seconds)
+            seconds, out = timed_run([sys.executable, __file__, "--plain", str(spec), "--symbols", args.symbols,
+                                      "--run-id", f"plain_{trial}"], plain_side)
+            plain_times.append(seconds)
+            splits.append(json.loads(out.strip().splitlines()[-1]))
+
+    ratio = statistics.median(airflow_times) / statistics.median(plain_times)
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": platform.machine(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
+                    "python": platform.python_version()},
+        "symbols": symbols,
+        "tmpipe_run": spread(airflow_times),
+        "plain_process": spread(plain_times),
+        "price_of_airflow": round(ratio, 2),
+        "price_per_trial": [round(a / p, 2) for a, p in zip(airflow_times, plain_times)],
+        "plain_split_per_trial": splits,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"tmpipe run      {report['tmpipe_run']['median_s']:.1f} s  [{report['tmpipe_run']['min_s']}-{report['tmpipe_run']['max_s']}]")
+    print(f"plain process   {report['plain_process']['median_s']:.1f} s  [{report['plain_process']['min_s']}-{report['plain_process']['max_s']}]")
+    print(f"price of Airflow {ratio:.2f}x (per trial {report['price_per_trial']})")
+    last = splits[-1]
+    print(f"plain imports {last['imports']:.2f} s")
+    for symbol, times in last["symbols"].items():
+        print(f"  {symbol}: " + ", ".join(f"{k} {v}" for k, v in times.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""`tmpipe run` over 1, 5, 20 and 50 symbols at small epochs: wall time and peak memory, and a PNG.
+
+Each point is one `tmpipe run` process (the DAG runs in it through `dag.test()`, so it is the
+long-lived process whose memory must not grow per symbol), on one TMPIPE_HOME whose Airflow
+database is migrated and whose MLflow store exists (an uncounted 1-symbol run first). The
+symbols are S001.. on the synthetic demo series, one `symbols:` entry each; the spec's
+`limits.max_symbols` is raised to the largest count, parallelism (`dag.max_active_symbols`) is
+the shipped spec's. Peak memory is the process's own peak RSS from the kernel (`os.wait4`);
+this script imports nothing heavy before the runs, so its own RSS (the floor of a child's
+figure, see README) stays small.
+
+    .venv/bin/python benchmarks/scale.py [--counts 1,5,20,50] [--epochs 1] [--png scale.png] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "dag_specs" / "trademaster_autogen_pipeline_workflow.yaml"
+
+
+def write_spec(folder: Path, count: int, epochs: int) -> Path:
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["limits"]["max_symbols"] = max(count, spec["limits"]["max_symbols"])
+    spec["defaults"]["trademaster"]["epochs"] = epochs
+    spec["symbols"] = {f"S{i:03d}": {"data": {"demo_series": "synthetic"}} for i in range(1, count + 1)}
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def run(spec: Path, symbols: list[str], env: dict[str, str]) -> dict:
+    """One `tmpipe run`: wall seconds, peak RSS (MB) and the run's state."""
+    command = [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", ",".join(symbols), "--json"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    summary = json.loads(out[out.index("{"):]) if "{" in out else {}
+    succeeded = sum(row["status"] == "success" for row in summary.get("symbols", []))
+    if os.waitstatus_to_exitcode(status) != 0 or succeeded != len(symbols):
+        raise SystemExit(f"tmpipe run over {len(symbols)} symbols: {succeeded} succeeded: {out[-2000:]}")
+    return {"symbols": len(symbols), "succeeded": succeeded, "seconds": round(seconds, 2), "seconds_per_symbol": round(seconds / len(symbols), 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [p["symbols"] for p in points]
+    fig, left = plt.subplots(figsize=(7, 4))
+    left.plot(counts, [p["seconds"] for p in points], "o-", color="tab:blue")
+    left.set_xlabel("symbols in one tmpipe run")
+    left.set_ylabel("wall time (s)", color="tab:blue")
+    right = left.twinx()
+    right.plot(counts, [p["peak_rss_mb"] for p in points], "s--", color="tab:red")
+    right.set_ylabel("peak RSS (MB)", color="tab:red")
+    right.set_ylim(bottom=0)
+    left.set_ylim(bottom=0)
+    left.set_title("tmpipe run: wall time and peak memory by symbols")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--counts", default="1,5,20,50")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "scale.png")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
+
+    from tmpipe import airflow_env
+
+    points = []
+    with tempfile.TemporaryDirectory(prefix="tmpipe-scale-") as tmp:
+        folder = Path(tmp)
+        spec = write_spec(folder, max(counts), args.epochs)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TMPIPE"))}
+        env |= airflow_env.embedded_airflow_env(folder / "home") | {
+            "TMPIPE_HOME": str(folder / "home"), "TMPIPE_SPEC": str(spec), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False"}
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+        run(spec, ["S001"], env)  # uncounted: creates the MLflow store
+        for count in counts:
+            points.append(run(spec, [f"S{i:03d}" for i in range(1, count + 1)], env))
+            print(json.dumps(points[-1]), file=sys.stderr, flush=True)  # a partial result if a long count is cut off
+    orchestrator_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    plot(points, args.png)
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": platform.machine(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
+                    "python": platform.python_version()},
+        "epochs": args.epochs, "points": points, "png": str(args.png),
+        "orchestrator_peak_rss_mb": round(orchestrator_rss, 1),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    for p in points:
+        print(f"{p['symbols']:>3} symbols: {p['seconds']:8.1f} s ({p['seconds_per_symbol']:.1f} s/symbol), peak RSS {p['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -159,10 +159,15 @@ def test_unsafe_symbol_and_missing_bundle(trained, tmp_path):
         infer(tmp_path, config, symbol=SYMBOL)
 
 
-def test_early_stopping_stops_after_patience_epochs_without_improvement(synthetic_config, tmp_path):
-    result = train_backtest(synthetic_config(epochs=4, early_stopping_patience=1), symbol=SYMBOL, out_dir=tmp_path)
-    ran, chosen = len(result["epochs"]), result["chosen_epoch"]
-    sharpes = [e["valid_sharpe"] or 0.0 for e in result["epochs"]]
-    # each epoch either improved the best validation Sharpe or was the last one run
-    assert all(sharpes[i] > max(sharpes[:i]) for i in range(1, ran - 1))
-    assert ran == 4 or (ran == chosen + 1 and "early stopping after epoch" in result["chosen_reason"])
+@pytest.mark.parametrize("patience", [1, 2])
+def test_early_stopping_stops_after_patience_epochs_without_improvement(synthetic_config, tmp_path, patience):
+    """A learning rate too small to move any weight: no epoch improves on the first, so training
+    must stop after 1 + patience of the 4 epochs and keep epoch 1."""
+    config = synthetic_config(epochs=4, early_stopping_patience=patience, learning_rate=1e-30)
+    result = train_backtest(config, symbol=SYMBOL, out_dir=tmp_path)
+    sharpes = [e["valid_sharpe"] for e in result["epochs"]]
+    assert sharpes == [sharpes[0]] * (1 + patience)
+    assert result["chosen_epoch"] == 1
+    assert result["chosen_reason"].endswith(
+        f"at epoch 1 of {1 + patience}; early stopping after epoch {1 + patience} ({patience} epochs without improvement)"
+    )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tmpipe import airflow_env
 
 DAG_ID = "trademaster_autogen_pipeline_workflow"
 
@@ -21,7 +24,8 @@ def spec_text(extra_defaults: dict | None = None, symbols: dict | None = None) -
         "demo_symbols": ["AAA", "BBB"],
         "defaults": {
             "data": {"source": "demo", "demo_series": "synthetic", "synthetic_rows": 260, "lookback": 5},
-            "trademaster": {"epochs": 2, "hidden_size": 16, "batch_size": 32},
+            # One BLAS thread, as in the engine tests: tests run two at a time on 2 cores (make test).
+            "trademaster": {"epochs": 2, "hidden_size": 16, "batch_size": 32, "torch_threads": 1},
             # the test spec relaxes the gate: 260 synthetic bars and 2 epochs show no skill
             "mlflow": {"promotion": {"require_beat_buy_and_hold": False, "max_drawdown": 1.0,
                                      "require_skill": False, "beat_baselines": []}},
@@ -48,6 +52,30 @@ def pipeline_spec(tmp_path):
     broken = {"data": {"source": "csv", "path": str(tmp_path / "no_such_bars.csv")}}
     path.write_text(spec_text(symbols={"BROKEN": broken}))
     return path
+
+
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory) -> Path:
+    """A TMPIPE_HOME whose Airflow and MLflow databases are migrated once per session (seconds each)."""
+    home = tmp_path_factory.mktemp("migrated_home")
+    env = {**os.environ, **airflow_env.embedded_airflow_env(home)}
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    from tmpipe.tracking import client_for, embedded_tracking_uri
+
+    client_for(embedded_tracking_uri(home))
+    return home
+
+
+@pytest.fixture
+def home(tmp_path, migrated_databases) -> Path:
+    """A fresh TMPIPE_HOME for `tmpipe run` holding copies of the migrated databases, so each run
+    finds its Airflow and MLflow schemas current instead of creating them; nothing else is shared."""
+    home = tmp_path / "home"
+    for database in ("airflow/airflow.db", "mlflow/mlflow.db"):
+        (home / database).parent.mkdir(parents=True)
+        shutil.copyfile(migrated_databases / database, home / database)
+    return home
 
 
 def run_tmpipe(home: Path, *args: str, env: dict | None = None) -> tuple[int, dict]:

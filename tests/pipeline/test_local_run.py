@@ -14,11 +14,11 @@ from .conftest import mlflow_runs, run_tmpipe, spec_file, spec_text, webui_artif
 pytestmark = pytest.mark.slow
 
 
-def test_both_mode_two_symbols(tmp_path, pipeline_spec):
-    home = tmp_path / "home"
-    code, out = run_tmpipe(
-        home, "--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--mode", "both", env={"TMPIPE__REVIEW__MLFLOW_TRACING": "true"}
-    )
+def test_both_mode_two_symbols_then_rerunning_the_same_dag_run_leaves_counts_unchanged(tmp_path, pipeline_spec, home):
+    """One home, two runs of the same DAG run: the first shows what a both-mode run leaves in
+    Airflow, MLflow and the WebUI store; the re-run shows it replaces that run's results in place."""
+    args = ("--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--mode", "both", "--logical-date", "2024-06-03T00:00:00+0000")
+    code, out = run_tmpipe(home, *args, env={"TMPIPE__REVIEW__MLFLOW_TRACING": "true"})
     assert code == 0, out
     assert out["state"] == "success"
     rows = {row["symbol"]: row for row in out["symbols"]}
@@ -51,9 +51,26 @@ def test_both_mode_two_symbols(tmp_path, pipeline_spec):
     oversized = {key: size for key, size in xcom_sizes(home).items() if size >= 4096}
     assert oversized == {}
 
+    # The re-run: same DAG run id, same MLflow runs and WebUI artifacts, the first content kept as a revision.
+    code, again = run_tmpipe(home, *args, env={"TMPIPE__REVIEW__MLFLOW_TRACING": "true"})
+    assert code == 0, again
+    assert out["dag_run_id"] == again["dag_run_id"] == "manual__2024-06-03T00:00:00+00:00"
+    _, runs = mlflow_runs(home, again["tracking_uri"])
+    assert len(runs) == 2
+    assert {r["mlflow_run_id"] for r in out["symbols"]} == {r["mlflow_run_id"] for r in again["symbols"]}
+    assert {int(r.data.tags["airflow.try_number"]) for r in runs} == {1}  # the re-run replaced the DAG run: try 1 again
+    artifacts = webui_artifacts(home)
+    assert len(artifacts) == 4
+    assert {r["signal_artifact_id"] for r in out["symbols"]} == {r["signal_artifact_id"] for r in again["symbols"]}
+    store = SqliteArtifactStore(home / "webui" / "webui.db")
+    for artifact in artifacts:  # the re-run's content replaced the first run's, which is kept
+        assert artifact.revision == 2
+        [kept] = store.list_revisions(artifact.id)
+        assert kept.replaced_by == "content" and kept.content != artifact.content
+        assert kept.mlflow_run_id == artifact.mlflow_run_id  # same MLflow run: lineage unchanged
 
-def test_one_symbol_failing_does_not_stop_the_other(tmp_path, pipeline_spec):
-    home = tmp_path / "home"
+
+def test_one_symbol_failing_does_not_stop_the_other(tmp_path, pipeline_spec, home):
     code, out = run_tmpipe(home, "--spec", str(pipeline_spec), "--symbols", "BROKEN,AAA")
     assert code == 1 and out["state"] == "failed"
     rows = {row["symbol"]: row for row in out["symbols"]}
@@ -76,33 +93,16 @@ def test_bad_mode_in_conf_fails_before_any_work(tmp_path, pipeline_spec):
     assert not (home / "mlflow").exists()
 
 
-def test_rerunning_the_same_dag_run_leaves_counts_unchanged(tmp_path, pipeline_spec):
-    home = tmp_path / "home"
-    args = ("--spec", str(pipeline_spec), "--symbols", "AAA,BBB", "--logical-date", "2024-06-03T00:00:00+0000")
-    code, first = run_tmpipe(home, *args)
-    assert code == 0, first
-    code, again = run_tmpipe(home, *args)
-    assert code == 0, again
-    assert first["dag_run_id"] == again["dag_run_id"] == "manual__2024-06-03T00:00:00+00:00"
-    _, runs = mlflow_runs(home, again["tracking_uri"])
-    assert len(runs) == 2
-    assert {r["mlflow_run_id"] for r in first["symbols"]} == {r["mlflow_run_id"] for r in again["symbols"]}
-    assert {int(r.data.tags["airflow.try_number"]) for r in runs} >= {1}
-    artifacts = webui_artifacts(home)
-    assert len(artifacts) == 4
-    assert {r["signal_artifact_id"] for r in first["symbols"]} == {r["signal_artifact_id"] for r in again["symbols"]}
-    store = SqliteArtifactStore(home / "webui" / "webui.db")
-    for artifact in artifacts:  # the re-run's content replaced the first run's, which is kept
-        assert artifact.revision == 2
-        [kept] = store.list_revisions(artifact.id)
-        assert kept.replaced_by == "content" and kept.content != artifact.content
-        assert kept.mlflow_run_id == artifact.mlflow_run_id  # same MLflow run: lineage unchanged
-
-
-def test_train_backtest_then_inference_uses_the_promoted_model(tmp_path, pipeline_spec):
-    home = tmp_path / "home"
-    code, trained = run_tmpipe(home, "--spec", str(pipeline_spec), "--symbols", "AAA", "--mode", "train_backtest")
+def test_train_backtest_on_the_capped_webui_symbols_then_inference_uses_the_promoted_model(tmp_path, pipeline_spec, home):
+    """One home, two runs. train_backtest on the symbols of the embedded store (seeded with AAA
+    and BBB) under a cap of 1: it trains AAA and names BBB in the JSON. Then inference of AAA and
+    BBB without the cap: AAA uses the model just promoted, BBB was never trained."""
+    (tmp_path / "capped").mkdir()
+    capped = spec_file(tmp_path / "capped", limits={"max_symbols": 1})
+    code, trained = run_tmpipe(home, "--spec", str(capped), "--mode", "train_backtest")
     assert code == 0, trained
+    assert trained["state"] == "success" and [row["symbol"] for row in trained["symbols"]] == ["AAA"]
+    assert trained["dropped_symbols"] == ["BBB"] and trained["error"] is None
     assert trained["symbols"][0]["status"] == "success" and trained["symbols"][0]["action"] is None
     assert webui_artifacts(home) == []
 
@@ -124,9 +124,8 @@ def test_train_backtest_then_inference_uses_the_promoted_model(tmp_path, pipelin
     assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}
 
 
-def test_unconfigured_symbol_fails_in_one_line_and_leaves_nothing(tmp_path, pipeline_spec):
+def test_unconfigured_symbol_fails_in_one_line_and_leaves_nothing(tmp_path, pipeline_spec, home):
     """The issue's case: {"symbol": "X"} with demo bars under defaults: must not train on them."""
-    home = tmp_path / "home"
     code, out = run_tmpipe(home, "--spec", str(pipeline_spec), "--conf", '{"symbol": "X"}')
     assert code == 1 and out["state"] == "failed"
     [row] = out["symbols"]
@@ -138,17 +137,7 @@ def test_unconfigured_symbol_fails_in_one_line_and_leaves_nothing(tmp_path, pipe
     assert webui_artifacts(home) == []
 
 
-def test_webui_symbols_the_cap_drops_are_named_in_the_json(tmp_path):
-    """The embedded store is seeded with AAA and BBB; a cap of 1 runs AAA and names BBB."""
-    home = tmp_path / "home"
-    code, out = run_tmpipe(home, "--spec", str(spec_file(tmp_path, limits={"max_symbols": 1})), "--mode", "train_backtest")
-    assert code == 0, out
-    assert out["state"] == "success" and [row["symbol"] for row in out["symbols"]] == ["AAA"]
-    assert out["dropped_symbols"] == ["BBB"] and out["error"] is None
-
-
-def test_named_symbols_beyond_the_cap_fail_the_run_and_the_exit_code(tmp_path):
-    home = tmp_path / "home"
+def test_named_symbols_beyond_the_cap_fail_the_run_and_the_exit_code(tmp_path, home):
     args = ("--spec", str(spec_file(tmp_path, limits={"max_symbols": 1})), "--symbols", "AAA,BBB")
     code, out = run_tmpipe(home, *args)
     assert code == 1 and out["state"] == "failed" and out["symbols"] == []
@@ -163,10 +152,9 @@ def test_named_symbols_beyond_the_cap_fail_the_run_and_the_exit_code(tmp_path):
     assert "dag run manual__" in table.stdout and ": failed;" in table.stdout
 
 
-def test_a_model_that_fails_the_gate_says_why_in_the_json_and_in_the_next_inference(tmp_path):
+def test_a_model_that_fails_the_gate_says_why_in_the_json_and_in_the_next_inference(tmp_path, home):
     """The operator's view: train_backtest's row names the version and the gate's reasons, its
     scratch is gone, and inference right after says why there is no champion."""
-    home = tmp_path / "home"
     strict = {**yaml.safe_load(spec_text())["defaults"], "mlflow": {"promotion": {
         "require_beat_buy_and_hold": False, "max_drawdown": 0.0001, "require_skill": False, "beat_baselines": []}}}
     spec = str(spec_file(tmp_path, defaults=strict))

@@ -27,7 +27,7 @@ from tmpipe.airflow_env import installed_dags_folder
 from ..servers import free_port, postgres_database, start_server, stop_group, wait_until_healthy
 from .conftest import DAG_ID, mlflow_runs, spec_text, webui_artifacts
 
-pytestmark = [pytest.mark.production, pytest.mark.slow]
+pytestmark = [pytest.mark.production, pytest.mark.slow, pytest.mark.xdist_group("scheduler")]
 
 RUN_CONF = {"symbols": ["AAA", "BROKEN"]}
 CHAIN = ("train_backtest", "inference", "review", "persist")
@@ -276,7 +276,8 @@ def test_mlflow_has_one_finished_and_one_failed_run(deployment, dag_run):
         assert run.data.tags["airflow.dag_run_id"] == dag_run["run"]["dag_run_id"]
         assert run.data.tags["airflow.task_url"].startswith(deployment.api_url)
     assert "test_sharpe" in by_symbol["AAA"].data.metrics
-    assert {a.path for a in client.list_artifacts(by_symbol["AAA"].info.run_id, "review")} >= {"review/signal.json", "review/trace.json"}
+    assert {a.path for a in client.list_artifacts(by_symbol["AAA"].info.run_id, "review")} == {
+        "review/evidence.json", "review/signal.json", "review/trace.json"}
 
 
 def test_a_failed_resolve_symbols_fails_the_run(deployment, misspelt_conf_run):

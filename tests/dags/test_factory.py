@@ -54,7 +54,7 @@ def test_a_duplicate_dag_id_and_a_broken_spec_are_shown_while_good_specs_load(ai
 
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == ["broken_one", MAIN_ID, RESEARCH_ID]
-    assert len(bag.get_dag(RESEARCH_ID).task_dict) == 6  # the good spec is the real DAG
+    assert len(bag.get_dag(RESEARCH_ID).task_dict) == 7  # the good spec is the real DAG: resolve, 4 stages, score_signals, summarize
 
     duplicate = bag.get_dag(MAIN_ID)  # neither copy wins silently: the placeholder names both files
     assert list(duplicate.task_dict) == ["invalid_spec"]

@@ -98,7 +98,7 @@ def test_an_anonymous_write_cannot_replace_a_signal(webui_server):
         (lambda store: store.save_artifact(artifact(content=signal_content("BBB"))), "content.symbol: 'BBB' is not the artifact's symbol 'AAA'"),
         (lambda store: store.save_artifact(artifact("llm", content={**trace_content(), "chain": {}})), "content.chain: 'head' is a required key"),
         (lambda store: store.save_artifact(artifact("llm", content=signal_content())), "invalid llm artifact"),
-        (lambda store: store.save_artifact(artifact().model_copy(update={"artifact_type": "bogus"})), "body.artifact_type: Input should be 'signal' or 'llm'"),
+        (lambda store: store.save_artifact(artifact().model_copy(update={"artifact_type": "bogus"})), "body.artifact_type: Input should be 'signal', 'llm' or 'signal_score'"),
         (lambda store: store.add_link("AAA", DAG, config={"trademaster": {"epochs": "lots"}}), "config.trademaster.epochs: 'lots' is not of type 'integer'"),
         (lambda store: store.add_link("AAA", DAG, config={"trademaster": {"epoch": 2}}), "config.trademaster.epoch: unknown key 'epoch' (did you mean 'epochs'?)"),
         (

@@ -7,10 +7,10 @@ from typing import Any, Sequence
 from airflow.sdk.exceptions import AirflowFailException
 
 from tmpipe.errors import describe
-from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
+from .base import ERROR_KEY, TmpipeOperator
 from tmpipe.generator import SCORE_TASK_ID
-from tmpipe.operators.stages import RESOLVE_TASK_ID
-from tmpipe.operators.symbols import SELECTION_KEY
+from .stages import RESOLVE_TASK_ID
+from .symbols import SELECTION_KEY
 from tmpipe.pipeline.context import RunContext
 from tmpipe.pipeline.modes import STAGES
 from tmpipe.pipeline.summary import StageOutputs, render_table, run_failure, summarize_symbols

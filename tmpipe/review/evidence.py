@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 from tmpipe.errors import ReviewError
 from tmpipe.review.schemas import EVIDENCE, schema_problems
@@ -41,7 +42,7 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
     market = inference_result.get("market") or {}
     window = inference_result.get("window")
     fingerprint = engine_result.get("data_fingerprint") or {}
-    evidence = {
+    evidence: dict[str, Any] = {
         "schema_version": 1,
         "symbol": symbol,
         "as_of": _text(inference_result.get("as_of")),
@@ -198,7 +199,7 @@ def _metrics(values: dict | None) -> dict:
     return out
 
 
-def _number(value: object) -> float | None:
+def _number(value: Any) -> float | None:
     """A finite float rounded to 6 decimals (compact and stable), else None."""
     if value is None or isinstance(value, bool):
         return None

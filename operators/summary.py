@@ -26,7 +26,8 @@ class SummarizeOperator(TmpipeOperator):
     def run_stage(self, ctx: RunContext, context: Any) -> dict[str, Any]:
         ti = context["ti"]
         symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID)
-        error, selection = None, {}
+        error: str | None = None
+        selection: dict[str, Any] = {}
         if symbols is None:  # resolve_symbols did not succeed: the run has failed whatever else happened
             record = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=ERROR_KEY)
             error = f"{RESOLVE_TASK_ID}: {describe(record) if record else 'did not return a symbol list'}"

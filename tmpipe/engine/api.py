@@ -62,6 +62,7 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
     deployed, choice = wf.deployed, wf.choices[-1]
     epoch = deployed.epoch_or_last(choice["epoch"])
     outcome = deployed.outcome
+    assert outcome is not None  # every fold run is trained
     space, network = outcome.space, outcome.network
     network.load_state_dict(deployed.states[epoch])
     test = wf.oos[-1]

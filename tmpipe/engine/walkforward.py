@@ -26,7 +26,7 @@ from tmpipe.engine.features import normalisation_stats, observation_windows
 from tmpipe.engine.metrics import compute_metrics
 from tmpipe.engine.report import Track, track_report
 from tmpipe.engine.skill import _sharpe_rows, assess_skill, net_returns
-from tmpipe.engine.trainer import cost_rate, evaluate, train
+from tmpipe.engine.trainer import TrainOutcome, cost_rate, evaluate, train
 from tmpipe.errors import DataError
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -82,7 +82,7 @@ class FoldRun:
     valid: dict[int, Rollout] = field(default_factory=dict)
     test: dict[int, Rollout] = field(default_factory=dict)
     states: dict[int, dict] = field(default_factory=dict)
-    outcome: object = None
+    outcome: TrainOutcome | None = None
 
     def epoch_or_last(self, epoch: int) -> int:
         """A fold that stopped early keeps its last network for later epoch numbers."""
@@ -141,7 +141,7 @@ class WalkForward:
     """Everything the engine result needs from a walk-forward run."""
 
     runs: list[FoldRun]
-    bounds: list[FoldBounds]
+    bounds: list[FoldBounds] | None  # None: the dataset came split in directories, one fold
     choices: list[dict]
     oos: list[Rollout]  # each fold's test rollout at its chosen epoch
     baselines: dict[str, list[Track]]

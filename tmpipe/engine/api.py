@@ -152,7 +152,7 @@ def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
     q_last = result.q_values[-1]
     probabilities = np.exp(q_last - q_last.max())
     probabilities /= probabilities.sum()
-    by_name = dict(zip(space.names, range(len(space.names))))
+    by_name = dict(zip(space.names, range(len(space.names)), strict=True))
     bars_per_year = dataset.bars_per_year
     return {
         "schema_version": SCHEMA_VERSION,

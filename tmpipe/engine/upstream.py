@@ -336,7 +336,7 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
         "schema_version": SCHEMA_VERSION, "kind": "inference", "backend": "upstream", "symbol": symbol,
         "as_of": iso(split.bars["date"][-1]), "action": ACTIONS[best],
         "target_position": float((best - 1) * boundary.MAX_VOLUME * close[-1] / meta["initial_cash"]),
-        "q_values": dict(zip(ACTIONS, q.tolist())), "probabilities": dict(zip(ACTIONS, probabilities.tolist())),
+        "q_values": dict(zip(ACTIONS, q.tolist(), strict=True)), "probabilities": dict(zip(ACTIONS, probabilities.tolist(), strict=True)),
         "reference_price": float(close[-1]),
         "window": {"first_timestamp": iso(split.bars["date"][0]), "last_timestamp": iso(split.bars["date"][-1]),
                    "bars": int(len(split.bars))},

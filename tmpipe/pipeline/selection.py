@@ -83,7 +83,7 @@ def warn_named_but_switched_off(known: list[WorkflowSymbol], names: list[str], d
         entry = by_name.get(name)
         if entry is None:
             continue
-        link = next((l for l in entry.links if l.dag_id == dag_id), None)
+        link = next((candidate for candidate in entry.links if candidate.dag_id == dag_id), None)
         reasons = ["disabled in the WebUI"] if not entry.enabled else []
         if link is not None and not link.is_active:
             reasons.append(f"its WebUI link to {dag_id} is inactive, so its link config is not applied")

@@ -127,7 +127,7 @@ def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str |
     from tmpipe.review.anchors import verify_anchored
     from tmpipe.review.trace import hmac_key
 
-    if tracking_uri and mlflow_run is None or url and webui_artifact is None:
+    if (tracking_uri and mlflow_run is None) or (url and webui_artifact is None):
         raise click.UsageError("--tracking-uri goes with --mlflow-run, --url with --webui-artifact")
     try:
         trace = json.loads(trace_path.read_text(encoding="utf-8"))

@@ -59,7 +59,7 @@ class _BoundedComposer(Composer):
 
     peek_event: Callable[[], yaml.Event]  # from the parser this composer is mixed with
 
-    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+    def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)) and event.tag is not None:
             raise LimitExceeded(

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-torch run test test-fast validate benchmark
+.PHONY: install install-torch run test test-fast lint validate benchmark
 
 # No torch: the engine's network runs in NumPy (docs/install.md).
 $(STAMP): pyproject.toml
@@ -31,6 +31,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not production"
+
+# ruff and mypy as configured in pyproject.toml ([tool.ruff], [tool.mypy]); CI runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
 
 validate: $(STAMP)
 	$(BIN)/tmpipe validate

@@ -100,11 +100,11 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
         times = {"data": clocks["data"], "training": clocks["training"],
                  "evaluation_and_bundle": clocks["engine"] - clocks["data"] - clocks["training"],
                  "tracking": stage - clocks["engine"]}
-        for name, call in (("inference", lambda: stages.inference(ctx, symbol, link, trained)),
-                           ("review", lambda: stages.review(ctx, symbol, link)),
-                           ("persist", lambda: stages.persist(ctx, symbol, link))):
+        for name, call, args in (("inference", stages.inference, (ctx, symbol, link, trained)),
+                                 ("review", stages.review, (ctx, symbol, link)),
+                                 ("persist", stages.persist, (ctx, symbol, link))):
             start = time.perf_counter()
-            call()
+            call(*args)
             times[name] = time.perf_counter() - start
         times["all_but_training"] = sum(times.values()) - times["training"]
         per_symbol[symbol] = {k: round(v, 3) for k, v in times.items()}

@@ -84,7 +84,7 @@ def parse_in_child(path: Path, database: Path) -> tuple[float, float]:
             sockets: list[object] = []
             original_connect = socket.socket.connect
 
-            def record_connect(self, address):  # noqa: ANN001 - socket's own signature
+            def record_connect(self, address):
                 sockets.append(address)
                 return original_connect(self, address)
 

@@ -93,7 +93,7 @@ def main() -> None:
         shutil.rmtree(tmp)
     report = {}
     for count, samples in times.items():
-        q1, median, q3 = statistics.quantiles(samples, n=4)
+        q1, _, q3 = statistics.quantiles(samples, n=4)
         report[count] = {"median_ms": round(statistics.median(samples) * 1000, 1), "iqr_ms": [round(q1 * 1000, 1), round(q3 * 1000, 1)], "trials": len(samples)}
     base = report[counts[0]]["median_ms"]
     for count in counts[1:]:

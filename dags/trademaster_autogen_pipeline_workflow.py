@@ -10,13 +10,13 @@ from pathlib import Path
 # pre-imports the airflow.* modules a DAG file names, once, before it forks a parser per parse
 # ([dag_processor] parsing_pre_import_modules); named here, they are not imported again on every
 # parse (benchmarks/parse.py; tests/dags/test_parse_preimports.py keeps this list complete).
-import airflow.operators.python  # noqa: F401
-import airflow.providers.common.sql.sensors.sql  # noqa: F401
-import airflow.providers.standard.operators.python  # noqa: F401
-import airflow.providers.standard.sensors.python  # noqa: F401
-import airflow.sdk.definitions.decorators.task_group  # noqa: F401
-import airflow.sensors.python  # noqa: F401
-import airflow.timetables.assets  # noqa: F401
+import airflow.operators.python
+import airflow.providers.common.sql.sensors.sql
+import airflow.providers.standard.operators.python
+import airflow.providers.standard.sensors.python
+import airflow.sdk.definitions.decorators.task_group
+import airflow.sensors.python
+import airflow.timetables.assets
 import airflow.version  # noqa: F401
 
 from tmpipe.generator import build_dags

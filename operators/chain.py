@@ -15,7 +15,7 @@ from typing import Any, Callable
 from airflow.sdk import BaseOperator, task_group
 from airflow.sdk.definitions.dag import DAG
 
-from tmpipe.operators.stages import InferenceOperator, PersistOperator, ReviewOperator, TrainBacktestOperator
+from .stages import InferenceOperator, PersistOperator, ReviewOperator, TrainBacktestOperator
 
 # Each task instance is labelled by its symbol in the Airflow UI.
 MAP_INDEX_TEMPLATE = "{{ task.symbol }}"

@@ -7,8 +7,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from tmpipe.config.resolver import resolve_shared
-from tmpipe.operators.base import TmpipeOperator
-from tmpipe.operators.stages import RESOLVE_TASK_ID
+from .base import TmpipeOperator
+from .stages import RESOLVE_TASK_ID
 from tmpipe.pipeline.context import RunContext
 
 

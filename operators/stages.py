@@ -6,8 +6,8 @@ from typing import Any, Sequence
 
 from airflow.sdk.exceptions import AirflowSkipException
 
-from tmpipe.operators.base import TmpipeOperator, connection_lookup
-from tmpipe.operators.symbols import LINKS_KEY
+from .base import TmpipeOperator, connection_lookup
+from .symbols import LINKS_KEY
 from tmpipe.pipeline import modes, stages
 from tmpipe.pipeline.context import RunContext
 

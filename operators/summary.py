@@ -7,10 +7,10 @@ from typing import Any, Sequence
 from airflow.sdk.exceptions import AirflowFailException
 
 from tmpipe.errors import describe
-from tmpipe.operators.base import ERROR_KEY, TmpipeOperator
+from .base import ERROR_KEY, TmpipeOperator
 from tmpipe.generator import SCORE_TASK_ID
-from tmpipe.operators.stages import RESOLVE_TASK_ID
-from tmpipe.operators.symbols import SELECTION_KEY
+from .stages import RESOLVE_TASK_ID
+from .symbols import SELECTION_KEY
 from tmpipe.pipeline.context import RunContext
 from tmpipe.pipeline.modes import STAGES
 from tmpipe.pipeline.summary import StageOutputs, render_table, run_failure, summarize_symbols
@@ -26,7 +26,8 @@ class SummarizeOperator(TmpipeOperator):
     def run_stage(self, ctx: RunContext, context: Any) -> dict[str, Any]:
         ti = context["ti"]
         symbols = ti.xcom_pull(task_ids=RESOLVE_TASK_ID)
-        error, selection = None, {}
+        error: str | None = None
+        selection: dict[str, Any] = {}
         if symbols is None:  # resolve_symbols did not succeed: the run has failed whatever else happened
             record = ti.xcom_pull(task_ids=RESOLVE_TASK_ID, key=ERROR_KEY)
             error = f"{RESOLVE_TASK_ID}: {describe(record) if record else 'did not return a symbol list'}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tmpipe.operators.base import TmpipeOperator
+from .base import TmpipeOperator
 from tmpipe.pipeline import stages
 from tmpipe.pipeline.context import RunContext
 

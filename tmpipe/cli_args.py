@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -44,7 +44,7 @@ def _read_arg_file(path: Path, what: str) -> str:
         raise click.ClickException(f"{what}: {path} is not UTF-8 text (byte offset {exc.start})") from exc
 
 
-def exit_with_error(exc: Exception) -> None:
+def exit_with_error(exc: Exception) -> NoReturn:
     """Print a project error's lines (``FILE:LINE:COL: path: message``) and exit 1, no traceback."""
     for line in redact_url_credentials(str(exc)).splitlines():
         click.echo(line, err=True)

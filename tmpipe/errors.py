@@ -8,7 +8,10 @@ when a server answered). A failed stage leaves them in XCom as :func:`error_reco
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from tmpipe.spec.problems import Problem
 
 # A failed stage's XCom ``error``: the first line of the message, redacted, at most this long.
 MESSAGE_MAX_CHARS = 300
@@ -45,7 +48,7 @@ class TmpipeError(Exception):
 class SpecError(TmpipeError):
     """A spec, link config or conf document is invalid; ``problems`` holds every one."""
 
-    def __init__(self, problems: list["Problem"]):  # noqa: F821 - defined in tmpipe.spec.problems
+    def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
@@ -138,14 +141,14 @@ def error_record(exc: BaseException, *, stage: str, symbol: str | None = None) -
     from tmpipe.redaction import redact_url_credentials
 
     lines = redact_url_credentials(str(exc)).splitlines()
-    ours = isinstance(exc, TmpipeError)
+    ours = exc if isinstance(exc, TmpipeError) else None
     return {
-        "stage": (exc.stage if ours else None) or stage,
-        "symbol": (exc.symbol if ours else None) or symbol,
+        "stage": (ours.stage if ours is not None else None) or stage,
+        "symbol": (ours.symbol if ours is not None else None) or symbol,
         "kind": type(exc).__name__,
         "message": (lines[0] if lines else "")[:MESSAGE_MAX_CHARS],
-        "retryable": exc.retryable if ours else True,
-        "status": exc.status if ours else None,
+        "retryable": ours.retryable if ours is not None else True,
+        "status": ours.status if ours is not None else None,
     }
 
 

@@ -6,7 +6,6 @@ import sys
 import textwrap
 
 import pytest
-import yaml
 
 from tmpipe import airflow_env
 

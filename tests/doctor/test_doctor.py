@@ -23,7 +23,7 @@ class ModelsEndpoint:
 
     def __init__(self):
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server naming
+            def do_GET(self):
                 ok = self.headers.get("Authorization") == f"Bearer {LLM_KEY}"
                 self.send_response(200 if ok and self.path.endswith("/models") else 401)
                 self.send_header("Content-Length", "2")

@@ -69,7 +69,7 @@ class FakeEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server naming
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 role = role_of(body)
                 endpoint.requests.append({"role": role, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})

@@ -23,24 +23,24 @@ GOOD_TALK = {"analyst": "Inference long with p=0.62; test Sharpe 1.25, drawdown 
 
 
 @pytest.fixture
-def FakeEndpoint(endpoint_kit):  # noqa: N802 - reads like the class it hands out
+def FakeEndpoint(endpoint_kit):
     return endpoint_kit.FakeEndpoint
 
 
 @pytest.fixture
-def Reply(endpoint_kit):  # noqa: N802
+def Reply(endpoint_kit):
     return endpoint_kit.Reply
 
 
 @pytest.fixture
-def talk(Reply):  # noqa: N803
+def talk(Reply):
     def scripted(content_by_role: dict):
         return lambda role, request: Reply(content=content_by_role[role])
     return scripted
 
 
 @pytest.fixture
-def GOOD(talk):  # noqa: N802
+def GOOD(talk):
     return talk(GOOD_TALK)
 
 

@@ -9,7 +9,7 @@ from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, SIGNAL, TRACE, fill_
 
 def _objects(node, path="$"):
     if isinstance(node, dict):
-        if node.get("type") == "object" or "object" in (node.get("type") or []) and "properties" in node:
+        if node.get("type") == "object" or ("object" in (node.get("type") or []) and "properties" in node):
             yield path, node
         for key, value in node.items():
             yield from _objects(value, f"{path}.{key}")

@@ -34,7 +34,7 @@ class ScriptedServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server naming
+            def do_GET(self):
                 outer.paths.append(self.path)
                 status, body = outer.script[min(len(outer.paths), len(outer.script)) - 1]
                 payload = json.dumps(body).encode()

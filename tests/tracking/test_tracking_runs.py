@@ -54,9 +54,8 @@ def test_stage_run_sets_terminal_status(context_factory, tracking_uri):
     with stage_run(context_factory(), last_stage=False) as run:
         pass
     assert client.get_run(run.run_id).info.status == "RUNNING"
-    with pytest.raises(ValueError, match="bad bars"):
-        with stage_run(context_factory(), last_stage=False):
-            raise ValueError("bad bars")
+    with pytest.raises(ValueError, match="bad bars"), stage_run(context_factory(), last_stage=False):
+        raise ValueError("bad bars")
     assert client.get_run(run.run_id).info.status == "FAILED"
     # the cleared task reopens the same run and finishes it
     with stage_run(context_factory(try_number=2), last_stage=True) as again:

@@ -130,8 +130,8 @@ def _check_secret_env_names(spec: Spec, values: dict[str, Any], provenance: dict
         message = secret_env_problem(value, spec.secret_env_pattern)
         if message:
             origin = provenance[".".join(path)]
-            file, _, line = (origin.source or origin.layer).rpartition(":")
-            file, line = (file, int(line)) if line.isdigit() else (origin.source or origin.layer, 1)
+            file, _, line_text = (origin.source or origin.layer).rpartition(":")
+            file, line = (file, int(line_text)) if line_text.isdigit() else (origin.source or origin.layer, 1)
             problems.append(Problem(file, line, 1, ".".join(path), f"{message} (set by {origin.layer})"))
     if problems:
         raise SpecError(problems)

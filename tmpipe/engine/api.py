@@ -62,6 +62,7 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
     deployed, choice = wf.deployed, wf.choices[-1]
     epoch = deployed.epoch_or_last(choice["epoch"])
     outcome = deployed.outcome
+    assert outcome is not None  # every fold run is trained
     space, network = outcome.space, outcome.network
     network.load_state_dict(deployed.states[epoch])
     test = wf.oos[-1]
@@ -151,7 +152,7 @@ def _infer_builtin(model_dir: Path, config: dict, *, symbol: str) -> dict:
     q_last = result.q_values[-1]
     probabilities = np.exp(q_last - q_last.max())
     probabilities /= probabilities.sum()
-    by_name = dict(zip(space.names, range(len(space.names))))
+    by_name = dict(zip(space.names, range(len(space.names)), strict=True))
     bars_per_year = dataset.bars_per_year
     return {
         "schema_version": SCHEMA_VERSION,

@@ -77,5 +77,5 @@ def write_equity_curve(path: Path, dates: np.ndarray, columns: dict[str, np.ndar
         writer = csv.writer(handle)
         writer.writerow(["date", *columns])
         cells = ([("" if v != v else v) for v in np.asarray(values, dtype=np.float64).tolist()] for values in columns.values())
-        writer.writerows(zip([iso(d) for d in dates], *cells))
+        writer.writerows(zip([iso(d) for d in dates], *cells, strict=True))
     return path

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tmpipe.engine.features import FEATURES
 from tmpipe.errors import EngineError
+
+if TYPE_CHECKING:
+    from tmpipe.engine.network import QNetwork
 
 WEIGHTS_FILE = "model.npz"
 TORCH_WEIGHTS_FILE = "model.pt"  # format 1
@@ -24,7 +28,7 @@ BUNDLE_FORMAT = 2
 
 @dataclass(frozen=True)
 class Bundle:
-    network: object  # network.QNetwork
+    network: QNetwork
     metadata: dict
 
 

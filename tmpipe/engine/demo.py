@@ -42,7 +42,10 @@ def arch_csv(name: str) -> Path:
 def arch_series(name: str) -> pd.DataFrame:
     """Daily OHLC bars of the S&P 500 or NASDAQ index (1999-2018) from the arch package."""
     raw = pd.read_csv(arch_csv(name))  # read as arch.data.utility.load_file reads it
-    column = lambda key: pd.to_numeric(raw[key], errors="coerce").to_numpy(float)  # noqa: E731
+
+    def column(key: str) -> np.ndarray:
+        return pd.to_numeric(raw[key], errors="coerce").to_numpy(float)
+
     return pd.DataFrame(
         {
             "date": pd.DatetimeIndex(pd.to_datetime(raw["Date"])).as_unit("ns"),

@@ -110,6 +110,6 @@ def track_report(tracks: list[Track], benchmarks: list[Track], cost_rate: float,
         parts.append((track.net_returns(cost_rate), track.gross_returns(), track.held,
                       bench.net_returns(cost_rate), track.trades()))
     folds = [report_metrics(*part, bars_per_year) for part in parts]
-    pooled = report_metrics(*(np.concatenate([p[i] for p in parts]) for i in range(4)),
-                            sum(p[4] for p in parts), bars_per_year)
+    net, gross, held, bench_net = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    pooled = report_metrics(net, gross, held, bench_net, sum(p[4] for p in parts), bars_per_year)
     return {"folds": folds, "pooled": pooled}

@@ -44,6 +44,7 @@ def to_torch(network: QNetwork) -> TorchQNetwork:
 def from_torch(module: TorchQNetwork) -> QNetwork:
     """A NumPy network with ``module``'s weights."""
     first = module.trunk[0]
+    assert isinstance(first, nn.Linear)  # the trunk opens with its input layer
     network = QNetwork(first.in_features, first.out_features, module.advantage.out_features)
     network.load_state_dict({name: t.detach().numpy() for name, t in module.state_dict().items()})
     return network

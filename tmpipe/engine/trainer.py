@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -15,10 +15,13 @@ from tmpipe.engine.environment import ActionSpace, step_rewards
 from tmpipe.engine.features import future_volatility, normalisation_stats, observation_windows
 from tmpipe.engine.metrics import sharpe_or_zero
 
+if TYPE_CHECKING:
+    from tmpipe.engine.network import QNetwork
+
 
 @dataclass
 class TrainOutcome:
-    network: object  # the selected network.QNetwork
+    network: QNetwork  # the selected one
     epochs: list[dict]
     chosen_epoch: int
     chosen_reason: str
@@ -161,6 +164,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
             elif epoch - best_epoch >= int(hyper["early_stopping_patience"]):
                 stop_reason = f"early stopping after epoch {epoch} ({hyper['early_stopping_patience']} epochs without improvement)"
                 break
+        assert best_state is not None  # the first epoch beats -inf
         agent.online.load_state_dict(best_state)
     reason = (f"best validation Sharpe ({best_score:.4f}; a policy that never trades scores 0) "
               f"at epoch {best_epoch} of {len(records)}; {stop_reason}")

@@ -82,6 +82,7 @@ def run_child(argv: list[str], *, home: Path, out_dir: Path, on_line: Callable[[
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as exc:
         raise UpstreamError(f"cannot start {argv[0]}: {exc}") from exc
+    assert proc.stdin is not None and proc.stdout is not None  # both piped above
     if stdin is not None:
         proc.stdin.write(stdin)
     proc.stdin.close()
@@ -106,8 +107,10 @@ class EpochLog:
     def __init__(self, explore_rate: float, progress: Callable[[dict], None] | None):
         self.records: list[dict] = []
         self._explore_rate, self._progress = explore_rate, progress
-        self._phase, self._epoch, self._began = None, 0, time.perf_counter()
-        self._train_return, self._await_value = None, False
+        self._phase: str | None = None
+        self._epoch, self._began = 0, time.perf_counter()
+        self._train_return: float | None = None
+        self._await_value = False
 
     def __call__(self, line: str) -> None:
         if self._progress is not None:
@@ -333,7 +336,7 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
         "schema_version": SCHEMA_VERSION, "kind": "inference", "backend": "upstream", "symbol": symbol,
         "as_of": iso(split.bars["date"][-1]), "action": ACTIONS[best],
         "target_position": float((best - 1) * boundary.MAX_VOLUME * close[-1] / meta["initial_cash"]),
-        "q_values": dict(zip(ACTIONS, q.tolist())), "probabilities": dict(zip(ACTIONS, probabilities.tolist())),
+        "q_values": dict(zip(ACTIONS, q.tolist(), strict=True)), "probabilities": dict(zip(ACTIONS, probabilities.tolist(), strict=True)),
         "reference_price": float(close[-1]),
         "window": {"first_timestamp": iso(split.bars["date"][0]), "last_timestamp": iso(split.bars["date"][-1]),
                    "bars": int(len(split.bars))},

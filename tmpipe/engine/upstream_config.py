@@ -57,7 +57,7 @@ def runtime_paths(trademaster: dict) -> tuple[Path, Path]:
 
 def _git(home: Path, *args: str) -> str:
     try:
-        done = subprocess.run(["git", "-C", str(home), *args], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(["git", "-C", str(home), *args], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UpstreamError(f"cannot run git in {home}: {exc}") from exc
     if done.returncode != 0:

@@ -26,7 +26,7 @@ from tmpipe.engine.features import normalisation_stats, observation_windows
 from tmpipe.engine.metrics import compute_metrics
 from tmpipe.engine.report import Track, track_report
 from tmpipe.engine.skill import _sharpe_rows, assess_skill, net_returns
-from tmpipe.engine.trainer import cost_rate, evaluate, train
+from tmpipe.engine.trainer import TrainOutcome, cost_rate, evaluate, train
 from tmpipe.errors import DataError
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -82,7 +82,7 @@ class FoldRun:
     valid: dict[int, Rollout] = field(default_factory=dict)
     test: dict[int, Rollout] = field(default_factory=dict)
     states: dict[int, dict] = field(default_factory=dict)
-    outcome: object = None
+    outcome: TrainOutcome | None = None
 
     def epoch_or_last(self, epoch: int) -> int:
         """A fold that stopped early keeps its last network for later epoch numbers."""
@@ -141,7 +141,7 @@ class WalkForward:
     """Everything the engine result needs from a walk-forward run."""
 
     runs: list[FoldRun]
-    bounds: list[FoldBounds]
+    bounds: list[FoldBounds] | None  # None: the dataset came split in directories, one fold
     choices: list[dict]
     oos: list[Rollout]  # each fold's test rollout at its chosen epoch
     baselines: dict[str, list[Track]]
@@ -173,7 +173,7 @@ def run_walk_forward(dataset: Dataset, config: dict, progress: Callable[[dict], 
         runs.append(_train_fold(fold, config, keep_states=k == len(fold_sets) - 1, progress=tell))
     cost = cost_rate(hyper)
     choices = select_epochs(runs, cost, float(settings["max_selection_epsilon"]))
-    oos = [run.test[run.epoch_or_last(choice["epoch"])] for run, choice in zip(runs, choices)]
+    oos = [run.test[run.epoch_or_last(choice["epoch"])] for run, choice in zip(runs, choices, strict=True)]
     tracks = [_track(r) for r in oos]
     close_all = dataset.frame["close"]
     baselines: dict[str, list[Track]] = {name: [] for name in BASELINES}
@@ -208,7 +208,7 @@ def _row_of(dataset: Dataset, date) -> int:
 def walk_forward_summary(dataset: Dataset, wf: WalkForward) -> dict:
     """The result's ``walk_forward`` block: folds with their spans, choices and the deployed model."""
     folds = []
-    for k, (run, choice) in enumerate(zip(wf.runs, wf.choices)):
+    for k, (run, choice) in enumerate(zip(wf.runs, wf.choices, strict=True)):
         spans = {name: _span_of_split(run.dataset, name) for name in SPLIT_NAMES}
         folds.append({"fold": k + 1, **spans, "chosen_epoch": run.epoch_or_last(choice["epoch"]),
                       "chosen_reason": choice["reason"], "epochs_run": len(run.records)})

@@ -14,6 +14,7 @@ from tmpipe.errors import SymbolSelectionError
 from tmpipe.spec.model import Spec
 from tmpipe.store.base import ArtifactStore
 from tmpipe.store.http import HttpArtifactStore
+from tmpipe.store.sqlite import SqliteArtifactStore
 from tmpipe.store.models import WorkflowSymbol
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ def handle_no_symbols(spec: Spec, store: ArtifactStore) -> str:
     dag_id = spec.dag.dag_id
     if isinstance(store, HttpArtifactStore):
         query = f"the WebUI (GET {store.base_url}/api/workflow-symbols/?enabled_only=true)"
-    else:
+    elif isinstance(store, SqliteArtifactStore):
         query = f"the embedded WebUI store ({store.path})"
+    else:
+        query = f"the WebUI store ({type(store).__name__})"
     message = (
         f"no symbols to run for DAG {dag_id}: {query} lists no enabled symbol with an active link to {dag_id}; "
         f"add one (tmpipe webui add-symbol SYM), name symbols in dag_run.conf, "
@@ -80,7 +83,7 @@ def warn_named_but_switched_off(known: list[WorkflowSymbol], names: list[str], d
         entry = by_name.get(name)
         if entry is None:
             continue
-        link = next((l for l in entry.links if l.dag_id == dag_id), None)
+        link = next((candidate for candidate in entry.links if candidate.dag_id == dag_id), None)
         reasons = ["disabled in the WebUI"] if not entry.enabled else []
         if link is not None and not link.is_active:
             reasons.append(f"its WebUI link to {dag_id} is inactive, so its link config is not applied")

@@ -188,7 +188,7 @@ def review(
         if outcome.recording is not None:
             from tmpipe.tracking.stages import log_llm_recording
 
-            log_llm_recording(tracker.run.run_id, outcome.recording, tracking_uri=tracker.tracking_uri)
+            log_llm_recording(tracker.open_run.run_id, outcome.recording, tracking_uri=tracker.tracking_uri)
         cost = outcome.trace["cost"]["usd"]
         if cost is not None:
             publish_spend(cost)
@@ -261,10 +261,10 @@ def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, 
     from tmpipe.review.anchors import mlflow_anchor, signal_anchor, verify_anchored
     from tmpipe.review.trace import hmac_key
 
-    anchors = [signal_anchor(signal, "review/signal.json"), mlflow_anchor(tracker.run.run_id, tracker.tracking_uri)]
+    anchors = [signal_anchor(signal, "review/signal.json"), mlflow_anchor(tracker.open_run.run_id, tracker.tracking_uri)]
     result = verify_anchored(trace, anchors, hmac_key())
     if not result.ok:
-        raise ReviewError(f"{symbol}: not publishing review/trace.json of MLflow run {tracker.run.run_id}: "
+        raise ReviewError(f"{symbol}: not publishing review/trace.json of MLflow run {tracker.open_run.run_id}: "
                           + "; ".join(result.problems), symbol=symbol, stage="persist")
 
 

@@ -29,19 +29,19 @@ def summarize_symbols(
 ) -> dict[str, Any]:
     """``run_error``: what failed outside the symbols' chains (e.g. ``resolve_symbols: ...``);
     ``dropped_symbols``: those the symbol cap left out; ``no_symbols``: why nothing ran, when allowed."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     last = last_stage(mode)
     for out in outputs:
         merged: dict[str, Any] = {}
         for stage in STAGES:
             if isinstance(out.results.get(stage), dict):
                 merged.update(out.results[stage])
-        failed_stage = next((s for s in STAGES if out.errors.get(s)), None)
+        failure = next(((s, e) for s in STAGES if (e := out.errors.get(s))), None)
         done = out.results.get(last) is not None
         status = "success" if done else "failed"
         error = None
-        if failed_stage:
-            error = f"{failed_stage}: {describe(out.errors[failed_stage])}"
+        if failure:
+            error = f"{failure[0]}: {describe(failure[1])}"
         elif not done:
             error = "did not reach " + last
         rows.append(

@@ -71,18 +71,24 @@ class SymbolTracker:
             set_tags(self.tracking_uri, run.run_id, {"tmpipe.stage": name})
             yield run
 
+    @property
+    def open_run(self) -> RunRef:
+        """The run of the stage in progress: every method below is called inside ``stage``."""
+        if self.run is None:
+            raise RuntimeError(f"{self.context.symbol}: the MLflow run is opened by SymbolTracker.stage")
+        return self.run
+
     def reference(self) -> dict[str, Any]:
-        assert self.run is not None
         return {
-            "mlflow_run_id": self.run.run_id,
-            "mlflow_experiment_id": self.run.experiment_id,
-            "mlflow_run_url": run_url(self.tracking_uri, self.run.experiment_id, self.run.run_id),
+            "mlflow_run_id": self.open_run.run_id,
+            "mlflow_experiment_id": self.open_run.experiment_id,
+            "mlflow_run_url": run_url(self.tracking_uri, self.open_run.experiment_id, self.open_run.run_id),
         }
 
     def log_training(self, result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-        log_train_backtest(self.run.run_id, result, out_dir, tracking_uri=self.tracking_uri)
+        log_train_backtest(self.open_run.run_id, result, out_dir, tracking_uri=self.tracking_uri)
         return register_and_promote(
-            self.run.run_id,
+            self.open_run.run_id,
             self.context.symbol,
             result["agent"],
             result,
@@ -98,7 +104,7 @@ class SymbolTracker:
         in mode both train_backtest's row already says it).
         """
         if trains(self.context.mode):
-            return download_run_bundle(self.tracking_uri, self.run.run_id, dest), {}
+            return download_run_bundle(self.tracking_uri, self.open_run.run_id, dest), {}
         promoted = load_promoted_model(
             self.tracking_uri,
             self.mlflow_cfg["registered_model_prefix"],
@@ -110,7 +116,7 @@ class SymbolTracker:
         self._log_json(promoted.engine_result, PROMOTED_RESULT_ARTIFACT)
         set_tags(
             self.tracking_uri,
-            self.run.run_id,
+            self.open_run.run_id,
             {"inference.model_uri": promoted.model_uri, "inference.model_name": promoted.model_name,
              "inference.model_version": promoted.version, "inference.model_run_id": promoted.run_id},
         )
@@ -118,7 +124,7 @@ class SymbolTracker:
                                     "promoted": True, "gate_reasons": []}
 
     def log_inference(self, result: dict[str, Any]) -> None:
-        log_inference(self.run.run_id, result, tracking_uri=self.tracking_uri)
+        log_inference(self.open_run.run_id, result, tracking_uri=self.tracking_uri)
 
     def engine_outputs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         engine_artifact = ENGINE_RESULT_ARTIFACT if trains(self.context.mode) else PROMOTED_RESULT_ARTIFACT
@@ -129,16 +135,16 @@ class SymbolTracker:
         return {
             "dag_id": self.context.dag_id,
             "dag_run_id": self.context.dag_run_id,
-            "mlflow_run_id": self.run.run_id,
-            "mlflow_experiment_id": self.run.experiment_id,
-            "model_uri": run.get("inference.model_uri") or f"runs:/{self.run.run_id}/{MODEL_ARTIFACT_DIR}",
+            "mlflow_run_id": self.open_run.run_id,
+            "mlflow_experiment_id": self.open_run.experiment_id,
+            "model_uri": run.get("inference.model_uri") or f"runs:/{self.open_run.run_id}/{MODEL_ARTIFACT_DIR}",
             "model_version": _pinned_version(run),
             "data_sha256": engine_result.get("data_fingerprint", {}).get("sha256"),
             "mlflow_run_url": self.reference()["mlflow_run_url"],
         }
 
     def client_run_tags(self) -> dict[str, str]:
-        return client_for(self.tracking_uri).get_run(self.run.run_id).data.tags
+        return client_for(self.tracking_uri).get_run(self.open_run.run_id).data.tags
 
     def trace_review_in_mlflow(self) -> None:
         """Send the review's MLflow traces (autolog) to this symbol's experiment."""
@@ -147,12 +153,12 @@ class SymbolTracker:
         from tmpipe.review import enable_mlflow_tracing
 
         mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_experiment(experiment_id=self.run.experiment_id)
+        mlflow.set_experiment(experiment_id=self.open_run.experiment_id)
         if not enable_mlflow_tracing():
             log.warning("%s review: MLflow tracing unavailable; the llm artifact is still written", self.context.symbol)
 
     def log_review(self, evidence: dict[str, Any], signal: dict[str, Any], trace: dict[str, Any]) -> None:
-        log_review(self.run.run_id, evidence, signal, trace, tracking_uri=self.tracking_uri)
+        log_review(self.open_run.run_id, evidence, signal, trace, tracking_uri=self.tracking_uri)
 
     def review_outputs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         _, signal_artifact, trace_artifact = REVIEW_ARTIFACTS
@@ -160,11 +166,11 @@ class SymbolTracker:
 
     def _read_json(self, artifact: str) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="tmpipe-read-") as scratch:
-            local = client_for(self.tracking_uri).download_artifacts(self.run.run_id, artifact, scratch)
+            local = client_for(self.tracking_uri).download_artifacts(self.open_run.run_id, artifact, scratch)
             return json.loads(Path(local).read_text(encoding="utf-8"))
 
     def _log_json(self, payload: dict[str, Any], artifact: str) -> None:
-        client_for(self.tracking_uri).log_dict(self.run.run_id, payload, artifact)
+        client_for(self.tracking_uri).log_dict(self.open_run.run_id, payload, artifact)
 
 
 def _pinned_version(tags: dict[str, str]) -> str | None:

@@ -74,9 +74,12 @@ def run_command(evidence_path: Path | None, engine_path: Path | None, inference_
             evidence = _read_json(evidence_path, "evidence")
             symbol = symbol or evidence.get("symbol")
         else:
+            assert engine_path is not None  # exactly one of the two, checked above
             engine_result = _read_json(engine_path, "engine result")
             inference = _read_json(inference_path, "inference result") if inference_path else inference_from_backtest(engine_result)
             symbol = symbol or engine_result.get("symbol")
+            if not symbol:
+                raise click.UsageError("no symbol in the input: give --symbol")
             lineage = {"data_sha256": (engine_result.get("data_fingerprint") or {}).get("sha256")}
             evidence = build_evidence(engine_result, inference, symbol=symbol, lineage=lineage, notes=notes)
         if not symbol:
@@ -124,7 +127,7 @@ def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str |
     from tmpipe.review.anchors import verify_anchored
     from tmpipe.review.trace import hmac_key
 
-    if tracking_uri and mlflow_run is None or url and webui_artifact is None:
+    if (tracking_uri and mlflow_run is None) or (url and webui_artifact is None):
         raise click.UsageError("--tracking-uri goes with --mlflow-run, --url with --webui-artifact")
     try:
         trace = json.loads(trace_path.read_text(encoding="utf-8"))

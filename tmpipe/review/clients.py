@@ -16,7 +16,7 @@ import os
 import time
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncGenerator, Callable, Sequence
@@ -123,7 +123,7 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
         if recording is not None:
             return _replaying(recording, cfg, recorded, log)
         answers = load_replay_answers(cfg["replay_file"])
-        shared = ReplayChatCompletionClient(answers, model_info=ENDPOINT_MODEL_INFO)
+        shared: ChatCompletionClient = ReplayChatCompletionClient(answers, model_info=ENDPOINT_MODEL_INFO)
         name = Path(cfg["replay_file"]).name
         reviewer = {"provider": "replay", "model": f"replay:{name}", "is_llm": False,
                     "label": f"replayed answers from {name} (scripted, not an LLM)"}
@@ -137,9 +137,10 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
         log.identity = {"model": cfg["model"], "temperature": cfg["temperature"]}
         log.price = cfg.get("prices", {}).get(cfg["model"])
         recorded.update(api_key_source=source, base_url=base_url, client_max_retries=0, structured_output=mode)
+        # autogen's config TypedDict says str; openai's client takes None as its default endpoint.
         shared = OpenAIChatCompletionClient(
-            model=cfg["model"], base_url=base_url, api_key=key, temperature=cfg["temperature"],
-            timeout=cfg["timeout_seconds"], max_retries=0, model_info=ENDPOINT_MODEL_INFO)
+            model=cfg["model"], base_url=base_url, api_key=key,  # type: ignore[arg-type]
+            temperature=cfg["temperature"], timeout=cfg["timeout_seconds"], max_retries=0, model_info=ENDPOINT_MODEL_INFO)
         reviewer = {"provider": "openai", "model": f"openai-compatible:{cfg['model']}", "is_llm": True,
                     "label": f"LLM {cfg['model']} at {base_url or 'the OpenAI default endpoint'}"}
         secrets = [key, *url_secrets(base_url)]
@@ -289,25 +290,21 @@ def load_replay_answers(path: str | None) -> list[str]:
 def classify_error(exc: BaseException) -> dict:
     """``{kind, detail, http_status}`` for a failed model call or conversation."""
     detail = f"{type(exc).__name__}: {exc}"[:2000]
-    try:
-        import openai
-    except ImportError:  # pragma: no cover - openai ships with autogen-ext[openai]
-        openai = None
+    import openai
     if isinstance(exc, BudgetExhausted):
         return {"kind": "budget", "detail": detail, "http_status": None}
     if isinstance(exc, ReplayMissing):
         return {"kind": "replay_missing", "detail": detail, "http_status": None}
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return {"kind": "timeout", "detail": detail, "http_status": None}
-    if openai is not None:
-        if isinstance(exc, openai.APITimeoutError):
-            return {"kind": "timeout", "detail": detail, "http_status": None}
-        if isinstance(exc, openai.RateLimitError):
-            return {"kind": "rate_limited", "detail": detail, "http_status": exc.status_code}
-        if isinstance(exc, openai.APIConnectionError):
-            return {"kind": "network", "detail": detail, "http_status": None}
-        if isinstance(exc, openai.APIStatusError):
-            return {"kind": "endpoint_error", "detail": detail, "http_status": exc.status_code}
+    if isinstance(exc, openai.APITimeoutError):
+        return {"kind": "timeout", "detail": detail, "http_status": None}
+    if isinstance(exc, openai.RateLimitError):
+        return {"kind": "rate_limited", "detail": detail, "http_status": exc.status_code}
+    if isinstance(exc, openai.APIConnectionError):
+        return {"kind": "network", "detail": detail, "http_status": None}
+    if isinstance(exc, openai.APIStatusError):
+        return {"kind": "endpoint_error", "detail": detail, "http_status": exc.status_code}
     return {"kind": "model_error", "detail": detail, "http_status": None}
 
 
@@ -321,7 +318,7 @@ class RecordingClient(ChatCompletionClient):
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
     async def create(self, messages: Sequence[Any], **kwargs: Any) -> CreateResult:
-        call = {"attempt": self._log.attempt, "agent": self._agent, "prompts": [_llm_message(m) for m in messages],
+        call: dict[str, Any] = {"attempt": self._log.attempt, "agent": self._agent, "prompts": [_llm_message(m) for m in messages],
                 "response": None, "finish_reason": None, "usage": None, "error": None,
                 "timing": {"started_at": _now(), "finished_at": None, "duration_ms": None}}
         output_type = kwargs.pop("json_output", None)
@@ -350,7 +347,7 @@ class RecordingClient(ChatCompletionClient):
         finally:
             call["timing"].update(finished_at=_now(), duration_ms=round((time.perf_counter() - started) * 1000, 3))
         call["response"] = result.content if isinstance(result.content, str) else json.dumps(
-            [c.model_dump() for c in result.content], sort_keys=True)
+            [asdict(c) for c in result.content], sort_keys=True)
         call["finish_reason"] = result.finish_reason
         call["usage"] = {"prompt": result.usage.prompt_tokens, "completion": result.usage.completion_tokens}
         if self._log.replay is None:  # a replayed call keeps the recorded call's cost
@@ -363,10 +360,11 @@ class RecordingClient(ChatCompletionClient):
         return result
 
     def _replayed(self, call: dict) -> CreateResult:
-        answers = self._log.replay.get(call["fingerprint"])
+        replay = self._log.replay or {}
+        answers = replay.get(call["fingerprint"])
         if not answers:
             raise ReplayMissing(f"no recorded answer for {self._agent}'s request {call['fingerprint'][:16]} "
-                                f"(the recording answers {sum(map(len, self._log.replay.values()))} more request(s)); "
+                                f"(the recording answers {sum(len(a) for a in replay.values())} more request(s)); "
                                 "a replay never calls an endpoint")
         answer = answers.pop(0)
         call["cost_usd"] = answer.get("cost_usd")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 from tmpipe.errors import ReviewError
 from tmpipe.review.schemas import EVIDENCE, schema_problems
@@ -41,7 +43,7 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
     market = inference_result.get("market") or {}
     window = inference_result.get("window")
     fingerprint = engine_result.get("data_fingerprint") or {}
-    evidence = {
+    evidence: dict[str, Any] = {
         "schema_version": 1,
         "symbol": symbol,
         "as_of": _text(inference_result.get("as_of")),
@@ -170,7 +172,7 @@ def market_stats(closes: list[float], bars_per_year: float) -> dict:
     if len(closes) >= 21:
         recent = closes[-21:]
         stats["return_20d"] = recent[-1] / recent[0] - 1
-        logs = [math.log(b / a) for a, b in zip(recent, recent[1:])]
+        logs = [math.log(b / a) for a, b in itertools.pairwise(recent)]
         mean = sum(logs) / len(logs)
         variance = sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)
         stats["realised_volatility_20d"] = math.sqrt(variance * bars_per_year)
@@ -178,7 +180,7 @@ def market_stats(closes: list[float], bars_per_year: float) -> dict:
         ys = recent[1:]
         xs = range(len(ys))
         x_mean, y_mean = (len(ys) - 1) / 2, sum(ys) / len(ys)
-        slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys)) / sum((x - x_mean) ** 2 for x in xs)
+        slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True)) / sum((x - x_mean) ** 2 for x in xs)
         stats["trend_slope_20d"] = slope / y_mean
     return {key: _number(value) for key, value in stats.items()}
 
@@ -198,7 +200,7 @@ def _metrics(values: dict | None) -> dict:
     return out
 
 
-def _number(value: object) -> float | None:
+def _number(value: Any) -> float | None:
     """A finite float rounded to 6 decimals (compact and stable), else None."""
     if value is None or isinstance(value, bool):
         return None

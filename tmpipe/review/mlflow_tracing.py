@@ -40,17 +40,17 @@ def enable_mlflow_tracing(enable: bool = True) -> bool:
     """
     try:
         import mlflow
-        import mlflow.autogen  # noqa: F401 - the flavor module is not imported by `import mlflow`
+        import mlflow.autogen  # the flavor module is not imported by `import mlflow`
     except ImportError as exc:
         log.info("MLflow tracing unavailable: %s", exc)
         return False
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import autogen_agentchat.agents  # noqa: F401
-    import autogen_ext.models.openai  # noqa: F401
+    import autogen_ext.models.openai
     import autogen_ext.models.replay  # noqa: F401
 
     import tmpipe.review.clients  # noqa: F401 - defines RecordingClient, imports the rules client
-    global _enabled
+    global _enabled  # noqa: PLW0603 - one switch per process, as the autolog patch it records
     try:
         mlflow.autogen.autolog(disable=not enable, silent=True)
     except Exception as exc:  # a flavor/version mismatch must not break the review

@@ -136,7 +136,7 @@ def horizon_end(as_of: str | None, horizon: str, bars_per_year: float | None) ->
     except ValueError:
         return None
     if unit in ("m", "h"):
-        end = stamp + np.timedelta64(count, unit)
+        end = stamp + np.timedelta64(count, "m" if unit == "m" else "h")
     else:
         seven_day = any(_whole_multiple(bars_per_year, days_a_year) for days_a_year in (365.0, 365.25))
         days = count * ((7 if seven_day else 5) if unit == "w" else 1)
@@ -144,7 +144,8 @@ def horizon_end(as_of: str | None, horizon: str, bars_per_year: float | None) ->
         end_day = day + np.timedelta64(days, "D") if seven_day else np.busday_offset(day, days, roll="forward")
         end = end_day + (stamp - day)
     unit = np.datetime_data(end.dtype)[0]  # as precise as the bar's timestamp; times to the second at least
-    return str(np.datetime_as_string(end, unit="s" if unit in ("h", "m") else unit))
+    # datetime_data gives the unit as str; numpy's stubs want one of its unit literals.
+    return str(np.datetime_as_string(end, unit="s" if unit in ("h", "m") else unit))  # type: ignore[call-overload]
 
 
 def _whole_multiple(value: float, unit: float) -> bool:

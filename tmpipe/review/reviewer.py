@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from typing import Callable
+from typing import Any, Callable
 
 from tmpipe.errors import ReviewError
 from tmpipe.review.cost import CostBudget
@@ -156,7 +156,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
             risk_texts = [m.to_text() for m in result["messages"] if m.source in plan.risk_managers]
             more, override = check_draft(draft, decision, risk_texts)
             problems += more
-        if not problems:
+        if draft is not None and not problems:
             candidate = finalize_signal(draft, decision, symbol=symbol, evidence=evidence, horizon=config["horizon"],
                                         reviewer_model=_reviewer(clients)["model"], token_usage=_tokens(clients),
                                         override=override, min_confidence=config["thresholds"]["min_confidence"])
@@ -222,7 +222,7 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
 
     built = build_team(plan, config, clients, token_budget=budget, timeout_seconds=time_left)
     messages: list = []
-    outcome = {"stop_reason": None, "error": None, "unparsed_answers": []}
+    outcome: dict[str, Any] = {"stop_reason": None, "error": None, "unparsed_answers": []}
 
     token = CancellationToken()
 
@@ -303,6 +303,7 @@ def _tokens(clients: ClientSet | None) -> dict:
 def _reviewer(clients: ClientSet | None, config: dict | None = None) -> dict:
     if clients is not None:
         return clients.reviewer
+    assert config is not None, "without clients the reviewer is read from the config"
     cfg = config["model_client"]
     return {"provider": cfg["provider"], "model": f"{cfg['provider']}:{cfg['model']}", "is_llm": cfg["provider"] == "openai",
             "label": "no model client could be set up"}

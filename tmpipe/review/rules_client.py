@@ -63,7 +63,8 @@ class RulesChatCompletionClient(ChatCompletionClient):
 
     async def create_stream(self, messages: Sequence[Any], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
         result = await self.create(messages, **kwargs)
-        yield result.content
+        if isinstance(result.content, str):  # always: the rules model writes text, never function calls
+            yield result.content
         yield result
 
     async def close(self) -> None:

@@ -81,7 +81,7 @@ def check_draft(draft: dict, decision: PolicyDecision, risk_messages: list[str])
     stop, take, reference = draft["stop_loss"], draft["take_profit"], decision.reference_price
     if action == "HOLD" and (position != 0 or stop is not None or take is not None):
         problems.append("HOLD needs target_position 0 and null stop_loss/take_profit")
-    if action == "BUY" and position <= 0 or action == "SELL" and position >= 0:
+    if (action == "BUY" and position <= 0) or (action == "SELL" and position >= 0):
         problems.append(f"{action} with target_position {position} points the wrong way")
     if action != "HOLD" and reference is not None and None not in (stop, take):
         low, high = (stop, take) if action == "BUY" else (take, stop)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from autogen_agentchat.base import TerminatedException, TerminationCondition
+from autogen_agentchat.base import ChatAgent, Team, TerminatedException, TerminationCondition
 from autogen_agentchat.conditions import MaxMessageTermination, TimeoutTermination, TokenUsageTermination
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, StructuredMessage
 
@@ -15,6 +15,9 @@ from tmpipe.errors import ReviewError
 from tmpipe.review.clients import ClientSet
 from tmpipe.review.rules_client import EVIDENCE_MARKER
 from tmpipe.review.signal import SignalDraft
+
+if TYPE_CHECKING:
+    from autogen_agentchat.teams import BaseGroupChat
 
 _PLACEHOLDER = re.compile(r"\{(symbol|name|role|horizon|max_drawdown|min_sharpe|min_confidence)\}")
 ROLE_DESCRIPTIONS = {
@@ -143,7 +146,7 @@ class RecordedTermination(TerminationCondition):
 
 @dataclass
 class BuiltTeam:
-    team: object
+    team: BaseGroupChat
     fired: list[str] = field(default_factory=list)
 
 
@@ -158,14 +161,15 @@ def build_team(plan: TeamPlan, review_config: dict, clients: ClientSet, *, token
                    | RecordedTermination("max_messages", MaxMessageTermination(review_config["max_messages"]), fired)
                    | RecordedTermination("token_budget", TokenUsageTermination(max_total_token=max(1, token_budget)), fired)
                    | RecordedTermination("timeout", TimeoutTermination(timeout_seconds), fired))
-    agents = [AssistantAgent(a.name, clients.for_agent(a.name, a.role), system_message=a.system_prompt,
+    agents: list[ChatAgent | Team] = [AssistantAgent(a.name, clients.for_agent(a.name, a.role), system_message=a.system_prompt,
                              description=ROLE_DESCRIPTIONS[a.role],
                              output_content_type=SignalDraft if clients.structured and a.name == plan.writer else None)
               for a in plan.agents]
     # A structured writer answers with a StructuredMessage, which the team must know to carry.
-    custom = [StructuredMessage[SignalDraft]] if clients.structured else None
+    custom: list[type[BaseAgentEvent] | type[BaseChatMessage]] | None = (
+        [StructuredMessage[SignalDraft]] if clients.structured else None)
     if plan.type == "round_robin":
-        team = RoundRobinGroupChat(agents, termination_condition=termination, custom_message_types=custom)
+        team: BaseGroupChat = RoundRobinGroupChat(agents, termination_condition=termination, custom_message_types=custom)
     else:
         order = [a.name for a in plan.agents]
         rules = clients.reviewer["provider"] == "rules"

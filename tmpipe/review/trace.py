@@ -125,7 +125,7 @@ def verify_trace(trace: dict) -> TraceVerification:
         if entry["sha256"] != expected:
             problems.append(f"entries[{position}].sha256 does not match its content and the previous hash")
         previous = entry["sha256"]
-    if trace["entries"] and chain["head"] != previous or not trace["entries"] and chain["head"] != chain["body_sha256"]:
+    if (trace["entries"] and chain["head"] != previous) or (not trace["entries"] and chain["head"] != chain["body_sha256"]):
         problems.append("chain.head is not the last entry's hash (entries were appended or truncated)")
     if _timing_hash(trace) != chain["timing_sha256"]:
         problems.append("chain.timing_sha256 does not match the timing fields (a timestamp or duration was edited)")

@@ -90,4 +90,4 @@ def _with_data_end(values: dict, day: str) -> dict:
 
 
 def _day(stamp: np.datetime64) -> str:
-    return str(np.datetime_as_string(np.datetime64(stamp, "D")))
+    return str(np.datetime_as_string(stamp.astype("datetime64[D]")))

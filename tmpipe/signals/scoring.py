@@ -85,7 +85,7 @@ def grade(signal: dict, series: PriceSeries, *, cost_rate: float) -> dict | None
         "pnl": pnl,
         "buy_and_hold_pnl": forward - cost_rate * 2,
         "cost_rate": cost_rate,
-        "brier": (float(signal["confidence"]) - float(right)) ** 2 if directional else None,
+        "brier": (float(signal["confidence"]) - float(right)) ** 2 if right is not None else None,
     }
 
 

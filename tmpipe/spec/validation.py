@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -73,14 +73,14 @@ def _to_problems(doc: PositionedDocument, error: ValidationError, root: tuple) -
                                 f"{error.validator_value!r}; put it in quotes to keep it as text")
         return
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(_schema(error).get("properties", {}))
         for key in _unexpected_keys(error):
             yield doc.problem((*path, key), _unknown_key_message(key, allowed), key=True)
         return
     if "propertyNames" in error.schema_path:
-        yield doc.problem((*path, error.instance), _symbol_message(error), key=True)
+        yield doc.problem((*path, _instance(error)), _symbol_message(error), key=True)
         return
-    if error.schema.get("$id") == schemas.SYMBOL:
+    if _schema(error).get("$id") == schemas.SYMBOL:
         yield doc.problem(path, _symbol_message(error))
         return
     if error.validator == "required":
@@ -111,8 +111,18 @@ def _branch_types(error: ValidationError) -> list[str]:
     for sub in error.context:
         if _is_type_mismatch(sub):
             value = sub.validator_value
-            types += [t for t in (value if isinstance(value, list) else [value]) if t not in types]
+            types += [str(t) for t in (value if isinstance(value, list) else [value]) if t not in types]
     return types
+
+
+def _schema(error: ValidationError) -> Mapping[str, Any]:
+    """The failing subschema: always a mapping for errors a validator raised (the stubs also allow unset)."""
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
+def _instance(error: ValidationError) -> Any:
+    """The failing value; the stubs type it as possibly unset, which a validator's error never is."""
+    return error.instance
 
 
 def _shown(instance: Any) -> str:
@@ -120,15 +130,15 @@ def _shown(instance: Any) -> str:
 
 
 def _symbol_message(error: ValidationError) -> str:
-    if error.schema.get("$id") == schemas.SYMBOL:
-        return f"invalid symbol name {error.instance!r}: {error.schema['description']}"
+    if _schema(error).get("$id") == schemas.SYMBOL:
+        return f"invalid symbol name {error.instance!r}: {_schema(error)['description']}"
     return f"invalid name {error.instance!r}: {_plain(error.message)}"
 
 
 def _unexpected_keys(error: ValidationError) -> list[str]:
-    known = set(error.schema.get("properties", {}))
-    patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
-    return [k for k in error.instance if k not in known and not any(p.search(k) for p in patterns)]
+    known = set(_schema(error).get("properties", {}))
+    patterns = [re.compile(p) for p in _schema(error).get("patternProperties", {})]
+    return [k for k in _instance(error) if k not in known and not any(p.search(k) for p in patterns)]
 
 
 def _unknown_key_message(key: str, allowed: list[str]) -> str:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import re
 
+from typing import TYPE_CHECKING
+
 import yaml
 
 from tmpipe.spec.problems import Problem
 from tmpipe.spec.yaml_safety import MAX_DEPTH, LimitExceeded
+
+if TYPE_CHECKING:
+    from yaml._yaml import Mark as CMark  # libyaml's marks
 
 _PREFIX = "YAML syntax error: "
 
@@ -36,7 +41,7 @@ def syntax_problem(exc: yaml.YAMLError, text: str, file: str, last_multiline_quo
         opened = _open_brackets(text, found.index + 1, deeper_than=MAX_DEPTH) if found is not None else []
         return _at(file, _mark_at(text, opened[-1]) if len(opened) > MAX_DEPTH else found, f"nested deeper than {MAX_DEPTH} levels")
     quote = last_multiline_quote
-    if quote is not None and found is not None and quote.end_mark.line == found.line:
+    if quote is not None and found is not None and quote.end_mark is not None and quote.end_mark.line == found.line:
         return _at(file, quote.start_mark, _PREFIX + (
             f"the quoted value that starts here runs on to line {quote.end_mark.line + 1}; is its closing quote missing?"))
     for rule in _RULES:
@@ -48,7 +53,7 @@ def syntax_problem(exc: yaml.YAMLError, text: str, file: str, last_multiline_quo
     return _at(file, found, f"{_PREFIX}{problem or 'invalid YAML'}{where}")
 
 
-def _at(file: str, mark: yaml.Mark | None, message: str) -> Problem:
+def _at(file: str, mark: yaml.Mark | CMark | None, message: str) -> Problem:
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     return Problem(file, line, column, "$", message)
 
@@ -109,7 +114,7 @@ def _open_brackets(text: str, end: int, *, deeper_than: int | None = None) -> li
 
 
 def _mark_at(text: str, index: int) -> yaml.Mark:
-    return yaml.Mark("", index, text.count("\n", 0, index), index - text.rfind("\n", 0, index) - 1, None, None)
+    return yaml.Mark("", index, text.count("\n", 0, index), index - text.rfind("\n", 0, index) - 1, None, 0)
 
 
 def _unclosed_quote(context, problem, start, found, text):

@@ -121,7 +121,7 @@ def _construct(loader: BoundedLoader, node: yaml.Node, path: Path, doc: Position
     # Unquoted dates are a YAML convenience; the schemas (and JSON) speak ISO strings.
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if not isinstance(value, str) and not node.style:
+    if not isinstance(value, str) and isinstance(node, yaml.ScalarNode) and not node.style:
         doc.plain_scalars[path] = node.value
     return value
 

@@ -12,11 +12,15 @@ is used when PyYAML has it (it is about ten times faster); composing stays in Py
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Callable
 
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
+
+if TYPE_CHECKING:
+    from yaml._yaml import Mark as CMark  # libyaml's marks
 
 MAX_DOCUMENT_BYTES = 128 * 1024
 MAX_DEPTH = 64
@@ -30,7 +34,7 @@ _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd
 class LimitExceeded(yaml.YAMLError):
     """The document breaks one of this module's rules; ``mark`` says where."""
 
-    def __init__(self, message: str, mark: yaml.Mark | None):
+    def __init__(self, message: str, mark: yaml.Mark | CMark | None):
         super().__init__(message)
         self.message = message
         self.mark = mark
@@ -53,9 +57,11 @@ class _BoundedComposer(Composer):
         self._values = 0
         self.last_multiline_quote: yaml.Event | None = None
 
-    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+    peek_event: Callable[[], yaml.Event]  # from the parser this composer is mixed with
+
+    def compose_node(self, parent, index):
         event = self.peek_event()
-        if not isinstance(event, yaml.AliasEvent) and event.tag is not None:
+        if isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)) and event.tag is not None:
             raise LimitExceeded(
                 f"the tag {_as_written(event.tag)} is not allowed: tags are not supported (quote a value to keep it a string)",
                 event.start_mark,
@@ -64,7 +70,8 @@ class _BoundedComposer(Composer):
         if self._values > MAX_VALUES:
             raise LimitExceeded(f"more than {MAX_VALUES:,} values in one document", event.start_mark)
         if isinstance(event, yaml.ScalarEvent):
-            if event.style in ('"', "'") and event.end_mark.line > event.start_mark.line:
+            if (event.style in ('"', "'") and event.end_mark is not None and event.start_mark is not None
+                    and event.end_mark.line > event.start_mark.line):
                 self.last_multiline_quote = event
             return Composer.compose_node(self, parent, index)
         if not isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
@@ -79,7 +86,7 @@ class _BoundedComposer(Composer):
 
 
 if yaml.__with_libyaml__:
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser
 
     class BoundedLoader(_BoundedComposer, CParser, SafeConstructor, Resolver):
         def __init__(self, text: str) -> None:

@@ -64,7 +64,7 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         if self.token is not None and scope["path"] not in PUBLIC_PATHS:
-            problem = self._token_problem(headers.get(b"authorization", b""))
+            problem = _token_problem(headers.get(b"authorization", b""), self.token)
             if problem:
                 challenge = 'Bearer realm="tmpipe-webui"' + ('' if problem == "missing" else ', error="invalid_token"')
                 response = JSONResponse({"detail": f"{problem} bearer token"}, 401, {"WWW-Authenticate": challenge})
@@ -84,11 +84,6 @@ class RequestGuard:
                 break
         return await self.app(scope, _replay(bytes(body), receive), send)
 
-    def _token_problem(self, authorization: bytes) -> str | None:
-        scheme, _, given = authorization.partition(b" ")
-        if scheme.lower() != b"bearer" or not given.strip():
-            return "missing"
-        return None if hmac.compare_digest(given.strip(), self.token) else "invalid"
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"request body larger than {self.max_body_bytes} bytes"
@@ -107,3 +102,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replayed
+
+
+def _token_problem(authorization: bytes, token: bytes) -> str | None:
+    scheme, _, given = authorization.partition(b" ")
+    if scheme.lower() != b"bearer" or not given.strip():
+        return "missing"
+    return None if hmac.compare_digest(given.strip(), token) else "invalid"

@@ -57,7 +57,7 @@ def select_symbols(symbols: list[WorkflowSymbol], dag_id: str) -> list[SelectedS
     """Enabled symbols with an active link to ``dag_id``, by priority then name (the caller caps them)."""
     chosen = []
     for entry in sorted(symbols, key=lambda s: (s.priority, s.symbol)):
-        link = next((l for l in entry.links if l.dag_id == dag_id and l.is_active), None)
+        link = next((candidate for candidate in entry.links if candidate.dag_id == dag_id and candidate.is_active), None)
         if entry.enabled and link is not None:
             chosen.append(SelectedSymbol(entry.symbol, link.id, link.config, link.notes))
     return chosen
@@ -67,7 +67,7 @@ def find_link(symbols: list[WorkflowSymbol], symbol: str, dag_id: str) -> Select
     """The link layer for one symbol (empty when the symbol has no active link)."""
     for entry in symbols:
         if entry.symbol == symbol:
-            link = next((l for l in entry.links if l.dag_id == dag_id and l.is_active), None)
+            link = next((candidate for candidate in entry.links if candidate.dag_id == dag_id and candidate.is_active), None)
             if link is not None:
                 return SelectedSymbol(symbol, link.id, link.config, link.notes)
     return SelectedSymbol(symbol, None, {}, None)

@@ -45,11 +45,11 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 # Documents the scheme in the OpenAPI schema; RequestGuard enforces it before any body is read.
 _BEARER = HTTPBearer(auto_error=False, description="The server's API token (TMPIPE_WEBUI_TOKEN or --token-file).")
-_GUARDED = {
+_GUARDED: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong bearer token."},
     413: {"description": "Request body larger than the server's limit."},
 }
-_INVALID = {422: {"description": "The body fails its model, or its content/config fails its JSON Schema; `detail` names each field."}}
+_INVALID: dict[int | str, dict[str, Any]] = {422: {"description": "The body fails its model, or its content/config fails its JSON Schema; `detail` names each field."}}
 
 
 def create_app(store: SqliteArtifactStore, *, token: str | None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
@@ -142,9 +142,8 @@ class _http_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if isinstance(exc, NotFoundError):
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
         if isinstance(exc, StoreError):
             raise HTTPException(exc.status or status.HTTP_400_BAD_REQUEST, str(exc)) from exc
-        return False

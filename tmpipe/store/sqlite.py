@@ -91,6 +91,7 @@ class SqliteArtifactStore:
                 )
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"symbol {symbol} already exists", status=409) from exc
+        assert cursor.lastrowid is not None  # set by the INSERT above
         return WorkflowSymbol(id=cursor.lastrowid, symbol=symbol, enabled=enabled, priority=priority)
 
     def add_link(

@@ -17,6 +17,7 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc.model import PythonModel
 from mlflow.types import ColSpec, Schema
 
 BUNDLE_ARTIFACT = "bundle"
@@ -36,7 +37,7 @@ SIGNATURE = ModelSignature(
 )
 
 
-class TradingBundleModel(mlflow.pyfunc.PythonModel):
+class TradingBundleModel(PythonModel):
     """One row per (symbol, resolved stage config as JSON) -> the engine's latest action."""
 
     def load_context(self, context) -> None:

@@ -268,7 +268,7 @@ def _why_no_alias(client: MlflowClient, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
-        versions = client.search_model_versions(
+        versions: list[Any] = client.search_model_versions(
             f"name = {quote_filter_value(name)}", max_results=1, order_by=["version_number DESC"]
         )
     except MlflowException as exc:

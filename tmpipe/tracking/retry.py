@@ -59,8 +59,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def http_status(exc: BaseException) -> int | None:
     """HTTP status of an MLflow REST error, None when the error did not come from a server."""
     for item in _chain(exc):
-        if type(item).__name__ == "RestException":
-            return item.get_http_status_code()
+        status_code = getattr(item, "get_http_status_code", None)
+        if type(item).__name__ == "RestException" and callable(status_code):
+            return status_code()
     return None
 
 

@@ -11,7 +11,7 @@ import fcntl
 import functools
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from tmpipe.errors import TrackingError
 from tmpipe.tracking.context import (
@@ -164,7 +164,7 @@ def _find_or_create_run(client: MlflowClient, ctx: TrackingContext):
     return found[0]
 
 
-def _set_tags(client: MlflowClient, run_id: str, tags: dict[str, object]) -> None:
+def _set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, object]) -> None:
     from mlflow.entities import RunTag
     from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 

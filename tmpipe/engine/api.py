@@ -16,6 +16,7 @@ from tmpipe.engine.defaults import result_errors
 from tmpipe.symbols import validate_symbol
 from tmpipe.engine.environment import ALL_ACTIONS, ActionSpace
 from tmpipe.engine.features import observation_windows
+from tmpipe.engine.market import market_summary
 from tmpipe.engine.trainer import blas_threads, cost_rate
 from tmpipe.engine.walkforward import run_walk_forward, walk_forward_summary, write_pooled_curve
 from tmpipe.errors import EngineError
@@ -105,21 +106,6 @@ def _train_backtest_builtin(config: dict, *, symbol: str, out_dir: Path, progres
         "wall_time_seconds": time.perf_counter() - began,
         "seed": int(hyper["seed"]),
         "torch_threads": outcome.torch_threads,
-    }
-
-
-def market_summary(close: np.ndarray, bars_per_year: float) -> dict:
-    """Recent statistics of the last (up to) 20 bars for the reviewers' evidence pack."""
-    log_close = np.log(close[-21:])
-    log_returns = np.diff(log_close)
-    recent = log_close[-20:]
-    slope = float(np.polyfit(np.arange(len(recent)), recent, 1)[0]) if len(recent) >= 2 else 0.0
-    return {
-        "last_close": float(close[-1]),
-        "return_1d": float(close[-1] / close[-2] - 1.0) if len(close) >= 2 else 0.0,
-        "return_20d": float(close[-1] / close[-min(21, len(close))] - 1.0),
-        "realised_volatility_20d": float(log_returns.std(ddof=1) * np.sqrt(bars_per_year)) if len(log_returns) >= 2 else 0.0,
-        "trend_slope_20d": slope,
     }
 
 

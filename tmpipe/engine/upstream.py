@@ -302,8 +302,8 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
 
     From a flat book upstream's actions sell/hold/buy one unit are exactly short/flat/long.
     """
-    from tmpipe.engine.api import market_summary
     from tmpipe.engine.data import iso, load_dataset
+    from tmpipe.engine.market import market_summary
 
     validate_symbol(symbol)
     model_dir = Path(model_dir).resolve()

@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+from tmpipe.engine.market import MARKET_KEYS, market_summary
 from tmpipe.errors import ReviewError
 from tmpipe.review.schemas import EVIDENCE, schema_problems
 
@@ -17,7 +18,6 @@ METRIC_KEYS = ("total_return", "annual_return", "annual_volatility", "sharpe", "
 REPORT_KEYS = ("total_return", "total_return_gross", "excess_return", "information_ratio", "sharpe", "sortino",
                "calmar", "max_drawdown", "max_drawdown_bars", "turnover", "cost_drag", "exposure", "win_rate",
                "profit_factor", "trades", "bars")
-MARKET_KEYS = ("last_close", "return_1d", "return_20d", "realised_volatility_20d", "trend_slope_20d")
 NOTES_MAX_CHARS = 4000
 
 
@@ -160,27 +160,8 @@ def inference_from_backtest(engine_result: dict) -> dict:
 
 
 def market_stats(closes: list[float], bars_per_year: float) -> dict:
-    """Last close, 1- and 20-bar returns, annualised 20-bar realised volatility, 20-bar trend slope."""
-    stats = dict.fromkeys(MARKET_KEYS)
-    if not closes:
-        return stats
-    stats["last_close"] = closes[-1]
-    if len(closes) >= 2:
-        stats["return_1d"] = closes[-1] / closes[-2] - 1
-    if len(closes) >= 21:
-        recent = closes[-21:]
-        stats["return_20d"] = recent[-1] / recent[0] - 1
-        logs = [math.log(b / a) for a, b in zip(recent, recent[1:])]
-        mean = sum(logs) / len(logs)
-        variance = sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)
-        stats["realised_volatility_20d"] = math.sqrt(variance * bars_per_year)
-        # Least-squares slope of the last 20 closes, per bar, relative to their mean price.
-        ys = recent[1:]
-        xs = range(len(ys))
-        x_mean, y_mean = (len(ys) - 1) / 2, sum(ys) / len(ys)
-        slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys)) / sum((x - x_mean) ** 2 for x in xs)
-        stats["trend_slope_20d"] = slope / y_mean
-    return {key: _number(value) for key, value in stats.items()}
+    """The engine's market statistics (tmpipe.engine.market), each rounded like the rest of the pack."""
+    return {key: _number(value) for key, value in market_summary(closes, bars_per_year).items()}
 
 
 def _read_closes(path: str | None) -> tuple[list[float], list[str]]:

@@ -56,7 +56,7 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     import mlflow  # noqa: F401 - the imports every stage pays once
 
     from tmpipe.config.resolver import resolve_shared
-    from tmpipe.engine import api as engine_api
+    from tmpipe.engine import builtin as engine_builtin, walkforward
     from tmpipe.pipeline import stages
     from tmpipe.pipeline.context import RunContext
     from tmpipe.review import build_evidence, review_signal  # noqa: F401
@@ -88,8 +88,8 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
         return wrapper
 
     tmpipe.engine.train_backtest = timed("engine", tmpipe.engine.train_backtest)
-    engine_api.load_dataset = timed("data", engine_api.load_dataset)
-    engine_api.train = timed("training", engine_api.train)
+    engine_builtin.load_dataset = timed("data", engine_builtin.load_dataset)
+    walkforward.train = timed("training", walkforward.train)
     per_symbol = {}
     for symbol in selection.symbols:
         link = selection.links[symbol]

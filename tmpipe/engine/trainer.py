@@ -11,7 +11,7 @@ import numpy as np
 
 from tmpipe.engine.backtest import rollout, rollout_metrics
 from tmpipe.engine.data import Dataset
-from tmpipe.engine.environment import ActionSpace, step_rewards
+from tmpipe.engine.environment import ActionSpace, cost_rate, step_rewards
 from tmpipe.engine.features import future_volatility, normalisation_stats, observation_windows
 from tmpipe.engine.metrics import sharpe_or_zero
 
@@ -31,10 +31,6 @@ class TrainOutcome:
 def blas_threads(trademaster: dict) -> int:
     """``torch_threads``, or every CPU this process may run on: the BLAS threads of evaluation."""
     return int(trademaster.get("torch_threads") or len(os.sched_getaffinity(0)))
-
-
-def cost_rate(trademaster: dict) -> float:
-    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])
 
 
 def evaluate(network, windows, space: ActionSpace, split, lookback: int, trademaster: dict, bars_per_year: float):

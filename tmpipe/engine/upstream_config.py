@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from tmpipe.engine.environment import cost_rate
 from tmpipe.errors import UpstreamError
 
 PINNED_COMMIT = "c1c4838b518a85ecec6d4ded40be8815ade5f41d"
@@ -94,10 +95,6 @@ def write_split_csvs(splits: dict, data_dir: Path) -> dict[str, Path]:
         frame[["tic", "date", *TECH_INDICATORS]].to_csv(path)
         paths[name] = path
     return paths
-
-
-def cost_rate(trademaster: dict) -> float:
-    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])
 
 
 def build_upstream_config(config: dict, *, symbol: str, split_paths: dict[str, Path], work_dir: Path,

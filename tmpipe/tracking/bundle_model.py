@@ -19,8 +19,8 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-BUNDLE_ARTIFACT = "bundle"
-BUNDLE_SUBDIR = Path("artifacts") / BUNDLE_ARTIFACT
+from tmpipe.tracking.bundle_paths import BUNDLE_ARTIFACT
+
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "symbol"), ColSpec("string", "config_json")]),

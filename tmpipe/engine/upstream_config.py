@@ -1,6 +1,7 @@
 """The boundary to upstream TradeMaster: pinned commit, checkout checks and config mapping.
 
-Pure parts of the upstream backend (no subprocess, no torch), so they are tested on their own.
+The parts of the upstream backend that run no TradeMaster process and need no torch (only
+``git`` to check the checkout), so they are tested on their own.
 The pin must equal ``vendor/trademaster.toml``; a test keeps the two in step.
 """
 

@@ -63,7 +63,7 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     from tmpipe.runner import seed_demo_symbols
     from tmpipe.spec.loader import load_spec
     from tmpipe.store.factory import open_store
-    from tmpipe.tracking import bundle_model, stages as tracking_stages  # noqa: F401
+    from tmpipe.tracking import bundle_model, stage_logging  # noqa: F401
 
     imports = time.perf_counter() - began
     spec = load_spec(spec_path)

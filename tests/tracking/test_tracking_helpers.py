@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from tmpipe.errors import TrackingError
-from tmpipe.tracking.context import (
+from tmpipe.tracking.run_identity import (
     default_artifact_location,
     embedded_tracking_uri,
     quote_filter_value,

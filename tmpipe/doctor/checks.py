@@ -81,7 +81,7 @@ def _writable(folder: Path) -> bool:
 
 def _mlflow(mlflow: MlflowConfig, timeout: float) -> Check:
     from tmpipe.home import tmpipe_home
-    from tmpipe.tracking.context import resolve_tracking_uri, sqlite_path
+    from tmpipe.tracking.run_identity import resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(mlflow, tmpipe_home())
     shown = redact_url_credentials(uri)

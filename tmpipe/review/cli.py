@@ -30,7 +30,7 @@ def review_section(spec_path: Path | None, symbol: str) -> tuple[dict, str]:
     With a spec, tmpipe.config resolves the symbol's layers (schema, spec defaults, env, spec
     symbols); without one, the schema defaults are used.
     """
-    from tmpipe.review.schemas import fill_defaults
+    from tmpipe.review.schema_ids import fill_defaults
 
     if spec_path is None:
         return fill_defaults({}), "schema defaults"

@@ -9,7 +9,7 @@ from tmpipe.engine.market import MARKET_KEYS, market_summary
 from tmpipe.engine.metrics import METRIC_KEYS
 from tmpipe.errors import ReviewError
 from tmpipe.finite import finite_or_none
-from tmpipe.review.schemas import EVIDENCE, schema_problems
+from tmpipe.review.schema_ids import EVIDENCE, schema_problems
 
 ACTION_TO_SIGNAL = {"long": "BUY", "short": "SELL", "flat": "HOLD"}
 LINEAGE_KEYS = ("dag_id", "dag_run_id", "mlflow_run_id", "mlflow_experiment_id", "model_uri", "data_sha256")

@@ -24,7 +24,7 @@ from tmpipe.review.clients import (
 )
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
-from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
+from tmpipe.review.schema_ids import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
 from tmpipe.review.signal import SignalDraft, check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
 from tmpipe.review.trace import entry, hmac_key, interleave, redacting_logs, seal, sign

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tmpipe.clock import utc_now
 from tmpipe.review.evidence import LINEAGE_KEYS
 from tmpipe.review.policy import PolicyDecision, horizon_end
-from tmpipe.review.schemas import SIGNAL, load_schema, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, load_schema, schema_problems
 
 DRAFT_KEYS = ("action", "confidence", "target_position", "stop_loss", "take_profit", "rationale", "risks", "evidence")
 _OVERRIDE = re.compile(r"^\s*OVERRIDE:\s*(\S.*)$", re.MULTILINE)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tmpipe.redaction import redact_secrets
-from tmpipe.review.schemas import TRACE, schema_problems
+from tmpipe.review.schema_ids import TRACE, schema_problems
 
 _UNCHAINED = ("sha256", "timing")
 HMAC_KEY_ENV = "TMPIPE_TRACE_HMAC_KEY"

@@ -117,7 +117,7 @@ def log_record(config, symbol: str, record: dict, scored_by: dict) -> str:
 
     from tmpipe.home import tmpipe_home
     from tmpipe.tracking import client_for, get_or_create_experiment, resolve_tracking_uri
-    from tmpipe.tracking.context import tags_filter
+    from tmpipe.tracking.run_identity import tags_filter
 
     mlflow_cfg = config.section("mlflow")
     uri = resolve_tracking_uri(mlflow_cfg, tmpipe_home())

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from tmpipe.clock import utc_now
 from tmpipe.errors import NotFoundError, StoreError
 from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LinkUpdate, SymbolUpdate, WorkflowLink, WorkflowSymbol
-from tmpipe.store.validation import check_artifact, check_link_config
+from tmpipe.store.artifact_validation import check_artifact, check_link_config
 from tmpipe.symbols import validate_symbol
 
 _SCHEMA = """

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from tmpipe.finite import finite_or_none
 from tmpipe.errors import ModelNotPromotedError, TrackingError
-from tmpipe.tracking.context import quote_filter_value
+from tmpipe.tracking.run_identity import quote_filter_value
 from tmpipe.tracking.retry import with_retry
 from tmpipe.tracking.runs import _set_tags, client_for
 from tmpipe.tracking.bundle_paths import BUNDLE_SUBDIR
-from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, MODEL_ARTIFACT_DIR
+from tmpipe.tracking.stage_logging import ENGINE_RESULT_ARTIFACT, MODEL_ARTIFACT_DIR
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

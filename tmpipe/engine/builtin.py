@@ -33,6 +33,7 @@ def train_backtest(config: dict, *, symbol: str, out_dir: Path, progress: Callab
     deployed, choice = wf.deployed, wf.choices[-1]
     epoch = deployed.epoch_or_last(choice["epoch"])
     outcome = deployed.outcome
+    assert outcome is not None  # every fold run is trained
     space, network = outcome.space, outcome.network
     network.load_state_dict(deployed.states[epoch])
     test = wf.oos[-1]
@@ -100,7 +101,7 @@ def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
     q_last = result.q_values[-1]
     probabilities = np.exp(q_last - q_last.max())
     probabilities /= probabilities.sum()
-    by_name = dict(zip(space.names, range(len(space.names))))
+    by_name = dict(zip(space.names, range(len(space.names)), strict=True))
     bars_per_year = dataset.bars_per_year
     return {
         "schema_version": RESULT_SCHEMA_VERSION,

@@ -56,14 +56,14 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     import mlflow  # noqa: F401 - the imports every stage pays once
 
     from tmpipe.config.resolver import resolve_shared
-    from tmpipe.engine import api as engine_api
+    from tmpipe.engine import builtin as engine_builtin, walkforward
     from tmpipe.pipeline import stages
     from tmpipe.pipeline.context import RunContext
     from tmpipe.review import build_evidence, review_signal  # noqa: F401
     from tmpipe.runner import seed_demo_symbols
     from tmpipe.spec.loader import load_spec
     from tmpipe.store.factory import open_store
-    from tmpipe.tracking import bundle_model, stages as tracking_stages  # noqa: F401
+    from tmpipe.tracking import bundle_model, stage_logging  # noqa: F401
 
     imports = time.perf_counter() - began
     spec = load_spec(spec_path)
@@ -88,8 +88,8 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
         return wrapper
 
     tmpipe.engine.train_backtest = timed("engine", tmpipe.engine.train_backtest)
-    engine_api.load_dataset = timed("data", engine_api.load_dataset)
-    engine_api.train = timed("training", engine_api.train)
+    engine_builtin.load_dataset = timed("data", engine_builtin.load_dataset)
+    walkforward.train = timed("training", walkforward.train)
     per_symbol = {}
     for symbol in selection.symbols:
         link = selection.links[symbol]

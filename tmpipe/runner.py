@@ -1,7 +1,8 @@
-"""``tmpipe run``: one DAG run in-process (``dag.test()``) on the embedded defaults.
+"""``tmpipe run``: one DAG run in-process (``dag.test()``) with the backends the spec resolves to
+(the embedded ones by default; demo symbols are seeded only into the embedded store).
 
-Airflow reads its settings at import, so the environment is set first and Airflow is
-imported only inside these functions.
+Airflow reads its settings at import, so the environment is set first, the metadata DB is
+migrated in a child process, and Airflow is imported only inside these functions.
 """
 
 from __future__ import annotations

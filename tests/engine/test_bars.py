@@ -10,7 +10,7 @@ import pytest
 from tmpipe.engine.bars import Bars, parse_dates, read_csv
 from tmpipe.engine.data import load_bars, normalise_bars
 from tmpipe.engine.defaults import schema_defaults
-from tmpipe.engine.validation import iso
+from tmpipe.engine.bar_validation import iso
 from tmpipe.errors import DataError
 
 

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from tmpipe.engine import api, infer, train_backtest
+from tmpipe.engine import builtin, infer, train_backtest
 from tmpipe.engine.bundle import load_bundle
 from tmpipe.engine.defaults import result_errors
 from tmpipe.errors import EngineError, SymbolError
@@ -49,12 +49,12 @@ def test_train_backtest_and_infer_refuse_a_result_that_breaks_the_schema(trained
     config, result, _ = trained
     broken = {**json.loads(json.dumps(result)), "surprise": 1}
     broken["metrics"]["test"]["max_drawdown"] = 1.5
-    monkeypatch.setattr(api, "_train_backtest_builtin", lambda *args, **kwargs: broken)
+    monkeypatch.setattr(builtin, "train_backtest", lambda *args, **kwargs: broken)
     with pytest.raises(EngineError, match="builtin train_backtest result breaks") as caught:
         train_backtest(config, symbol=SYMBOL, out_dir=tmp_path)
     assert "'surprise' was unexpected" in str(caught.value) and "metrics/test/max_drawdown" in str(caught.value)
     inference = infer(result["model_dir"], config, symbol=SYMBOL)
-    monkeypatch.setattr(api, "_infer_builtin", lambda *args, **kwargs: {**inference, "action": "hold"})
+    monkeypatch.setattr(builtin, "infer", lambda *args, **kwargs: {**inference, "action": "hold"})
     with pytest.raises(EngineError, match="builtin inference result breaks.*action"):
         infer(result["model_dir"], config, symbol=SYMBOL)
 

@@ -43,7 +43,7 @@ def test_the_stages_a_mode_does_not_run_skip_without_an_error_record(operators, 
 def test_each_stage_logs_into_the_run_the_previous_stage_returned(operators, spec_path, tmpipe_home):
     from mlflow import MlflowClient
 
-    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL, resolve_tracking_uri
+    from tmpipe.tracking.run_identity import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL, resolve_tracking_uri
 
     run = DagRunMemory({"mode": "both", "symbol": "AAA"})
     run.execute(operators.symbols.ResolveSymbolsOperator(task_id="resolve_symbols", spec_path=spec_path))

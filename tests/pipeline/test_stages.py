@@ -6,7 +6,7 @@ from tmpipe.errors import DataError
 from tmpipe.pipeline import stages
 from tmpipe.pipeline.context import RunContext
 from tmpipe.store.sqlite import SqliteArtifactStore
-from tmpipe.tracking.context import resolve_tracking_uri
+from tmpipe.tracking.run_identity import resolve_tracking_uri
 
 from .conftest import DAG_ID, spec_text
 
@@ -84,7 +84,7 @@ def test_persisted_signal_names_its_bar_data_model_and_run(tmpipe_home, spec_pat
 def test_a_later_stage_logs_into_the_run_handed_over_not_one_a_tag_search_finds(tmpipe_home, spec_path, caplog):
     from mlflow import MlflowClient
 
-    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL
+    from tmpipe.tracking.run_identity import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL
 
     ctx = context(spec_path, "both", "AAA")
     trained = stages.train_backtest(ctx, "AAA", None)

@@ -22,7 +22,7 @@ from tmpipe.review.trace import HMAC_KEY_ENV
 from tmpipe.store.factory import embedded_store_path
 from tmpipe.store.sqlite import SqliteArtifactStore
 from tmpipe.tracking import client_for, embedded_tracking_uri
-from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, REVIEW_ARTIFACTS
+from tmpipe.tracking.stage_logging import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, REVIEW_ARTIFACTS
 
 from ..review.forgery import forge_buy, forge_signal_to_match
 from ..servers import WEBUI_TOKEN, webui_server

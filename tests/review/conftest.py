@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tmpipe.review.schemas import fill_defaults
+from tmpipe.review.schema_ids import fill_defaults
 
 LINEAGE = {"dag_id": "trademaster_autogen_pipeline_workflow", "dag_run_id": "manual__2024-06-28",
            "mlflow_run_id": "0123abcd", "mlflow_experiment_id": "7", "model_uri": "models:/tmpipe.AAPL.deepscalper/3",

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tmpipe.review.cli import review
-from tmpipe.review.schemas import SIGNAL, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, schema_problems
 
 
 def _write(path: Path, data: dict) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tmpipe.review import review_signal
-from tmpipe.review.schemas import TRACE, schema_problems
+from tmpipe.review.schema_ids import TRACE, schema_problems
 
 KEY = "sk-tmpipe-FAKE-cost-33d1"
 DRAFT = {"action": "BUY", "confidence": 0.6, "target_position": 0.8, "stop_loss": 200.5, "take_profit": 226.0,

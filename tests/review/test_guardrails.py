@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tmpipe.review import review_signal, verify_trace
-from tmpipe.review.schemas import SIGNAL, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, schema_problems
 
 BUY = {"action": "BUY", "confidence": 0.6, "target_position": 1.0, "stop_loss": 200.0, "take_profit": 225.0,
        "rationale": "Trend and Sharpe support a long.", "risks": ["volatility"], "evidence": {"test_sharpe": 1.25}}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tmpipe.review import build_evidence, review_signal, verify_trace
-from tmpipe.review.schemas import SIGNAL, TRACE, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, TRACE, schema_problems
 
 FAKE_KEY = "sk-tmpipe-FAKE-7f3a9c1e-do-not-leak"
 GOOD_SIGNAL = {"action": "BUY", "confidence": 0.6, "target_position": 0.8, "stop_loss": 200.5, "take_profit": 226.0,

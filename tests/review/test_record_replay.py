@@ -8,7 +8,7 @@ import pytest
 
 from tmpipe.review import build_evidence, review_signal, verify_trace
 from tmpipe.review.clients import recording_sha256
-from tmpipe.review.schemas import SIGNAL, TRACE, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, TRACE, schema_problems
 
 KEY = "sk-tmpipe-FAKE-replay-5e2a"
 DRAFT = {"action": "BUY", "confidence": 0.6, "target_position": 0.8, "stop_loss": 200.5, "take_profit": 226.0,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tmpipe.review import build_evidence, review_signal, verify_trace
-from tmpipe.review.schemas import SIGNAL, TRACE, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, TRACE, schema_problems
 from tmpipe.review.trace import without_timing
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, SIGNAL, TRACE, fill_defaults, load_schema, schema_problems
+from tmpipe.review.schema_ids import EVIDENCE, REVIEW_SECTION, SIGNAL, TRACE, fill_defaults, load_schema, schema_problems
 
 
 def _objects(node, path="$"):

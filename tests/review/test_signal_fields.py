@@ -4,7 +4,7 @@ import pytest
 
 from tmpipe.review import build_evidence, review_signal
 from tmpipe.review.policy import horizon_end
-from tmpipe.review.schemas import SIGNAL, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, schema_problems
 
 RUN_LINEAGE = {"model_version": "models:/tmpipe.AAPL.deepscalper/3",
                "mlflow_run_url": "http://127.0.0.1:5000/#/experiments/7/runs/0123abcd"}
@@ -70,7 +70,7 @@ def test_horizon_end_on_the_data_calendar(as_of, horizon, bars_per_year, end):
 
 
 def test_schema_requires_the_fields():
-    from tmpipe.review.schemas import load_schema
+    from tmpipe.review.schema_ids import load_schema
 
     required = set(load_schema(SIGNAL)["required"])
     assert {"as_of", "horizon_end", "data_sha256", "model_version", "mlflow_run_id", "mlflow_run_url"} <= required

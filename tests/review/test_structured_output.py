@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tmpipe.review import review_signal, verify_trace
-from tmpipe.review.schemas import SIGNAL, TRACE, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, TRACE, schema_problems
 
 KEY = "sk-tmpipe-FAKE-structured-0b1d"
 DRAFT = {"action": "BUY", "confidence": 0.6, "target_position": 0.8, "stop_loss": 200.5, "take_profit": 226.0,
@@ -111,7 +111,7 @@ def test_429_with_retry_after_is_retried_and_succeeds(endpoint_kit, evidence, co
 SCRIPT = """
 import json, sys
 from tmpipe.review import review_signal
-from tmpipe.review.schemas import fill_defaults
+from tmpipe.review.schema_ids import fill_defaults
 config = fill_defaults({"model_client": {"provider": "openai", "base_url": sys.argv[2], "model": "m",
                                          "api_key_env": "TMPIPE_TEST_LLM_KEY"}})
 outcome = review_signal(json.load(open(sys.argv[1])), config, symbol="AAPL")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from tmpipe.review import schemas as review_schemas
+from tmpipe.review import schema_ids as review_schemas
 from tmpipe.spec import schemas
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -107,8 +108,10 @@ def _schema_patterns() -> list[str]:
             for value in node:
                 walk(value)
 
-    for schema_id in schemas.schema_file_names():
-        walk(schemas.schema(schema_id))
+    root = files("tmpipe.schemas")
+    for entry in [*root.iterdir(), *root.joinpath("sections").iterdir()]:
+        if entry.name.endswith(".schema.json"):
+            walk(json.loads(entry.read_text(encoding="utf-8")))
     return sorted(set(found))
 
 

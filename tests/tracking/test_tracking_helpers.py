@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from tmpipe.errors import TrackingError
-from tmpipe.tracking.context import (
+from tmpipe.tracking.run_identity import (
     default_artifact_location,
     embedded_tracking_uri,
     quote_filter_value,
@@ -87,7 +87,7 @@ def test_params_are_flat_truncated_and_secret_free():
     keys = document["keys"]
     assert keys["trademaster.epochs"] == {"value": 3, "set_by": "dag_run.conf"}
     assert keys["trademaster.layers"]["set_by"] == "spec defaults"
-    assert keys["review.model_client.api_key"]["value"] == "<redacted>"
+    assert keys["review.model_client.api_key"]["value"] == "[REDACTED]"
     assert "sk-live-123" not in repr(document)
 
 

@@ -21,7 +21,7 @@ from tmpipe.tracking import (
     set_tags,
     stage_run,
 )
-from tmpipe.tracking.context import sqlite_path
+from tmpipe.tracking.run_identity import sqlite_path
 
 
 def _active_runs(tracking_uri: str, experiment_id: str) -> list:

@@ -11,7 +11,7 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-from tmpipe.doctor.checks import FAIL, OK, WARN, Check
+from tmpipe.doctor.check import FAIL, OK, WARN, Check
 from tmpipe.redaction import redact_url_credentials
 
 PSYCOPG2_FIX = "SQLAlchemy 2.1 maps postgresql:// to psycopg 3; tmpipe installs psycopg2: write postgresql+psycopg2://"

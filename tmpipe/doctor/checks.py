@@ -9,30 +9,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
+from tmpipe.doctor.check import FAIL, OK, WARN, Check
 from tmpipe.redaction import redact_url_credentials
 
 if TYPE_CHECKING:
     from tmpipe.config.sections import MlflowConfig, ReviewConfig, StageConfig, WebuiConfig
-
-OK, WARN, FAIL = "ok", "warn", "fail"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {key: redact_url_credentials(value) for key, value in asdict(self).items()}
-
 
 def run_checks(spec_path: Path | None, timeout: float) -> list[Check]:
     """Every check, in the order an operator would fix them; Airflow's last."""
@@ -95,7 +81,7 @@ def _writable(folder: Path) -> bool:
 
 def _mlflow(mlflow: MlflowConfig, timeout: float) -> Check:
     from tmpipe.home import tmpipe_home
-    from tmpipe.tracking.context import resolve_tracking_uri, sqlite_path
+    from tmpipe.tracking.run_identity import resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(mlflow, tmpipe_home())
     shown = redact_url_credentials(uri)

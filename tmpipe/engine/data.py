@@ -11,7 +11,7 @@ import numpy as np
 from tmpipe.engine.bars import Bars, numeric, parse_dates, read_csv
 from tmpipe.symbols import validate_symbol
 from tmpipe.engine.features import FEATURES, PRICE_COLUMNS, TRADEMASTER_COLUMNS, add_z_features
-from tmpipe.engine.validation import check_columns, check_length, check_values, iso
+from tmpipe.engine.bar_validation import check_columns, check_length, check_values, iso
 from tmpipe.errors import DataError
 
 SPLITS = ("train", "valid", "test")

@@ -12,6 +12,7 @@ from tmpipe.spec import schemas
 
 SECTIONS = ("data", "trademaster", "review", "mlflow", "webui")
 ENGINE_RESULT = "urn:tmpipe:engine_result"
+RESULT_SCHEMA_VERSION = 1  # the schema_version every backend writes into its results
 
 
 def schema_defaults(section: str) -> dict:

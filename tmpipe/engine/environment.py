@@ -78,3 +78,8 @@ def equity_curve(close: np.ndarray, positions: np.ndarray, cost_rate: float, ini
         positions[first + 1 :] = 0.0
     equity = initial_cash * np.concatenate([[1.0], np.cumprod(growth)])
     return equity, positions
+
+
+def cost_rate(trademaster: dict) -> float:
+    """The spec's costs per unit of traded notional, as the backtest charges them."""
+    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from tmpipe.finite import finite_or_none
+
 def sharpe_or_zero(metrics: dict) -> float:
     """A split's Sharpe for ranking and medians: a policy that never trades has none (zero
     volatility) and counts as 0, the Sharpe of holding cash."""
@@ -22,12 +24,6 @@ METRIC_KEYS = (
     "total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
     "calmar", "win_rate", "turnover", "bars", "bars_per_year",
 )
-
-
-def _finite(value) -> float | None:
-    """Ratios that are undefined (no volatility, no downside, no drawdown) become None."""
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def returns_from_equity(equity: np.ndarray) -> np.ndarray:
@@ -98,12 +94,12 @@ def compute_metrics(returns: np.ndarray, positions: np.ndarray, bars_per_year: f
     changes = np.abs(np.diff(np.concatenate([[0.0], positions])))
     return {
         "total_return": float(np.prod(1.0 + returns) - 1.0),
-        "annual_return": _finite(growth),
-        "annual_volatility": _finite(annual_volatility(returns, bars_per_year)),
-        "sharpe": _finite(sharpe_ratio(returns, bars_per_year)),
-        "sortino": _finite(sortino_ratio(returns, bars_per_year)),
+        "annual_return": finite_or_none(growth),
+        "annual_volatility": finite_or_none(annual_volatility(returns, bars_per_year)),
+        "sharpe": finite_or_none(sharpe_ratio(returns, bars_per_year)),
+        "sortino": finite_or_none(sortino_ratio(returns, bars_per_year)),
         "max_drawdown": drawdown,
-        "calmar": _finite(growth / drawdown) if drawdown > 0 else None,
+        "calmar": finite_or_none(growth / drawdown) if drawdown > 0 else None,
         "win_rate": float((returns[in_market] > 0).mean()) if in_market.any() else None,
         "turnover": float(changes.mean()),
         "bars": int(returns.size),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tmpipe.finite import finite_or_none
 from tmpipe.engine.environment import equity_curve
 from tmpipe.engine.metrics import annual_return, annual_volatility, max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio
 
@@ -54,11 +55,6 @@ class Track:
         return int(np.count_nonzero(np.diff(np.concatenate([[0.0], self.held]))))
 
 
-def _finite(value) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def drawdown_bars(returns: np.ndarray) -> int:
     """Longest spell, in bars, that the compounded equity spent below its previous peak."""
     equity = np.concatenate([[1.0], np.cumprod(1.0 + returns)])
@@ -82,22 +78,22 @@ def report_metrics(net: np.ndarray, gross: np.ndarray, held: np.ndarray, benchma
     gains, losses = net[in_market & (net > 0)].sum(), -net[in_market & (net < 0)].sum()
     return {
         "total_return": float(np.prod(1.0 + net) - 1.0),
-        "annual_return": _finite(growth),
+        "annual_return": finite_or_none(growth),
         "total_return_gross": float(np.prod(1.0 + gross) - 1.0),
-        "annual_return_gross": _finite(growth_gross),
+        "annual_return_gross": finite_or_none(growth_gross),
         "excess_return": float(np.prod(1.0 + net) - np.prod(1.0 + benchmark)),
-        "information_ratio": _finite(active.mean() / active_std * math.sqrt(bars_per_year)) if active_std > 0 else None,
-        "annual_volatility": _finite(annual_volatility(net, bars_per_year)),
-        "sharpe": _finite(sharpe_ratio(net, bars_per_year)),
-        "sortino": _finite(sortino_ratio(net, bars_per_year)),
-        "calmar": _finite(growth / drawdown) if drawdown > 0 else None,
+        "information_ratio": finite_or_none(active.mean() / active_std * math.sqrt(bars_per_year)) if active_std > 0 else None,
+        "annual_volatility": finite_or_none(annual_volatility(net, bars_per_year)),
+        "sharpe": finite_or_none(sharpe_ratio(net, bars_per_year)),
+        "sortino": finite_or_none(sortino_ratio(net, bars_per_year)),
+        "calmar": finite_or_none(growth / drawdown) if drawdown > 0 else None,
         "max_drawdown": drawdown,
         "max_drawdown_bars": drawdown_bars(net),
         "turnover": float(np.abs(np.diff(np.concatenate([[0.0], held]))).mean()),
-        "cost_drag": _finite(growth_gross - growth),
+        "cost_drag": finite_or_none(growth_gross - growth),
         "exposure": float(np.abs(held).mean()),
         "win_rate": float((net[in_market] > 0).mean()) if in_market.any() else None,
-        "profit_factor": _finite(gains / losses) if losses > 0 else None,
+        "profit_factor": finite_or_none(gains / losses) if losses > 0 else None,
         "trades": int(trades),
         "bars": int(net.size),
     }

@@ -11,7 +11,7 @@ import numpy as np
 
 from tmpipe.engine.backtest import rollout, rollout_metrics
 from tmpipe.engine.data import Dataset
-from tmpipe.engine.environment import ActionSpace, step_rewards
+from tmpipe.engine.environment import ActionSpace, cost_rate, step_rewards
 from tmpipe.engine.features import future_volatility, normalisation_stats, observation_windows
 from tmpipe.engine.metrics import sharpe_or_zero
 
@@ -28,16 +28,11 @@ class TrainOutcome:
     stats: dict
     space: ActionSpace
     torch_threads: int
-    env_steps: int
 
 
 def blas_threads(trademaster: dict) -> int:
     """``torch_threads``, or every CPU this process may run on: the BLAS threads of evaluation."""
     return int(trademaster.get("torch_threads") or len(os.sched_getaffinity(0)))
-
-
-def cost_rate(trademaster: dict) -> float:
-    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])
 
 
 def evaluate(network, windows, space: ActionSpace, split, lookback: int, trademaster: dict, bars_per_year: float):
@@ -120,7 +115,7 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
         steps_per_epoch = int(lengths.max())
         total_steps = max(1, int(hyper["epochs"]) * steps_per_epoch - 1)
         cost = cost_rate(hyper)
-        records, best_score, best_state, best_epoch, env_steps = [], -np.inf, None, 0, 0
+        records, best_score, best_state, best_epoch = [], -np.inf, None, 0
         stop_reason = f"no early stop within {hyper['epochs']} epoch(s)"
         for epoch in range(1, int(hyper["epochs"]) + 1):
             began, losses, epsilon = time.perf_counter(), [], float(hyper["epsilon_start"])
@@ -138,7 +133,6 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
                 shaped = reward - switch_cost * np.abs(after - before) + hindsight[window] * after
                 buffer.add(window, position, action, shaped, ruined)
                 held[active] = np.where(ruined, space.flat, action)
-                env_steps += len(window)
                 if buffer.size >= hyper["batch_size"]:
                     losses.append(agent.learn(buffer, buffer.sample(rng, int(hyper["batch_size"]))))
             network = agent.sync()
@@ -168,4 +162,4 @@ def train(dataset: Dataset, config: dict, progress: Callable[[dict], None] | Non
         agent.online.load_state_dict(best_state)
     reason = (f"best validation Sharpe ({best_score:.4f}; a policy that never trades scores 0) "
               f"at epoch {best_epoch} of {len(records)}; {stop_reason}")
-    return TrainOutcome(agent.online, records, best_epoch, reason, stats, space, threads, env_steps)
+    return TrainOutcome(agent.online, records, best_epoch, reason, stats, space, threads)

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from tmpipe.engine.bars import Bars
+from tmpipe.engine.defaults import RESULT_SCHEMA_VERSION
 from tmpipe.engine import upstream_config as boundary
 from tmpipe.errors import UpstreamError
 from tmpipe.symbols import validate_symbol
 
-SCHEMA_VERSION = 1
 ACTIONS = ("short", "flat", "long")  # upstream action index 0/1/2 = sell/hold/buy one unit
 _EPISODE = re.compile(r"^(Train|Valid) Episode: \[(\d+)/(\d+)\]")
 _TABLE_VALUE = re.compile(r"^\|\s*([^|%]+)%\s*\|")
@@ -275,7 +275,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     final_units = float(test["units"][-1])
     train_steps = len(dataset.splits["train"].bars) - lookback - boundary.forward_num_day(hyper)
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "train_backtest", "backend": "upstream", "symbol": symbol,
+        "schema_version": RESULT_SCHEMA_VERSION, "kind": "train_backtest", "backend": "upstream", "symbol": symbol,
         "agent": hyper["agent"], "epochs": epochs, "chosen_epoch": chosen,
         "chosen_reason": (f"upstream TradeMaster's rule: highest validation total return by its own accounting "
                           f"({epochs[chosen - 1]['valid_return']:.4f}) at epoch {chosen} of {len(epochs)}"),
@@ -305,8 +305,8 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
 
     From a flat book upstream's actions sell/hold/buy one unit are exactly short/flat/long.
     """
-    from tmpipe.engine.api import market_summary
     from tmpipe.engine.data import iso, load_dataset
+    from tmpipe.engine.market import market_summary
 
     validate_symbol(symbol)
     model_dir = Path(model_dir).resolve()
@@ -333,7 +333,7 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
     best = int(q.argmax())
     close = split.bars["close"]
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "inference", "backend": "upstream", "symbol": symbol,
+        "schema_version": RESULT_SCHEMA_VERSION, "kind": "inference", "backend": "upstream", "symbol": symbol,
         "as_of": iso(split.bars["date"][-1]), "action": ACTIONS[best],
         "target_position": float((best - 1) * boundary.MAX_VOLUME * close[-1] / meta["initial_cash"]),
         "q_values": dict(zip(ACTIONS, q.tolist(), strict=True)), "probabilities": dict(zip(ACTIONS, probabilities.tolist(), strict=True)),

@@ -1,6 +1,7 @@
 """The boundary to upstream TradeMaster: pinned commit, checkout checks and config mapping.
 
-Pure parts of the upstream backend (no subprocess, no torch), so they are tested on their own.
+The parts of the upstream backend that run no TradeMaster process and need no torch (only
+``git`` to check the checkout), so they are tested on their own.
 The pin must equal ``vendor/trademaster.toml``; a test keeps the two in step.
 """
 
@@ -11,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from tmpipe.engine.environment import cost_rate
 from tmpipe.errors import UpstreamError
 
 PINNED_COMMIT = "c1c4838b518a85ecec6d4ded40be8815ade5f41d"
@@ -94,10 +96,6 @@ def write_split_csvs(splits: dict, data_dir: Path) -> dict[str, Path]:
         frame[["tic", "date", *TECH_INDICATORS]].to_csv(path)
         paths[name] = path
     return paths
-
-
-def cost_rate(trademaster: dict) -> float:
-    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])
 
 
 def build_upstream_config(config: dict, *, symbol: str, split_paths: dict[str, Path], work_dir: Path,

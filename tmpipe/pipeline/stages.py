@@ -186,7 +186,7 @@ def review(
                                 spent_elsewhere=spent_elsewhere, publish_spend=publish_spend)
         tracker.log_review(evidence, outcome.signal, outcome.trace)
         if outcome.recording is not None:
-            from tmpipe.tracking.stages import log_llm_recording
+            from tmpipe.tracking.stage_logging import log_llm_recording
 
             log_llm_recording(tracker.open_run.run_id, outcome.recording, tracking_uri=tracker.tracking_uri)
         cost = outcome.trace["cost"]["usd"]
@@ -204,8 +204,8 @@ def review(
 
 def _spend_ledger(tracker):
     """The DAG run's LLM spend in MLflow: the other symbols' ``review_cost_usd``, and this symbol's, logged per call."""
-    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID
-    from tmpipe.tracking.stages import dag_run_review_spend, log_review_spend
+    from tmpipe.tracking.run_identity import TAG_DAG_ID, TAG_DAG_RUN_ID
+    from tmpipe.tracking.stage_logging import dag_run_review_spend, log_review_spend
 
     run, uri = tracker.run, tracker.tracking_uri
     tags = {TAG_DAG_ID: tracker.context.dag_id, TAG_DAG_RUN_ID: tracker.context.dag_run_id}
@@ -219,8 +219,8 @@ def _replaying(stage: SymbolStage, tracker, review_config: dict[str, Any]) -> di
     if not replay_of:
         return review_config
     from tmpipe.errors import ReviewError
-    from tmpipe.tracking.context import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL
-    from tmpipe.tracking.stages import find_llm_recording
+    from tmpipe.tracking.run_identity import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL
+    from tmpipe.tracking.stage_logging import find_llm_recording
 
     tags = {TAG_DAG_ID: stage.ctx.dag_id, TAG_DAG_RUN_ID: replay_of, TAG_SYMBOL: stage.symbol}
     path = find_llm_recording(tracker.tracking_uri, tracker.context.experiment, tags, stage.ctx.work_dir(stage.symbol) / "replay")

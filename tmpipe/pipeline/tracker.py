@@ -31,7 +31,7 @@ from tmpipe.tracking import (
     stage_run,
 )
 from tmpipe.tracking.registry import download_run_bundle
-from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, MODEL_ARTIFACT_DIR, REVIEW_ARTIFACTS
+from tmpipe.tracking.stage_logging import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, MODEL_ARTIFACT_DIR, REVIEW_ARTIFACTS
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ def mlflow_anchor(run_id: str, tracking_uri: str) -> Anchor:
     from mlflow.exceptions import MlflowException
 
     from tmpipe.tracking import client_for
-    from tmpipe.tracking.context import TAG_SYMBOL, TAG_TRACE_HEAD
+    from tmpipe.tracking.run_identity import TAG_SYMBOL, TAG_TRACE_HEAD
 
     try:
         tags = client_for(tracking_uri).get_run(run_id).data.tags

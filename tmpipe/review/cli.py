@@ -30,18 +30,13 @@ def review_section(spec_path: Path | None, symbol: str) -> tuple[dict, str]:
     With a spec, tmpipe.config resolves the symbol's layers (schema, spec defaults, env, spec
     symbols); without one, the schema defaults are used.
     """
-    from tmpipe.review.schemas import fill_defaults
+    from tmpipe.review.schema_ids import fill_defaults
 
     if spec_path is None:
         return fill_defaults({}), "schema defaults"
-    try:
-        from tmpipe.config.resolver import resolve
-        from tmpipe.spec.loader import load_spec
-    except ImportError:  # the config resolver is not installed: read defaults.review directly
-        import yaml
+    from tmpipe.config.resolver import resolve
+    from tmpipe.spec.loader import load_spec
 
-        document = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
-        return fill_defaults((document.get("defaults") or {}).get("review") or {}), f"{spec_path} defaults.review"
     return fill_defaults(resolve(load_spec(spec_path), symbol).section("review")), f"{spec_path} resolved for {symbol}"
 
 

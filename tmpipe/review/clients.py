@@ -25,6 +25,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, ModelInfo, R
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from tmpipe.clock import utc_now
 from tmpipe.errors import ReviewError
 from tmpipe.review.cost import BudgetExhausted, CostBudget, call_cost
 from tmpipe.redaction import url_secrets
@@ -320,7 +321,7 @@ class RecordingClient(ChatCompletionClient):
     async def create(self, messages: Sequence[Any], **kwargs: Any) -> CreateResult:
         call: dict[str, Any] = {"attempt": self._log.attempt, "agent": self._agent, "prompts": [_llm_message(m) for m in messages],
                 "response": None, "finish_reason": None, "usage": None, "error": None,
-                "timing": {"started_at": _now(), "finished_at": None, "duration_ms": None}}
+                "timing": {"started_at": utc_now(), "finished_at": None, "duration_ms": None}}
         output_type = kwargs.pop("json_output", None)
         if isinstance(output_type, type) and issubclass(output_type, BaseModel):
             # AgentChat structured output: the endpoint is asked for the model's JSON schema; the
@@ -345,7 +346,7 @@ class RecordingClient(ChatCompletionClient):
                 "kind": "timeout", "detail": "call cancelled when the review timed out", "http_status": None}
             raise
         finally:
-            call["timing"].update(finished_at=_now(), duration_ms=round((time.perf_counter() - started) * 1000, 3))
+            call["timing"].update(finished_at=utc_now(), duration_ms=round((time.perf_counter() - started) * 1000, 3))
         call["response"] = result.content if isinstance(result.content, str) else json.dumps(
             [asdict(c) for c in result.content], sort_keys=True)
         call["finish_reason"] = result.finish_reason
@@ -425,7 +426,3 @@ def _llm_message(message: Any) -> dict:
     if not isinstance(content, str):
         content = json.dumps([c.model_dump() if hasattr(c, "model_dump") else str(c) for c in content], sort_keys=True)
     return {"type": message.type, "source": getattr(message, "source", None), "content": content}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()

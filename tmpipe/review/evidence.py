@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import csv
-import itertools
-import math
 from pathlib import Path
 from typing import Any
 
+from tmpipe.engine.market import MARKET_KEYS, market_summary
+from tmpipe.engine.metrics import METRIC_KEYS
 from tmpipe.errors import ReviewError
-from tmpipe.review.schemas import EVIDENCE, schema_problems
+from tmpipe.finite import finite_or_none
+from tmpipe.review.schema_ids import EVIDENCE, schema_problems
 
 ACTION_TO_SIGNAL = {"long": "BUY", "short": "SELL", "flat": "HOLD"}
 LINEAGE_KEYS = ("dag_id", "dag_run_id", "mlflow_run_id", "mlflow_experiment_id", "model_uri", "data_sha256")
 RUN_KEYS = ("model_version", "mlflow_run_url")  # in the evidence's lineage too; the signal has them top level
-METRIC_KEYS = ("total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
-               "calmar", "win_rate", "turnover", "bars", "bars_per_year")
 REPORT_KEYS = ("total_return", "total_return_gross", "excess_return", "information_ratio", "sharpe", "sortino",
                "calmar", "max_drawdown", "max_drawdown_bars", "turnover", "cost_drag", "exposure", "win_rate",
                "profit_factor", "trades", "bars")
-MARKET_KEYS = ("last_close", "return_1d", "return_20d", "realised_volatility_20d", "trend_slope_20d")
 NOTES_MAX_CHARS = 4000
 
 
@@ -36,7 +34,7 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
         raise ReviewError(f"{symbol}: inference action {action!r} is not one of short|flat|long", symbol=symbol)
     probabilities = inference_result.get("probabilities")
     if probabilities is not None:
-        probabilities = {k: _number(probabilities.get(k)) for k in ("short", "flat", "long")}
+        probabilities = {k: _rounded(probabilities.get(k)) for k in ("short", "flat", "long")}
         if any(v is None for v in probabilities.values()):
             probabilities = None
     metrics = engine_result.get("metrics") or {}
@@ -50,10 +48,10 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
         "inference": {
             "action": action,
             "implied_signal": ACTION_TO_SIGNAL[action],
-            "target_position": _number(inference_result.get("target_position")),
+            "target_position": _rounded(inference_result.get("target_position")),
             "probabilities": probabilities,
             "confidence": probabilities[action] if probabilities else None,
-            "reference_price": _number(inference_result.get("reference_price", market.get("last_close"))),
+            "reference_price": _rounded(inference_result.get("reference_price", market.get("last_close"))),
             "source": "backtest_last_action" if inference_result.get("kind") == "backtest_last_action" else "inference",
         },
         "backtest": {
@@ -62,11 +60,11 @@ def build_evidence(engine_result: dict, inference_result: dict, *, symbol: str, 
             "chosen_epoch": engine_result.get("chosen_epoch"),
             "test": _metrics(metrics.get("test")),
             "buy_and_hold": _metrics(metrics.get("buy_and_hold")),
-            "excess_return": _number(engine_result.get("excess_return")),
+            "excess_return": _rounded(engine_result.get("excess_return")),
             "evaluation": evaluation_summary(engine_result),
         },
         "market": {
-            **{key: _number(market.get(key)) for key in MARKET_KEYS},
+            **{key: _rounded(market.get(key)) for key in MARKET_KEYS},
             "window": None if window is None else {
                 "first_timestamp": _text(window.get("first_timestamp")),
                 "last_timestamp": _text(window.get("last_timestamp")),
@@ -100,19 +98,19 @@ def evaluation_summary(engine_result: dict) -> dict | None:
         return None
     pooled = report["pooled"]
     differences = skill["sharpe_difference"]["baselines"]
-    versus = {name: {"sharpe": _number(values["pooled"]["sharpe"]) or 0.0,
-                     "total_return": _number(values["pooled"]["total_return"]),
-                     "sharpe_difference": _number(differences[name]["estimate"]),
-                     "ci_low": _number(differences[name]["ci_low"]), "ci_high": _number(differences[name]["ci_high"])}
+    versus = {name: {"sharpe": _rounded(values["pooled"]["sharpe"]) or 0.0,
+                     "total_return": _rounded(values["pooled"]["total_return"]),
+                     "sharpe_difference": _rounded(differences[name]["estimate"]),
+                     "ci_low": _rounded(differences[name]["ci_low"]), "ci_high": _rounded(differences[name]["ci_high"])}
               for name, values in baselines.items()}
     summary = {
-        "skill_p_value": _number(skill["p_value"]),
+        "skill_p_value": _rounded(skill["p_value"]),
         "skill_method": f"{skill['method']} ({skill['parameters']['shifts']} shifts of at least "
                         f"{skill['parameters']['min_shift']} bars)",
-        "deflated_sharpe": _number(skill["deflated_sharpe"]["value"]),
+        "deflated_sharpe": _rounded(skill["deflated_sharpe"]["value"]),
         "trials": skill["deflated_sharpe"]["trials"],
         "folds": len(report["folds"]),
-        "report": {key: _number(pooled.get(key)) for key in REPORT_KEYS},
+        "report": {key: _rounded(pooled.get(key)) for key in REPORT_KEYS},
         "baselines": versus,
         "deployed": _text((engine_result.get("walk_forward") or {}).get("deployed", {}).get("description")),
     }
@@ -162,27 +160,8 @@ def inference_from_backtest(engine_result: dict) -> dict:
 
 
 def market_stats(closes: list[float], bars_per_year: float) -> dict:
-    """Last close, 1- and 20-bar returns, annualised 20-bar realised volatility, 20-bar trend slope."""
-    stats = dict.fromkeys(MARKET_KEYS)
-    if not closes:
-        return stats
-    stats["last_close"] = closes[-1]
-    if len(closes) >= 2:
-        stats["return_1d"] = closes[-1] / closes[-2] - 1
-    if len(closes) >= 21:
-        recent = closes[-21:]
-        stats["return_20d"] = recent[-1] / recent[0] - 1
-        logs = [math.log(b / a) for a, b in itertools.pairwise(recent)]
-        mean = sum(logs) / len(logs)
-        variance = sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)
-        stats["realised_volatility_20d"] = math.sqrt(variance * bars_per_year)
-        # Least-squares slope of the last 20 closes, per bar, relative to their mean price.
-        ys = recent[1:]
-        xs = range(len(ys))
-        x_mean, y_mean = (len(ys) - 1) / 2, sum(ys) / len(ys)
-        slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True)) / sum((x - x_mean) ** 2 for x in xs)
-        stats["trend_slope_20d"] = slope / y_mean
-    return {key: _number(value) for key, value in stats.items()}
+    """The engine's market statistics (tmpipe.engine.market), each rounded like the rest of the pack."""
+    return {key: _rounded(value) for key, value in market_summary(closes, bars_per_year).items()}
 
 
 def _read_closes(path: str | None) -> tuple[list[float], list[str]]:
@@ -195,21 +174,14 @@ def _read_closes(path: str | None) -> tuple[list[float], list[str]]:
 
 def _metrics(values: dict | None) -> dict:
     values = values or {}
-    out = {key: _number(values.get(key)) for key in METRIC_KEYS}
+    out = {key: _rounded(values.get(key)) for key in METRIC_KEYS}
     out["bars"] = int(values["bars"]) if values.get("bars") is not None else None
     return out
 
 
-def _number(value: Any) -> float | None:
-    """A finite float rounded to 6 decimals (compact and stable), else None."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return round(number, 6) if math.isfinite(number) else None
-
-
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _rounded(value: object) -> float | None:
+    return finite_or_none(value, digits=6)

@@ -13,11 +13,6 @@ log = logging.getLogger(__name__)
 _enabled = False
 
 
-def tracing_enabled() -> bool:
-    """Whether enable_mlflow_tracing() turned tracing on in this process."""
-    return _enabled
-
-
 def review_span(symbol: str, evidence: dict):
     """A parent span grouping one review's model calls in MLflow (a no-op when tracing is off)."""
     import contextlib

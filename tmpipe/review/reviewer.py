@@ -7,10 +7,10 @@ import concurrent.futures
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-
 from typing import Any, Callable
 
+from tmpipe.clock import utc_now
+from tmpipe.redaction import redact_secrets
 from tmpipe.errors import ReviewError
 from tmpipe.review.cost import CostBudget
 from tmpipe.review.anchors import OUTCOME_KEYS
@@ -24,10 +24,10 @@ from tmpipe.review.clients import (
 )
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
-from tmpipe.review.schemas import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
+from tmpipe.review.schema_ids import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
 from tmpipe.review.signal import SignalDraft, check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
-from tmpipe.review.trace import entry, hmac_key, interleave, redact, redacting_logs, seal, sign
+from tmpipe.review.trace import entry, hmac_key, interleave, redacting_logs, seal, sign
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
 
 async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None,
                   budget: CostBudget | None) -> ReviewOutcome:
-    started_at, clock = _now(), time.perf_counter()
+    started_at, clock = utc_now(), time.perf_counter()
     plan = plan_team(config, symbol)
     decision = evaluate_policy(evidence, config)
     cause, termination = None, "none"
@@ -184,7 +184,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
     recording = None
     if clients is not None:
         await clients.close()
-        recording = redact(clients.recording(), clients.secrets)
+        recording = redact_secrets(clients.recording(), clients.secrets)
     trace = {
         "schema_version": 1,
         "kind": "review_trace",
@@ -205,13 +205,13 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
                               "calls": len(recording["calls"]), "replayed": clients.log.replay is not None}}
            if recording else {}),
         "entries": entries,
-        "timing": {"started_at": started_at, "finished_at": _now(),
+        "timing": {"started_at": started_at, "finished_at": utc_now(),
                    "duration_ms": round((time.perf_counter() - clock) * 1000, 3)},
     }
     secrets = clients.secrets if clients else []
-    trace = sign(seal(redact(trace, secrets)), hmac_key())
+    trace = sign(seal(redact_secrets(trace, secrets)), hmac_key())
     # The signal records the head; the head covers the trace's outcome, never the signal itself.
-    return ReviewOutcome({**redact(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace, recording)
+    return ReviewOutcome({**redact_secrets(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace, recording)
 
 
 async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attempt: int, budget: int,
@@ -312,7 +312,3 @@ def _reviewer(clients: ClientSet | None, config: dict | None = None) -> dict:
 def _recorded_without_client(config: dict) -> dict:
     cfg = config["model_client"]
     return {key: cfg[key] for key in sorted(cfg)}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tmpipe.clock import utc_now
 from tmpipe.review.evidence import LINEAGE_KEYS
 from tmpipe.review.policy import PolicyDecision, horizon_end
-from tmpipe.review.schemas import SIGNAL, load_schema, schema_problems
+from tmpipe.review.schema_ids import SIGNAL, load_schema, schema_problems
 
 DRAFT_KEYS = ("action", "confidence", "target_position", "stop_loss", "take_profit", "rationale", "risks", "evidence")
 _OVERRIDE = re.compile(r"^\s*OVERRIDE:\s*(\S.*)$", re.MULTILINE)
@@ -135,7 +135,7 @@ def finalize_signal(draft: dict, decision: PolicyDecision, *, symbol: str, evide
         "token_usage": token_usage,
         "lineage": _lineage(evidence),
         **_bar_and_run(evidence, horizon),
-        "created_at": _now(),
+        "created_at": utc_now(),
         "fallback_cause": None,
     }
     return signal
@@ -163,7 +163,7 @@ def fallback_signal(cause: dict, *, symbol: str, evidence: dict, horizon: str, r
         "token_usage": token_usage,
         "lineage": _lineage(evidence),
         **_bar_and_run(evidence, horizon),
-        "created_at": _now(),
+        "created_at": utc_now(),
         "fallback_cause": cause,
     }
 
@@ -188,7 +188,3 @@ def _lineage(evidence: dict) -> dict:
 
 def signal_problems(signal: dict) -> list[str]:
     return schema_problems(signal, SIGNAL)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")

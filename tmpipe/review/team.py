@@ -7,8 +7,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from autogen_agentchat.base import ChatAgent, Team, TerminatedException, TerminationCondition
-from autogen_agentchat.conditions import MaxMessageTermination, TimeoutTermination, TokenUsageTermination
+from autogen_agentchat.base import ChatAgent, Team, TerminationCondition
+from autogen_agentchat.conditions import (
+    MaxMessageTermination,
+    SourceMatchTermination,
+    TimeoutTermination,
+    TokenUsageTermination,
+)
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, StructuredMessage
 
 from tmpipe.errors import ReviewError
@@ -101,29 +106,6 @@ def task_message(review_config: dict, symbol: str, evidence: dict, feedback: lis
     return text
 
 
-class SignalWrittenTermination(TerminationCondition):
-    """Stops the team once the signal writer has spoken: its answer is the team's structured output."""
-
-    def __init__(self, writer: str):
-        self._writer = writer
-        self._terminated = False
-
-    @property
-    def terminated(self) -> bool:
-        return self._terminated
-
-    async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
-        if self._terminated:
-            raise TerminatedException("Termination condition has already been reached")
-        if any(isinstance(m, BaseChatMessage) and m.source == self._writer for m in messages):
-            self._terminated = True
-            return StopMessage(content=f"{self._writer} wrote the signal", source="SignalWrittenTermination")
-        return None
-
-    async def reset(self) -> None:
-        self._terminated = False
-
-
 class RecordedTermination(TerminationCondition):
     """Remembers, under ``name``, that ``inner`` fired (AgentChat resets conditions after a run)."""
 
@@ -157,7 +139,7 @@ def build_team(plan: TeamPlan, review_config: dict, clients: ClientSet, *, token
     from autogen_agentchat.teams import RoundRobinGroupChat, SelectorGroupChat
 
     fired: list[str] = []
-    termination = (RecordedTermination("signal_written", SignalWrittenTermination(plan.writer), fired)
+    termination = (RecordedTermination("signal_written", SourceMatchTermination([plan.writer]), fired)
                    | RecordedTermination("max_messages", MaxMessageTermination(review_config["max_messages"]), fired)
                    | RecordedTermination("token_budget", TokenUsageTermination(max_total_token=max(1, token_budget)), fired)
                    | RecordedTermination("timeout", TimeoutTermination(timeout_seconds), fired))

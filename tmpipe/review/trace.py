@@ -22,11 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tmpipe.redaction import redact_url_credentials
-from tmpipe.review.schemas import TRACE, schema_problems
+from tmpipe.redaction import redact_secrets
+from tmpipe.review.schema_ids import TRACE, schema_problems
 
 _UNCHAINED = ("sha256", "timing")
-REDACTED = "[REDACTED]"
 HMAC_KEY_ENV = "TMPIPE_TRACE_HMAC_KEY"
 HMAC_ALGORITHM = "hmac-sha256"
 
@@ -132,20 +131,6 @@ def verify_trace(trace: dict) -> TraceVerification:
     return TraceVerification(not problems, problems)
 
 
-def redact(value: Any, secrets: list[str]) -> Any:
-    """``value`` with every occurrence of each secret replaced and URL credentials masked, in all strings and keys."""
-    secrets = [secret for secret in secrets if secret]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return redact_url_credentials(value)
-    if isinstance(value, dict):
-        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(item, secrets) for item in value]
-    return value
-
-
 class _RedactingFilter(logging.Filter):
     def __init__(self, secrets: list[str]):
         super().__init__()
@@ -156,11 +141,11 @@ class _RedactingFilter(logging.Filter):
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
-        clean = redact(message, self._secrets)
+        clean = redact_secrets(message, self._secrets)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self._secrets)
+            record.exc_text = redact_secrets(record.exc_text, self._secrets)
         return True
 
 

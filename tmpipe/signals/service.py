@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tmpipe.config.resolver import resolve
+from tmpipe.engine.environment import cost_rate
 from tmpipe.signals.scoring import PriceSeries, grade, track_record
 from tmpipe.spec.model import Spec
 from tmpipe.store.base import ArtifactStore
@@ -44,11 +45,6 @@ def load_series(data_config: dict, symbol: str) -> PriceSeries:
     dataset = load_dataset(data_config, symbol)
     return PriceSeries(dataset.frame["date"].astype("datetime64[ns]"), np.asarray(dataset.frame["close"], dtype=float),
                        dataset.bars_per_year)
-
-
-def cost_rate(trademaster: dict) -> float:
-    """The spec's costs per unit of traded notional, as the backtest charges them."""
-    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])
 
 
 def graded_scores(store: ArtifactStore, symbol: str) -> list[dict]:
@@ -121,7 +117,7 @@ def log_record(config, symbol: str, record: dict, scored_by: dict) -> str:
 
     from tmpipe.home import tmpipe_home
     from tmpipe.tracking import client_for, get_or_create_experiment, resolve_tracking_uri
-    from tmpipe.tracking.context import tags_filter
+    from tmpipe.tracking.run_identity import tags_filter
 
     mlflow_cfg = config.section("mlflow")
     uri = resolve_tracking_uri(mlflow_cfg, tmpipe_home())

@@ -16,7 +16,7 @@ from pathlib import Path
 from tmpipe.errors import SpecError
 from tmpipe.spec.loader import load_spec, read_positioned
 from tmpipe.spec.model import Spec
-from tmpipe.spec.problems import Problem
+from tmpipe.spec.problems import Problem, duplicate_problems
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 DAG_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,250}")
@@ -84,15 +84,6 @@ def load_catalog(paths: list[Path]) -> Catalog:
         lines = tuple(str(problem) for problem in duplicate_problems(dag_id, [s.path for s in same]))
         failures.append(SpecFailure(Path(same[0].path), dag_id, lines))
     return Catalog(tuple(specs), tuple(failures))
-
-
-def duplicate_problems(dag_id: str, paths: list[str]) -> list[Problem]:
-    """One problem per file that claims ``dag_id``, each naming the others."""
-    problems = []
-    for path in paths:
-        others = ", ".join(str(p) for p in paths if p != path)
-        problems.append(Problem(str(path), 1, 1, "dag.dag_id", f"dag_id '{dag_id}' is also the dag_id of {others}; each spec needs its own dag_id"))
-    return problems
 
 
 def find_spec(value: str | Path) -> Path:

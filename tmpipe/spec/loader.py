@@ -9,7 +9,7 @@ from typing import Any
 from tmpipe.errors import SpecError
 from tmpipe.spec import schemas
 from tmpipe.spec.model import DagSettings, Limits, Spec, SymbolSelectionPolicy
-from tmpipe.spec.problems import Problem
+from tmpipe.spec.problems import Problem, duplicate_problems
 from tmpipe.spec.trust import operator_only_problems, spec_secret_env_problems
 from tmpipe.spec.validation import validate_document
 from tmpipe.spec.yaml_positions import PositionedDocument, load_positioned
@@ -149,8 +149,6 @@ def validate_paths(paths: list[Path]) -> list[Problem]:
         if not found:
             dag_id = _with_defaults(doc.data)["dag"]["dag_id"]
             dag_ids.setdefault((file.parent.resolve(), dag_id), []).append(str(file))
-    from tmpipe.spec.catalog import duplicate_problems
-
     for (_, dag_id), claimed_by in dag_ids.items():
         if len(claimed_by) > 1:
             problems += duplicate_problems(dag_id, claimed_by)

@@ -36,3 +36,12 @@ def json_path(parts: tuple | list) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text or "$"
+
+
+def duplicate_problems(dag_id: str, paths: list[str]) -> list[Problem]:
+    """One problem per file that claims ``dag_id``, each naming the others."""
+    problems = []
+    for path in paths:
+        others = ", ".join(str(p) for p in paths if p != path)
+        problems.append(Problem(str(path), 1, 1, "dag.dag_id", f"dag_id '{dag_id}' is also the dag_id of {others}; each spec needs its own dag_id"))
+    return problems

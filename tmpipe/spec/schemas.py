@@ -36,11 +36,6 @@ def _files() -> dict[str, tuple[str, dict[str, Any]]]:
     return found
 
 
-def schema_file_names() -> dict[str, str]:
-    """Schema id -> file name, for messages that point a user at a schema."""
-    return {schema_id: name for schema_id, (name, _) in _files().items()}
-
-
 def schema(schema_id: str) -> dict[str, Any]:
     return _files()[schema_id][1]
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Response, Security, status
+from fastapi import APIRouter, FastAPI, Request, Response, Security, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
 from tmpipe.errors import NotFoundError, StoreError
@@ -56,6 +57,7 @@ def create_app(store: SqliteArtifactStore, *, token: str | None, max_body_bytes:
     """The API over ``store``; ``token=None`` accepts anonymous requests (``--insecure``)."""
     app = FastAPI(title="tmpipe WebUI artifacts API", version="2", description=__doc__, docs_url=None, redoc_url=None)
     api = APIRouter(dependencies=[Security(_BEARER)], responses=_GUARDED)
+    app.add_exception_handler(StoreError, _store_error_response)
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
@@ -67,43 +69,36 @@ def create_app(store: SqliteArtifactStore, *, token: str | None, max_body_bytes:
 
     @api.post("/api/workflow-symbols/", response_model=WorkflowSymbol, status_code=status.HTTP_201_CREATED)
     def add_symbol(body: SymbolCreate) -> WorkflowSymbol:
-        with _http_errors():
-            return store.add_symbol(body.symbol, priority=body.priority, enabled=body.enabled)
+        return store.add_symbol(body.symbol, priority=body.priority, enabled=body.enabled)
 
     @api.post("/api/workflow-symbols/{symbol}/links/", response_model=WorkflowLink, status_code=status.HTTP_201_CREATED, responses=_INVALID)
     def add_link(symbol: str, body: LinkCreate) -> WorkflowLink:
-        with _http_errors():
-            return store.add_link(symbol, body.dag_id, config=body.config, active=body.is_active, notes=body.notes)
+        return store.add_link(symbol, body.dag_id, config=body.config, active=body.is_active, notes=body.notes)
 
     @api.patch("/api/workflow-symbols/{symbol}/", response_model=WorkflowSymbol)
     def update_symbol(symbol: str, body: SymbolUpdate) -> WorkflowSymbol:
         """Enables/disables the symbol or changes its priority; fields left out stay as they are."""
-        with _http_errors():
-            return store.update_symbol(symbol, body)
+        return store.update_symbol(symbol, body)
 
     @api.delete("/api/workflow-symbols/{symbol}/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
     def remove_symbol(symbol: str) -> None:
         """Deletes the symbol and its links; its artifacts and their revisions stay."""
-        with _http_errors():
-            store.remove_symbol(symbol)
+        store.remove_symbol(symbol)
 
     @api.patch("/api/workflow-symbols/{symbol}/links/{dag_id}/", response_model=WorkflowLink, responses=_INVALID)
     def update_link(symbol: str, dag_id: str, body: LinkUpdate) -> WorkflowLink:
         """Activates/deactivates the link or replaces its config (validated like a new link's) or notes (null clears them)."""
-        with _http_errors():
-            return store.update_link(symbol, dag_id, body)
+        return store.update_link(symbol, dag_id, body)
 
     @api.delete("/api/workflow-symbols/{symbol}/links/{dag_id}/", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
     def remove_link(symbol: str, dag_id: str) -> None:
         """Deletes the link (for good: deactivate it instead to keep its config)."""
-        with _http_errors():
-            store.remove_link(symbol, dag_id)
+        store.remove_link(symbol, dag_id)
 
     @api.post("/api/artifacts/", response_model=Artifact, status_code=status.HTTP_201_CREATED, responses=_INVALID)
     def save_artifact(body: ArtifactCreate, response: Response) -> Artifact:
         """201 when created; 200 when the artifact existed (its old content, if different, became a revision)."""
-        with _http_errors():
-            artifact, created = store.write_artifact(body)
+        artifact, created = store.write_artifact(body)
         if not created:
             response.status_code = status.HTTP_200_OK
         return artifact
@@ -116,34 +111,24 @@ def create_app(store: SqliteArtifactStore, *, token: str | None, max_body_bytes:
 
     @api.get("/api/artifacts/{artifact_id}/", response_model=Artifact)
     def get_artifact(artifact_id: int) -> Artifact:
-        with _http_errors():
-            return store.get_artifact(artifact_id)
+        return store.get_artifact(artifact_id)
 
     @api.patch("/api/artifacts/{artifact_id}/", response_model=Artifact)
     def set_lineage(artifact_id: int, body: LineageUpdate) -> Artifact:
         """Sets the MLflow lineage; a different lineage already set becomes a revision."""
-        with _http_errors():
-            return store.set_lineage(artifact_id, body.mlflow_run_id, body.mlflow_experiment_id)
+        return store.set_lineage(artifact_id, body.mlflow_run_id, body.mlflow_experiment_id)
 
     @api.get("/api/artifacts/{artifact_id}/revisions/", response_model=list[ArtifactRevision])
     def list_revisions(artifact_id: int) -> list[ArtifactRevision]:
         """The replaced versions of the artifact, oldest first (the current one is the artifact itself)."""
-        with _http_errors():
-            return store.list_revisions(artifact_id)
+        return store.list_revisions(artifact_id)
 
     app.include_router(api)
     app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)
     return app
 
 
-class _http_errors:
-    """Map store errors to HTTP statuses."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if isinstance(exc, NotFoundError):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-        if isinstance(exc, StoreError):
-            raise HTTPException(exc.status or status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+def _store_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """A store error as its HTTP status (404 for an unknown symbol, link or artifact; else its own, 400 by default)."""
+    code = status.HTTP_404_NOT_FOUND if isinstance(exc, NotFoundError) else getattr(exc, "status", None) or status.HTTP_400_BAD_REQUEST
+    return JSONResponse({"detail": str(exc)}, status_code=code)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from tmpipe.clock import utc_now
 from tmpipe.errors import NotFoundError, StoreError
 from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LinkUpdate, SymbolUpdate, WorkflowLink, WorkflowSymbol
-from tmpipe.store.validation import check_artifact, check_link_config
+from tmpipe.store.artifact_validation import check_artifact, check_link_config
 from tmpipe.symbols import validate_symbol
 
 _SCHEMA = """
@@ -37,10 +37,6 @@ CREATE TABLE IF NOT EXISTS artifact_revisions (
     UNIQUE (artifact_id, revision)
 );
 """
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 class SqliteArtifactStore:
@@ -161,7 +157,7 @@ class SqliteArtifactStore:
         """
         check_artifact(artifact)
         key = (artifact.dag_id, artifact.dag_run_id, artifact.symbol, artifact.artifact_type)
-        content, now = json.dumps(artifact.content), _now()
+        content, now = json.dumps(artifact.content), utc_now()
         with self._connect(write=True) as db:
             find = "SELECT * FROM artifacts WHERE dag_id = ? AND dag_run_id = ? AND symbol = ? AND artifact_type = ?"
             old = db.execute(find, key).fetchone()
@@ -181,7 +177,7 @@ class SqliteArtifactStore:
 
     def set_lineage(self, artifact_id: int, mlflow_run_id: str, mlflow_experiment_id: str) -> Artifact:
         """Fill the lineage, or replace it keeping the old one as a revision."""
-        lineage, now = (mlflow_run_id, mlflow_experiment_id), _now()
+        lineage, now = (mlflow_run_id, mlflow_experiment_id), utc_now()
         with self._connect(write=True) as db:
             old = db.execute("SELECT * FROM artifacts WHERE id = ?", (artifact_id,)).fetchone()
             if old is None:

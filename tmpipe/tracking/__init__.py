@@ -4,7 +4,7 @@ Importing this package never imports mlflow (Airflow parses DAGs that import ope
 importing us); mlflow is imported inside the functions that talk to it.
 """
 
-from tmpipe.tracking.context import (
+from tmpipe.tracking.run_identity import (
     RunRef,
     TrackingContext,
     embedded_tracking_uri,
@@ -27,7 +27,7 @@ from tmpipe.tracking.runs import (
     set_tags,
     stage_run,
 )
-from tmpipe.tracking.stages import log_config, log_inference, log_review, log_train_backtest
+from tmpipe.tracking.stage_logging import log_config, log_inference, log_review, log_train_backtest
 
 __all__ = [
     "PromotedModel",

@@ -20,8 +20,8 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc.model import PythonModel
 from mlflow.types import ColSpec, Schema
 
-BUNDLE_ARTIFACT = "bundle"
-BUNDLE_SUBDIR = Path("artifacts") / BUNDLE_ARTIFACT
+from tmpipe.tracking.bundle_paths import BUNDLE_ARTIFACT
+
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "symbol"), ColSpec("string", "config_json")]),

@@ -6,20 +6,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tmpipe.redaction import redact_url_credentials
+from tmpipe.redaction import is_secret_key, redact_secret_keys, redact_url_credentials
 
-SECRET_MARKERS = ("key", "token", "password", "secret")
-REDACTED = "<redacted>"
 
 # MLflow limits (mlflow.utils.validation); copied so this module stays import-light.
 MAX_PARAM_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
-
-
-def is_secret_key(dotted_key: str) -> bool:
-    """Any part of the key mentions key/token/password/secret (case-insensitive)."""
-    lowered = dotted_key.lower()
-    return any(marker in lowered for marker in SECRET_MARKERS)
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -49,22 +41,6 @@ def loggable_params(config: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
-def redact(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Copy of ``config`` with secret-named leaves replaced by a marker."""
-    clean: dict[str, Any] = {}
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            clean[key] = redact(value, prefix=f"{dotted}.")
-        elif is_secret_key(dotted) and value is not None:
-            clean[key] = REDACTED
-        elif isinstance(value, str):
-            clean[key] = redact_url_credentials(value)
-        else:
-            clean[key] = value
-    return clean
-
-
 def _provenance_of(dotted_key: str, provenance: Mapping[str, Any]) -> Any:
     """Exact key, else the closest parent key the resolver recorded (whole section set)."""
     key = dotted_key
@@ -78,7 +54,7 @@ def _provenance_of(dotted_key: str, provenance: Mapping[str, Any]) -> Any:
 
 def provenance_document(config: Mapping[str, Any], provenance: Mapping[str, Any]) -> dict:
     """``{resolved: <nested config>, keys: {dotted: {value, set_by}}}``, secrets redacted."""
-    clean = redact(config)
+    clean = redact_secret_keys(config)
     return {
         "resolved": clean,
         "keys": {

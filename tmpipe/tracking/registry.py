@@ -8,22 +8,21 @@ that did; a version that fails the gate is still registered, for the record.
 from __future__ import annotations
 
 import json
-import math
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tmpipe.finite import finite_or_none
 from tmpipe.errors import ModelNotPromotedError, TrackingError
-from tmpipe.tracking.context import quote_filter_value
+from tmpipe.tracking.run_identity import quote_filter_value
 from tmpipe.tracking.retry import with_retry
 from tmpipe.tracking.runs import _set_tags, client_for
-from tmpipe.tracking.stages import ENGINE_RESULT_ARTIFACT, MODEL_ARTIFACT_DIR
+from tmpipe.tracking.bundle_paths import BUNDLE_SUBDIR
+from tmpipe.tracking.stage_logging import ENGINE_RESULT_ARTIFACT, MODEL_ARTIFACT_DIR
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-BUNDLE_SUBDIR = Path("artifacts") / "bundle"  # same as tmpipe.tracking.bundle_model
 
 
 def _bundle_dir(pyfunc_dir: Path) -> Path:
@@ -44,12 +43,6 @@ def registered_model_name(prefix: str, symbol: str, agent: str) -> str:
     return f"{prefix}.{symbol}.{agent}"
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        return None
-    return float(value)
-
-
 DEFAULT_BEAT_BASELINES = ("buy_and_hold", "flat")
 
 
@@ -63,15 +56,15 @@ def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
     metrics = engine_result.get("metrics", {})
     test = metrics.get("test") or {}
     bench = metrics.get("buy_and_hold") or {}
-    test_return = _finite(test.get("total_return"))
-    bench_return = _finite(bench.get("total_return"))
-    drawdown = _finite(test.get("max_drawdown"))
+    test_return = finite_or_none(test.get("total_return"))
+    bench_return = finite_or_none(bench.get("total_return"))
+    drawdown = finite_or_none(test.get("max_drawdown"))
     required = bool(promotion_cfg.get("require_beat_buy_and_hold", True))
     limit = float(promotion_cfg.get("max_drawdown", 0.5))
     beat = test_return is not None and bench_return is not None and test_return > bench_return
     skill_required = bool(promotion_cfg.get("require_skill", True))
     level = float(promotion_cfg.get("skill_level", 0.05))
-    p_value = _finite((engine_result.get("skill") or {}).get("p_value"))
+    p_value = finite_or_none((engine_result.get("skill") or {}).get("p_value"))
     checks = {
         "beat_buy_and_hold": {
             "required": required,
@@ -99,7 +92,7 @@ def _sharpe_or_zero(report: dict | None) -> float | None:
     """A pooled report's Sharpe; a series without volatility (always flat) has Sharpe 0; None if no report."""
     if not report:
         return None
-    value = _finite(report.get("sharpe"))
+    value = finite_or_none(report.get("sharpe"))
     return 0.0 if value is None else value
 
 

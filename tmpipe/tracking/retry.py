@@ -29,22 +29,34 @@ ATTEMPTS = 4
 WAIT_INITIAL_SECONDS = 0.5
 WAIT_MAX_SECONDS = 8.0
 
+# A locked SQLite/PostgreSQL row or file has no exception type of its own (OperationalError also
+# covers errors that never clear), so it is recognised by its message.
 _TRANSIENT_TEXT = ("database is locked", "database table is locked", "could not serialize access")
-# MLflow's SQL stores report OperationalError (lost connection, lock) as TEMPORARILY_UNAVAILABLE.
-_TRANSIENT_ERROR_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
-_TRANSIENT_CLASS_NAMES = {
-    "ConnectionError",  # requests and builtin
-    "ConnectTimeout",
-    "ReadTimeout",
-    "Timeout",
-    "RetryError",
-    "MaxRetryError",
-    "NewConnectionError",
-    "ProtocolError",
-    "RemoteDisconnected",
-    "ConnectionRefusedError",
-    "ConnectionResetError",
-}
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    """Connection failures of the HTTP stack under MLflow's REST client (imported once MLflow has run)."""
+    import requests
+    import urllib3
+
+    return (
+        ConnectionError,  # builtin: refused, reset, RemoteDisconnected
+        TimeoutError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.RetryError,
+        urllib3.exceptions.MaxRetryError,
+        urllib3.exceptions.NewConnectionError,
+        urllib3.exceptions.ProtocolError,
+    )
+
+
+def _transient_error_codes() -> set[str]:
+    """MLflow's codes for a store that may answer later: SQL stores report a lost connection or a
+    lock as TEMPORARILY_UNAVAILABLE; a rate limit is REQUEST_LIMIT_EXCEEDED."""
+    from mlflow.protos.databricks_pb2 import REQUEST_LIMIT_EXCEEDED, TEMPORARILY_UNAVAILABLE, ErrorCode
+
+    return {ErrorCode.Name(REQUEST_LIMIT_EXCEEDED), ErrorCode.Name(TEMPORARILY_UNAVAILABLE)}
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -58,10 +70,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def http_status(exc: BaseException) -> int | None:
     """HTTP status of an MLflow REST error, None when the error did not come from a server."""
+    from mlflow.exceptions import RestException
+
     for item in _chain(exc):
-        status_code = getattr(item, "get_http_status_code", None)
-        if type(item).__name__ == "RestException" and callable(status_code):
-            return status_code()
+        if isinstance(item, RestException):
+            return item.get_http_status_code()
     return None
 
 
@@ -72,16 +85,12 @@ def is_transient(exc: BaseException) -> bool:
     status = http_status(exc)
     if status is not None:
         return status >= 500 or status == 429
-    for item in _chain(exc):
-        if getattr(item, "error_code", None) in _TRANSIENT_ERROR_CODES:
-            return True
-        if type(item).__name__ in _TRANSIENT_CLASS_NAMES:
+    transient_types, transient_codes = _transient_types(), _transient_error_codes()
+    for item in _chain(exc):  # MLflow raises its own exception while handling the HTTP stack's
+        if isinstance(item, transient_types) or getattr(item, "error_code", None) in transient_codes:
             return True
         text = str(item).lower()
         if any(marker in text for marker in _TRANSIENT_TEXT):
-            return True
-        # MLflow wraps request failures as "API request to ... failed with exception ..."
-        if "api request to" in text and ("connection" in text or "max retries" in text):
             return True
     return False
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Mapping
 
 from tmpipe.errors import TrackingError
-from tmpipe.tracking.context import (
+from tmpipe.tracking.run_identity import (
     RunRef,
     TrackingContext,
     default_artifact_location,

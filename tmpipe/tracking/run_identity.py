@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tmpipe.config.sections import MlflowConfig
 from tmpipe.errors import TrackingError
+from tmpipe.redaction import without_url_credentials
 
 TAG_DAG_ID = "airflow.dag_id"
 TAG_DAG_RUN_ID = "airflow.dag_run_id"
@@ -144,6 +145,6 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     """
     if not tracking_uri.startswith(("http://", "https://")):
         return None
-    parts = urlsplit(tracking_uri)
-    base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
+    parts = urlsplit(without_url_credentials(tracking_uri))
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -54,7 +54,7 @@ def test_log_config_params_yaml_and_no_secrets(context_factory, tracking_uri, tm
     document = yaml.safe_load(text)
     assert document["keys"]["data.lookback"] == {"value": 60, "set_by": "spec symbols.AAPL"}
     assert document["keys"]["trademaster.epochs"]["set_by"] == "schema defaults"
-    assert document["resolved"]["webui"]["password"] == "<redacted>"
+    assert document["resolved"]["webui"]["password"] == "[REDACTED]"
 
 
 def test_log_config_keeps_first_value_when_config_changes_between_tries(context_factory, tracking_uri):

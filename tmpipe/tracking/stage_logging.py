@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tmpipe.tracking.context import TAG_TRACE_HEAD
+from tmpipe.tracking.run_identity import TAG_TRACE_HEAD
 from tmpipe.tracking.params import loggable_params, provenance_document
 from tmpipe.tracking.retry import with_retry
 from tmpipe.tracking.runs import _set_tags, client_for
@@ -270,7 +270,7 @@ def log_llm_recording(run_id: str, recording: Mapping, *, tracking_uri: str) -> 
 @with_retry("find LLM recording")
 def find_llm_recording(tracking_uri: str, experiment: str, identity_tags: Mapping[str, str], dest_dir: Path) -> Path | None:
     """The LLM recording of the symbol's run in another DAG run (``identity_tags``), downloaded; None if there is none."""
-    from tmpipe.tracking.context import tags_filter
+    from tmpipe.tracking.run_identity import tags_filter
 
     client = client_for(tracking_uri)
     found = client.get_experiment_by_name(experiment)
@@ -297,7 +297,7 @@ def log_review_spend(run_id: str, usd: float, *, tracking_uri: str) -> None:
 @with_retry("read the DAG run's review spend")
 def dag_run_review_spend(tracking_uri: str, experiment_id: str, run_tags: Mapping[str, str], exclude_run_id: str) -> float:
     """What the DAG run's other symbols (runs with ``run_tags`` in the experiment) have spent on the LLM so far."""
-    from tmpipe.tracking.context import tags_filter
+    from tmpipe.tracking.run_identity import tags_filter
 
     client = client_for(tracking_uri)
     runs = client.search_runs([experiment_id], filter_string=tags_filter(dict(run_tags)), max_results=1000)

@@ -75,6 +75,7 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     # Time the engine, its data loading and its epochs from inside, by wrapping those functions
     # where the stages and the engine look them up.
     import tmpipe.engine
+    from tmpipe.engine import walkforward
 
     clocks = {"engine": 0.0, "data": 0.0, "training": 0.0}
 
@@ -89,7 +90,7 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
 
     tmpipe.engine.train_backtest = timed("engine", tmpipe.engine.train_backtest)
     engine_api.load_dataset = timed("data", engine_api.load_dataset)
-    engine_api.train = timed("training", engine_api.train)
+    walkforward.train = timed("training", walkforward.train)  # every walk-forward fold's training
     per_symbol = {}
     for symbol in selection.symbols:
         link = selection.links[symbol]
@@ -100,9 +101,10 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
         times = {"data": clocks["data"], "training": clocks["training"],
                  "evaluation_and_bundle": clocks["engine"] - clocks["data"] - clocks["training"],
                  "tracking": stage - clocks["engine"]}
-        for name, call in (("inference", lambda: stages.inference(ctx, symbol, link, trained)),
-                           ("review", lambda: stages.review(ctx, symbol, link)),
-                           ("persist", lambda: stages.persist(ctx, symbol, link))):
+        run_id = trained["mlflow_run_id"]  # handed over as the DAG's XCom does
+        for name, call in (("inference", lambda: stages.inference(ctx, symbol, link, run_id=run_id)),
+                           ("review", lambda: stages.review(ctx, symbol, link, run_id=run_id)),
+                           ("persist", lambda: stages.persist(ctx, symbol, link, run_id=run_id))):
             start = time.perf_counter()
             call()
             times[name] = time.perf_counter() - start

@@ -102,11 +102,10 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
                  "evaluation_and_bundle": clocks["engine"] - clocks["data"] - clocks["training"],
                  "tracking": stage - clocks["engine"]}
         run_id = trained["mlflow_run_id"]  # handed over as the DAG's XCom does
-        for name, call in (("inference", lambda: stages.inference(ctx, symbol, link, run_id=run_id)),
-                           ("review", lambda: stages.review(ctx, symbol, link, run_id=run_id)),
-                           ("persist", lambda: stages.persist(ctx, symbol, link, run_id=run_id))):
+        for name, stage_function in (("inference", stages.inference), ("review", stages.review),
+                                     ("persist", stages.persist)):
             start = time.perf_counter()
-            call()
+            stage_function(ctx, symbol, link, run_id=run_id)
             times[name] = time.perf_counter() - start
         times["all_but_training"] = sum(times.values()) - times["training"]
         per_symbol[symbol] = {k: round(v, 3) for k, v in times.items()}

@@ -89,7 +89,7 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
 
     tmpipe.engine.train_backtest = timed("engine", tmpipe.engine.train_backtest)
     engine_builtin.load_dataset = timed("data", engine_builtin.load_dataset)
-    walkforward.train = timed("training", walkforward.train)
+    walkforward.train = timed("training", walkforward.train)  # every walk-forward fold's training
     per_symbol = {}
     for symbol in selection.symbols:
         link = selection.links[symbol]
@@ -100,11 +100,11 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
         times = {"data": clocks["data"], "training": clocks["training"],
                  "evaluation_and_bundle": clocks["engine"] - clocks["data"] - clocks["training"],
                  "tracking": stage - clocks["engine"]}
-        for name, call, args in (("inference", stages.inference, (ctx, symbol, link, trained)),
-                                 ("review", stages.review, (ctx, symbol, link)),
-                                 ("persist", stages.persist, (ctx, symbol, link))):
+        run_id = trained["mlflow_run_id"]  # handed over as the DAG's XCom does
+        for name, stage_function in (("inference", stages.inference), ("review", stages.review),
+                                     ("persist", stages.persist)):
             start = time.perf_counter()
-            call(*args)
+            stage_function(ctx, symbol, link, run_id=run_id)
             times[name] = time.perf_counter() - start
         times["all_but_training"] = sum(times.values()) - times["training"]
         per_symbol[symbol] = {k: round(v, 3) for k, v in times.items()}

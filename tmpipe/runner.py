@@ -7,12 +7,16 @@ migrated in a child process, and Airflow is imported only inside these functions
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +42,41 @@ class RunOutcome:
         return self.state == "success"
 
 
+MIGRATED_STAMP = "tmpipe-migrated.json"
+
+
 def prepare_home(home: Path, spec_path: Path) -> None:
-    """Airflow metadata DB migrated and the embedded WebUI store seeded with demo symbols."""
-    airflow_env.apply(airflow_env.embedded_airflow_env(home))
+    """Airflow's environment for ``home`` applied and its metadata DB migrated."""
+    env = airflow_env.embedded_airflow_env(home)
+    airflow_env.apply(env)
     os.environ["TMPIPE_SPEC"] = str(spec_path.absolute())
+    database = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    stamp = database.with_name(MIGRATED_STAMP)
+    state = _migration_state(database)
+    if state is not None and state == _read_stamp(stamp):
+        return  # `airflow db migrate` starts Airflow in a new process (~5 s) only to find nothing to do
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, text=True)
+    stamp.write_text(json.dumps(_migration_state(database)))
+
+
+def _migration_state(database: Path) -> dict[str, str] | None:
+    """The installed Airflow's version and the database's Alembic revision; None without a database."""
+    if not database.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            revisions = [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
+    except sqlite3.Error:
+        return None
+    return {"airflow": metadata.version("apache-airflow"), "revision": ",".join(sorted(revisions))} if revisions else None
+
+
+def _read_stamp(stamp: Path) -> dict[str, str] | None:
+    """What the last migration by ``tmpipe run`` left: the state it migrated to."""
+    try:
+        return json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def seed_demo_symbols(spec: Spec, store) -> list[str]:

@@ -12,9 +12,11 @@ import logging
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow.pyfunc
+import mlflow.utils.environment
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.pyfunc.model import PythonModel
@@ -66,7 +68,8 @@ class TradingBundleModel(PythonModel):
 def save_bundle_model(model_dir: str | Path, dest: str | Path, *, requirements: list[str]) -> Path:
     """Write a pyfunc model directory at ``dest`` that embeds the bundle at ``model_dir``.
 
-    ``requirements`` is given explicitly so MLflow does not spawn a process to infer them.
+    ``requirements`` are pins read from this environment, given explicitly so MLflow neither
+    spawns a process to infer them nor scans the environment to check them.
     """
     dest = Path(dest)
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
@@ -88,8 +91,27 @@ def _save(model_dir: str | Path, dest: Path, requirements: list[str]) -> None:
         _save_pyfunc(staged, dest, requirements)
 
 
+@contextmanager
+def _no_requirement_mismatch_scan():
+    """Skip MLflow's check that the pins match this environment: they were read from it.
+
+    The check maps every installed distribution's files to modules (about 1.3 s, once per
+    process, so once per Airflow task that logs a model).
+    """
+    module = mlflow.utils.environment
+    check = getattr(module, "warn_dependency_requirement_mismatches", None)
+    if check is None:  # another MLflow version: nothing to skip
+        yield
+        return
+    module.warn_dependency_requirement_mismatches = lambda model_requirements: None
+    try:
+        yield
+    finally:
+        module.warn_dependency_requirement_mismatches = check
+
+
 def _save_pyfunc(model_dir: Path, dest: Path, requirements: list[str]) -> None:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _no_requirement_mismatch_scan():
         # predict needs the engine and market data, so there is no input example to run.
         warnings.filterwarnings("ignore", message=".*input_example.*")
         mlflow.pyfunc.save_model(

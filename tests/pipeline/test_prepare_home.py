@@ -1,0 +1,40 @@
+"""``tmpipe run`` migrates Airflow's database once, not on every run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tmpipe import airflow_env, runner
+
+
+def test_a_migrated_home_is_not_migrated_again(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    for key in [*airflow_env.embedded_airflow_env(home), "TMPIPE_SPEC"]:  # prepare_home sets them; undo after
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.delenv(key, raising=False)
+    migrations, really_run = [], subprocess.run
+
+    def run_and_record(command, *args, **kwargs):
+        migrations.append(command[-2:])
+        return really_run(command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run_and_record)
+    spec = tmp_path / "spec.yaml"
+
+    runner.prepare_home(home, spec)
+    runner.prepare_home(home, spec)
+    assert migrations == [["db", "migrate"]]
+
+    stamp = home / "airflow" / runner.MIGRATED_STAMP
+    stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "airflow": "0.0.1"}))  # Airflow upgraded since
+    runner.prepare_home(home, spec)
+    assert migrations == [["db", "migrate"]] * 2
+
+    (home / "airflow" / "airflow.db").unlink()
+    runner.prepare_home(home, spec)
+    assert migrations == [["db", "migrate"]] * 3
+    assert (home / "airflow" / "airflow.db").is_file()

@@ -24,10 +24,8 @@ install-torch: $(STAMP)
 run: $(STAMP)
 	$(BIN)/tmpipe run
 
-# Two pytest-xdist workers (CI has 2 cores); --dist loadgroup keeps each module that starts
-# servers (xdist_group) in one worker, so they start once.
 test: $(STAMP)
-	AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY=False $(BIN)/python -m pytest -n 2 --dist loadgroup
+	AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY=False $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not production"

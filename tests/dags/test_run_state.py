@@ -65,7 +65,7 @@ def test_no_symbols_fails_the_run_naming_the_query_and_the_dag(airflow_home, tmp
         f"name symbols in dag_run.conf, or set symbol_selection.on_no_symbols: succeed in {spec}"
     )
     # The summary keeps the first 300 characters of a task's error message, so how much of the
-    # hint fits depends on the length of the temporary paths (longer under pytest-xdist).
+    # hint fits depends on the length of the temporary paths (they vary by machine).
     assert summary["error"] == f"resolve_symbols: SymbolSelectionError: {message[:300]}", summary
 
 

@@ -43,8 +43,7 @@ from .test_scheduler_run import (
     xcom,
 )
 
-# Same xdist group as the LocalExecutor scheduler tests: the two deployments never run side by side.
-pytestmark = [pytest.mark.distributed, pytest.mark.production, pytest.mark.slow, pytest.mark.xdist_group("scheduler")]
+pytestmark = [pytest.mark.distributed, pytest.mark.production, pytest.mark.slow]
 
 REDIS_DB = 11  # the machine's Redis; a db number no other test uses
 HEARTBEAT_TIMEOUT = 20  # [scheduler] task_instance_heartbeat_timeout, short for the kill test

@@ -16,7 +16,7 @@ from ..servers import mlflow_server as serve_mlflow
 from ..servers import webui_server as serve_webui
 from .conftest import DAG_ID, run_tmpipe, spec_text
 
-pytestmark = [pytest.mark.production, pytest.mark.slow, pytest.mark.xdist_group("production_servers")]
+pytestmark = [pytest.mark.production, pytest.mark.slow]
 
 LINK_CONFIG = {"trademaster": {"seed": 7}}
 

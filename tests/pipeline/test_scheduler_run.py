@@ -27,7 +27,7 @@ from tmpipe.airflow_env import installed_dags_folder
 from ..servers import free_port, postgres_database, start_server, stop_group, wait_until_healthy
 from .conftest import DAG_ID, mlflow_runs, spec_text, webui_artifacts
 
-pytestmark = [pytest.mark.production, pytest.mark.slow, pytest.mark.xdist_group("scheduler")]
+pytestmark = [pytest.mark.production, pytest.mark.slow]
 
 RUN_CONF = {"symbols": ["AAA", "BROKEN"]}
 CHAIN = ("train_backtest", "inference", "review", "persist")

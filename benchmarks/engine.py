@@ -19,7 +19,9 @@ many under no skill: the multiple-testing view across seeds). ``demo:planted`` a
 ``demo:random_walk`` draw an independent 3,000-bar series per seed. Reporting seeds start at 100
 by default and never include TUNING_SEEDS, the seeds settings were chosen on.
 
-Both backends get the same config: same split, epochs, seeds, lookback, hidden size
+With --upstream-settings shipped, upstream instead runs its own shipped BTC config
+(UPSTREAM_SHIPPED; its shipped BTC split validates after its test window). By default (matched)
+both backends get the same config: same split, epochs, seeds, lookback, hidden size
 (upstream's layers are hidden, hidden/2) and, with the default --parallel-envs 1, the same
 environment steps and gradient steps per epoch (one of each per training bar). Learning rates
 are each backend's own: the builtin's schema default and upstream's configured 1e-3.

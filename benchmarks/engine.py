@@ -19,7 +19,9 @@ many under no skill: the multiple-testing view across seeds). ``demo:planted`` a
 ``demo:random_walk`` draw an independent 3,000-bar series per seed. Reporting seeds start at 100
 by default and never include TUNING_SEEDS, the seeds settings were chosen on.
 
-Both backends get the same config: same split, epochs, seeds, lookback, hidden size
+With --upstream-settings shipped, upstream instead runs its own shipped BTC config
+(UPSTREAM_SHIPPED; its shipped BTC split validates after its test window). By default (matched)
+both backends get the same config: same split, epochs, seeds, lookback, hidden size
 (upstream's layers are hidden, hidden/2) and, with the default --parallel-envs 1, the same
 environment steps and gradient steps per epoch (one of each per training bar). Learning rates
 are each backend's own: the builtin's schema default and upstream's configured 1e-3.
@@ -51,6 +53,16 @@ SKILL_LEVEL = 0.05
 # Upstream's own BTC DeepScalper optimizer (configs/_base_/optimizers/adam.py, lr = 1e-3), so
 # upstream runs as TradeMaster configures it whatever the builtin's default learning rate is.
 UPSTREAM_LEARNING_RATE = 1e-3
+# Upstream's shipped BTC DeepScalper settings in our keys (--upstream-settings shipped), from
+# configs/algorithmic_trading/algorithmic_trading_BTC_deepscalper_deepscalper_adam_mse.py and the
+# environment's defaults at the pinned commit: 20 epochs, gamma 0.9, backward_num_day 5,
+# explore_rate 0.25, soft_update_tau 0 (a frozen target; 1e-12 here, the schema needs > 0: in float32 it
+# leaves the target unchanged), buffer 1e6, future_weights 0.2 over 5 days, one cost
+# rate of 0.001, 100,000 initial cash. Its shipped BTC split validates after its test window.
+UPSTREAM_SHIPPED = {"epochs": 20, "gamma": 0.9, "epsilon_end": 0.25, "target_update_tau": 1e-12,
+                    "replay_size": 1_000_000, "hindsight_weight": 0.2, "hindsight_horizon": 5,
+                    "transaction_cost_pct": 0.001, "slippage_pct": 0.0, "initial_cash": 100_000.0}
+UPSTREAM_SHIPPED_LOOKBACK = 5
 HEADLINE = ("total_return", "annual_return", "sharpe", "sortino", "max_drawdown", "calmar", "win_rate", "turnover")
 
 
@@ -65,6 +77,8 @@ def _data_section(args, seed: int) -> dict:
     if args.data in KNOWN_ANSWER:  # an independent series per seed
         return {"source": "demo", "demo_series": args.data.split(":", 1)[1], "synthetic_rows": KNOWN_ANSWER_ROWS,
                 "synthetic_seed": seed}
+    if args.data.startswith("demo:"):  # the shipped S&P 500 / NASDAQ bars (demo:sp500, demo:nasdaq)
+        return {"source": "demo", "demo_series": args.data.split(":", 1)[1]}
     return {"source": "csv", "path": args.data}
 
 
@@ -85,6 +99,9 @@ def _config(args, seed: int, backend: str = "builtin") -> dict:
     )
     if backend == "upstream":
         config["trademaster"]["learning_rate"] = UPSTREAM_LEARNING_RATE
+        if args.upstream_settings == "shipped":
+            config["trademaster"].update(UPSTREAM_SHIPPED)
+            config["data"]["lookback"] = UPSTREAM_SHIPPED_LOOKBACK
         config["trademaster"]["upstream"] = {
             "home": os.environ["TMPIPE_TRADEMASTER_HOME"], "python": os.environ["TMPIPE_TRADEMASTER_PYTHON"],
         }
@@ -388,7 +405,7 @@ def targets(builtin: dict, upstream: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="?", default=DEFAULT_DATA, help="TradeMaster split directory or bars file")
+    parser.add_argument("data", nargs="?", default=DEFAULT_DATA, help="TradeMaster split directory, bars file, or demo:sp500|nasdaq|planted|random_walk")
     parser.add_argument("--symbol", default="BTC")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=20, help="number of reporting seeds")
@@ -400,6 +417,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="hidden width for both backends (upstream's BTC DeepScalper config: dims 64, 32)")
     parser.add_argument("--parallel-envs", type=int, default=1,
                         help="builtin environments per step; 1 = upstream's env and gradient steps per epoch")
+    parser.add_argument("--upstream-settings", choices=("matched", "shipped"), default="matched",
+                        help="upstream at the builtin's settings (matched) or at its own shipped BTC config (shipped: "
+                             "20 epochs, lookback 5, gamma 0.9, exploration 0.25, cost 0.001; --epochs ignored for upstream)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     reused = sorted(set(range(args.seed, args.seed + args.seeds)) & set(TUNING_SEEDS))
@@ -416,6 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
         "orchestrator_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "data": args.data, "symbol": args.symbol, "epochs": args.epochs, "seeds": args.seeds,
         "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs,
+        "upstream_settings": args.upstream_settings if upstream else None,
         "learning_rate": {"builtin": _config(args, args.seed)["trademaster"]["learning_rate"],
                           "upstream": UPSTREAM_LEARNING_RATE if upstream else None},
         "builtin": builtin, "upstream": upstream,
@@ -442,6 +463,9 @@ def _print_report(report: dict) -> None:
         if part is None:
             print(f"{name}: skipped (set TMPIPE_TRADEMASTER_HOME and TMPIPE_TRADEMASTER_PYTHON)")
             continue
+        if name == "upstream":
+            print(f"upstream settings: {report['upstream_settings']}"
+                  + (" (its shipped BTC split validates after its test window)" if report["upstream_settings"] == "shipped" else ""))
         print(f"{name}: {part['median_seconds_per_epoch']:.2f} s/epoch, {part['median_env_steps_per_second']:.0f} env steps/s "
               f"({part['env_steps_per_epoch']} per epoch), peak RSS {part['peak_rss_mb']:.0f} MB, "
               f"median test Sharpe {part['median_test_sharpe']:.3f} over {len(part['runs'])} seed(s), "

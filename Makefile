@@ -24,8 +24,10 @@ install-torch: $(STAMP)
 run: $(STAMP)
 	$(BIN)/tmpipe run
 
+# Two pytest-xdist workers (2 cores); --dist loadfile keeps each test file in one worker, so
+# the module-scoped servers and deployments of a file start once.
 test: $(STAMP)
-	AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY=False $(BIN)/python -m pytest
+	AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY=False $(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not production"

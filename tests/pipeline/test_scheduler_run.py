@@ -277,7 +277,7 @@ def test_mlflow_has_one_finished_and_one_failed_run(deployment, dag_run):
         assert run.data.tags["airflow.task_url"].startswith(deployment.api_url)
     assert "test_sharpe" in by_symbol["AAA"].data.metrics
     assert {a.path for a in client.list_artifacts(by_symbol["AAA"].info.run_id, "review")} == {
-        "review/evidence.json", "review/signal.json", "review/trace.json"}
+        "review/evidence.json", "review/signal.json", "review/trace.json", "review/llm_recording.json"}
 
 
 def test_a_failed_resolve_symbols_fails_the_run(deployment, misspelt_conf_run):

@@ -111,3 +111,16 @@ def webui_artifacts(home: Path):
     from tmpipe.store.sqlite import SqliteArtifactStore
 
     return SqliteArtifactStore(home / "webui" / "webui.db").list_artifacts()
+
+
+def link_pipeline_symbols(store, aaa_config: dict | None = None, aaa_notes: str | None = None) -> None:
+    """AAA and BBB linked to the test DAG (AAA first by priority), plus two that must not run:
+    OFF (disabled) and ELSE (linked to another DAG)."""
+    store.add_symbol("AAA", priority=1)
+    store.add_link("AAA", DAG_ID, config=aaa_config, notes=aaa_notes)
+    store.add_symbol("BBB", priority=2)
+    store.add_link("BBB", DAG_ID)
+    store.add_symbol("OFF", priority=0, enabled=False)
+    store.add_link("OFF", DAG_ID)
+    store.add_symbol("ELSE", priority=0)
+    store.add_link("ELSE", "some_other_dag")

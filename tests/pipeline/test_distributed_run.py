@@ -30,14 +30,14 @@ import yaml
 from tmpipe.store.http import HttpArtifactStore
 
 from ..servers import WEBUI_TOKEN, free_port, postgres_database, start_server, stop_group, wait_until_healthy
-from .conftest import DAG_ID, spec_text
+from .conftest import DAG_ID, link_pipeline_symbols, spec_text
 from .test_scheduler_run import (
     STARTUP_SECONDS,
     USER,
     Deployment,
     airflow_environment,
-    components_healthy,
     dag_parsed,
+    log_in_when_healthy,
     trigger_and_wait,
     wait_for,
     xcom,
@@ -151,13 +151,7 @@ def celery(tmp_path_factory, request):
             deployment.start("dag-processor", "dag-processor")
             deployment.start_worker("a")
             deployment.start_worker("b")
-            wait_until_healthy(f"{deployment.api_url}/api/v2/monitor/health", api_server, root / "api-server.log", STARTUP_SECONDS)
-            token = httpx.post(f"{deployment.api_url}/auth/token", json={"username": USER, "password": password}, timeout=10)
-            assert token.status_code == 201, token.text
-            deployment.api = httpx.Client(
-                base_url=deployment.api_url, headers={"Authorization": f"Bearer {token.json()['access_token']}"}, timeout=30
-            )
-            wait_for("scheduler and dag-processor healthy", deployment, STARTUP_SECONDS, lambda: components_healthy(deployment))
+            log_in_when_healthy(deployment, api_server, password)
             wait_for(f"{DAG_ID} parsed", deployment, STARTUP_SECONDS, lambda: dag_parsed(deployment))
             unpaused = deployment.api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
             assert unpaused.status_code == 200, unpaused.text
@@ -187,14 +181,7 @@ def start_webui(deployment: CeleryDeployment) -> None:
 def webui(celery):
     """AAA and BBB linked to the DAG (AAA first by priority), a disabled one and one of another DAG."""
     store = HttpArtifactStore(celery.webui_url, token=WEBUI_TOKEN)
-    store.add_symbol("AAA", priority=1)
-    store.add_link("AAA", DAG_ID)
-    store.add_symbol("BBB", priority=2)
-    store.add_link("BBB", DAG_ID)
-    store.add_symbol("OFF", priority=0, enabled=False)
-    store.add_link("OFF", DAG_ID)
-    store.add_symbol("ELSE", priority=0)
-    store.add_link("ELSE", "some_other_dag")
+    link_pipeline_symbols(store)
     try:
         yield store
     finally:

@@ -14,7 +14,7 @@ from tmpipe.store.http import HttpArtifactStore
 from ..servers import WEBUI_TOKEN, ForwardingProxy, postgres_database
 from ..servers import mlflow_server as serve_mlflow
 from ..servers import webui_server as serve_webui
-from .conftest import DAG_ID, run_tmpipe, spec_text
+from .conftest import link_pipeline_symbols, run_tmpipe, spec_text
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 
@@ -50,14 +50,7 @@ def webui_proxy(webui_server):
 def webui(webui_server):
     """AAA and BBB linked to this DAG through the HTTP API, plus two symbols that must not run."""
     store = HttpArtifactStore(webui_server, token=WEBUI_TOKEN)
-    store.add_symbol("AAA", priority=1)
-    store.add_link("AAA", DAG_ID, config=LINK_CONFIG, notes="production test")
-    store.add_symbol("BBB", priority=2)
-    store.add_link("BBB", DAG_ID)
-    store.add_symbol("OFF", priority=0, enabled=False)
-    store.add_link("OFF", DAG_ID)
-    store.add_symbol("ELSE", priority=0)
-    store.add_link("ELSE", "some_other_dag")
+    link_pipeline_symbols(store, aaa_config=LINK_CONFIG, aaa_notes="production test")
     try:
         yield store
     finally:

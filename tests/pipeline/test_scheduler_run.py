@@ -121,6 +121,18 @@ def components_healthy(deployment: Deployment) -> bool:
     return all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler", "dag_processor"))
 
 
+def log_in_when_healthy(deployment: Deployment, api_server: subprocess.Popen, password: str) -> None:
+    """Wait for the API server, give the deployment an authenticated REST client, wait for the
+    scheduler and DAG processor to report healthy."""
+    wait_until_healthy(f"{deployment.api_url}/api/v2/monitor/health", api_server, deployment.root / "api-server.log", STARTUP_SECONDS)
+    token = httpx.post(f"{deployment.api_url}/auth/token", json={"username": USER, "password": password}, timeout=10)
+    assert token.status_code == 201, token.text
+    deployment.api = httpx.Client(
+        base_url=deployment.api_url, headers={"Authorization": f"Bearer {token.json()['access_token']}"}, timeout=30
+    )
+    wait_for("scheduler and dag-processor healthy", deployment, STARTUP_SECONDS, lambda: components_healthy(deployment))
+
+
 def dag_parsed(deployment: Deployment) -> bool:
     errors = deployment.api.get("/api/v2/importErrors").json()["import_errors"]
     assert not errors, f"DAG import errors: {json.dumps(errors, indent=1)}"
@@ -150,13 +162,7 @@ def deployment(tmp_path_factory, request):
             # --skip-serve-logs: no task log server on 0.0.0.0; task logs stay in AIRFLOW_HOME/logs.
             deployment.start("scheduler", "scheduler", "--skip-serve-logs")
             deployment.start("dag-processor", "dag-processor")
-            wait_until_healthy(f"{deployment.api_url}/api/v2/monitor/health", api_server, root / "api-server.log", STARTUP_SECONDS)
-            token = httpx.post(f"{deployment.api_url}/auth/token", json={"username": USER, "password": password}, timeout=10)
-            assert token.status_code == 201, token.text
-            deployment.api = httpx.Client(
-                base_url=deployment.api_url, headers={"Authorization": f"Bearer {token.json()['access_token']}"}, timeout=30
-            )
-            wait_for("scheduler and dag-processor healthy", deployment, STARTUP_SECONDS, lambda: components_healthy(deployment))
+            log_in_when_healthy(deployment, api_server, password)
             set_up = True
             yield deployment
         finally:

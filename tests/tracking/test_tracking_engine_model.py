@@ -36,7 +36,7 @@ def test_promoted_pyfunc_model_predicts_like_engine_infer(context_factory, track
     promoted = load_promoted_model(tracking_uri, "tmpipe", "SYN", result["agent"], "champion", tmp_path / "dl")
     expected = infer(promoted.model_dir, config, symbol="SYN")
     served = mlflow.pyfunc.load_model(str(promoted.pyfunc_dir)).predict(
-        pd.DataFrame([{"symbol": "SYN", "config_json": json.dumps(config)}])
+        pd.DataFrame([{"symbol": "SYN", "config_json": json.dumps(config.model_dump(mode="json"))}])
     )
     assert served.to_dict(orient="records") == [
         {"symbol": "SYN", "as_of": str(expected["as_of"]), "action": expected["action"],

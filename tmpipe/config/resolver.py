@@ -18,7 +18,7 @@ from tmpipe.config.layers import (
     checked_layer,
     env_layer,
 )
-from tmpipe.config.sections import DataConfig, MlflowConfig, ReviewConfig, StageConfig, TrademasterConfig, WebuiConfig
+from tmpipe.config.sections import DataConfig, EngineConfig, MlflowConfig, ReviewConfig, StageConfig, TrademasterConfig, WebuiConfig
 from tmpipe.errors import ConfigBoundsError, SpecError
 from tmpipe.spec import schemas
 from tmpipe.spec.loader import BOUNDED_KEYS
@@ -55,6 +55,11 @@ class ResolvedConfig:
     @property
     def data(self) -> DataConfig:
         return self.sections.data
+
+    @property
+    def engine(self) -> EngineConfig:
+        """The engine's input: the data and trademaster sections."""
+        return self.sections.engine
 
     @property
     def trademaster(self) -> TrademasterConfig:

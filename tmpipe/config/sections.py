@@ -203,6 +203,21 @@ class WebuiConfig(_Section):
     retries: int
 
 
+class EngineConfig(BaseModel):
+    """The two sections the engine reads: what ``train_backtest`` and ``infer`` take (docs/contracts.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    data: DataConfig
+    trademaster: TrademasterConfig
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any] | None) -> Self:
+        """The engine config of a (partial) ``{"data": ..., "trademaster": ...}`` dict; missing keys take schema defaults."""
+        values = values or {}
+        return cls(data=DataConfig.from_values(values.get("data")),
+                   trademaster=TrademasterConfig.from_values(values.get("trademaster")))
+
+
 class StageConfig(_Section):
     """All sections of one symbol's config."""
 
@@ -212,3 +227,7 @@ class StageConfig(_Section):
     review: ReviewConfig
     mlflow: MlflowConfig
     webui: WebuiConfig
+
+    @property
+    def engine(self) -> EngineConfig:
+        return EngineConfig(data=self.data, trademaster=self.trademaster)

@@ -128,7 +128,7 @@ def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) ->
         from tmpipe.engine import train_backtest as run_engine
 
         out_dir = ctx.work_dir(symbol) / "train_backtest"
-        result = run_engine(stage.config.values, symbol=symbol, out_dir=out_dir, progress=_log_progress(symbol))
+        result = run_engine(stage.config.engine, symbol=symbol, out_dir=out_dir, progress=_log_progress(symbol))
         registration = tracker.log_training(result, out_dir)
         test = result["metrics"]["test"]
         outcome = {
@@ -155,7 +155,7 @@ def inference(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_
         from tmpipe.engine import infer
 
         model_dir, model = tracker.model_for_inference(ctx.work_dir(symbol) / "model")
-        result = infer(model_dir, stage.config.values, symbol=symbol)
+        result = infer(model_dir, stage.config.engine, symbol=symbol)
         tracker.log_inference(result)
         return {**tracker.reference(), **model, "action": result["action"], "as_of": result["as_of"],
                 "target_position": result["target_position"]}

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from tmpipe.config.resolver import resolve
+from tmpipe.config.sections import EngineConfig
 from tmpipe.errors import DataError
 from tmpipe.signals.scoring import horizon_in_bars
 from tmpipe.spec.model import Spec
@@ -45,8 +46,9 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
     from tmpipe.review import build_evidence, review_signal
 
     symbol = validate_symbol(symbol)
-    values = resolve(spec, symbol).values
-    dataset = load_dataset(values["data"], symbol)
+    config = resolve(spec, symbol)
+    values = config.values
+    dataset = load_dataset(config.data, symbol)
     window = dataset.splits["test"].own["date"]
     before = dataset.frame["date"][dataset.frame["date"] < window[0]]
     if len(before) == 0:
@@ -54,9 +56,9 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
     step = horizon_in_bars(values["review"]["horizon"], dataset.bars_per_year)
     picked = window[::step][:max_signals] if max_signals else window[::step]
     trained_until = _day(before[-1])
-    train_config = _with_data_end(values, trained_until)
+    train_config = _with_data_end(config.engine, trained_until)
     if epochs is not None:
-        train_config["trademaster"]["epochs"] = epochs
+        train_config = train_config.model_copy(update={"trademaster": train_config.trademaster.model_copy(update={"epochs": epochs})})
     review_config = copy.deepcopy(values["review"])
     review_config["model_client"] = {**review_config["model_client"], "provider": "rules"}
     progress(f"{symbol}: training on the bars up to {trained_until} (before the test window)")
@@ -66,7 +68,7 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
         written = []
         for number, stamp in enumerate(picked, 1):
             day = _day(stamp)
-            inference = infer(model_dir, _with_data_end(values, day), symbol=symbol)
+            inference = infer(model_dir, _with_data_end(config.engine, day), symbol=symbol)
             run_id = f"{BACKFILL_PREFIX}{inference['as_of']}"
             lineage = {"dag_id": spec.dag.dag_id, "dag_run_id": run_id, "mlflow_run_id": None,
                        "mlflow_experiment_id": None, "model_uri": None,
@@ -83,10 +85,8 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
                       trained_until)
 
 
-def _with_data_end(values: dict, day: str) -> dict:
-    config = copy.deepcopy(values)
-    config["data"]["end"] = day
-    return config
+def _with_data_end(config: EngineConfig, day: str) -> EngineConfig:
+    return config.model_copy(update={"data": config.data.model_copy(update={"end": day})})
 
 
 def _day(stamp: np.datetime64) -> str:

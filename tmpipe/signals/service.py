@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tmpipe.config.resolver import resolve
+from tmpipe.config.sections import DataConfig
 from tmpipe.engine.environment import cost_rate
 from tmpipe.signals.scoring import PriceSeries, grade, track_record
 from tmpipe.spec.model import Spec
@@ -38,7 +39,7 @@ class SymbolScores:
     mlflow_run_id: str | None
 
 
-def load_series(data_config: dict, symbol: str) -> PriceSeries:
+def load_series(data_config: DataConfig, symbol: str) -> PriceSeries:
     """All of the symbol's bars the data source holds now."""
     from tmpipe.engine.data import load_dataset
 
@@ -52,14 +53,14 @@ def graded_scores(store: ArtifactStore, symbol: str) -> list[dict]:
 
 
 def score_symbol(spec: Spec, symbol: str, store: ArtifactStore, *, scored_by: dict, graded_at: datetime | None = None,
-                 series_loader: Callable[[dict, str], PriceSeries] = load_series, log_mlflow: bool = True) -> SymbolScores:
+                 series_loader: Callable[[DataConfig, str], PriceSeries] = load_series, log_mlflow: bool = True) -> SymbolScores:
     """Grade every signal of ``symbol`` whose horizon has elapsed in the data known at ``graded_at`` (now)."""
     symbol = validate_symbol(symbol)
     config = resolve(spec, symbol)
     graded_at = graded_at or datetime.now(timezone.utc)
     stamp = np.datetime64(graded_at.astimezone(timezone.utc).replace(tzinfo=None), "ns")
-    series = series_loader(config.section("data"), symbol).known_at(stamp)
-    costs = cost_rate(config.section("trademaster"))
+    series = series_loader(config.data, symbol).known_at(stamp)
+    costs = cost_rate(config.trademaster)
     done = {(a.dag_id, a.dag_run_id) for a in store.list_artifacts(symbol=symbol, artifact_type=SCORE)}
     newly, pending = 0, 0
     for signal in store.list_artifacts(symbol=symbol, artifact_type="signal"):

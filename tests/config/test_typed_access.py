@@ -18,6 +18,7 @@ READS = [
     ("tmpipe/engine/data.py", "valid_ratio", "DataConfig"),
     ("tmpipe/engine/walkforward.py", "max_selection_epsilon", "EvaluationConfig"),
     ("tmpipe/engine/upstream_config.py", "hindsight_weight", "TrademasterConfig"),
+    ("tmpipe/tracking/registry.py", "skill_level", "PromotionConfig"),
 ]
 
 
@@ -55,3 +56,19 @@ def test_the_engine_takes_a_typed_config_not_a_dict(tmp_path):
     with pytest.raises(TypeError, match="EngineConfig"):
         infer(tmp_path, config.model_dump(), symbol="SYN")  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_every_section_model_names_its_node_in_the_schemas_and_builds_from_a_partial_dict():
+    """Nested models (``PromotionConfig``, ``ThresholdsConfig`` ...) are built on their own, defaults filled."""
+    from tmpipe.config import sections
+    from tmpipe.spec import schemas
+
+    models = [m for m in vars(sections).values()
+              if isinstance(m, type) and issubclass(m, sections._Section) and m is not sections._Section]
+    assert len(models) == 16
+    for model in models:
+        found = schemas.registry().resolver(base_uri=model.schema_id).lookup(model.schema_id)
+        _, node = schemas._target(found.resolver, found.contents)
+        assert set(node["properties"]) == set(model.model_fields), model.__name__
+    promotion = sections.PromotionConfig.from_values({"max_drawdown": 0.2})
+    assert (promotion.max_drawdown, promotion.alias, promotion.beat_baselines) == (0.2, "champion", ("buy_and_hold", "flat"))

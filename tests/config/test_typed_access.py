@@ -19,6 +19,9 @@ READS = [
     ("tmpipe/engine/walkforward.py", "max_selection_epsilon", "EvaluationConfig"),
     ("tmpipe/engine/upstream_config.py", "hindsight_weight", "TrademasterConfig"),
     ("tmpipe/tracking/registry.py", "skill_level", "PromotionConfig"),
+    ("tmpipe/review/policy.py", "min_sharpe", "ThresholdsConfig"),
+    ("tmpipe/review/team.py", "max_messages", "ReviewConfig"),
+    ("tmpipe/review/clients.py", "rate_limit_retries", "ModelClientConfig"),
 ]
 
 
@@ -72,3 +75,11 @@ def test_every_section_model_names_its_node_in_the_schemas_and_builds_from_a_par
         assert set(node["properties"]) == set(model.model_fields), model.__name__
     promotion = sections.PromotionConfig.from_values({"max_drawdown": 0.2})
     assert (promotion.max_drawdown, promotion.alias, promotion.beat_baselines) == (0.2, "champion", ("buy_and_hold", "flat"))
+
+
+def test_the_review_takes_a_typed_config_not_a_dict():
+    from tmpipe.config.sections import ReviewConfig
+    from tmpipe.review import review_signal
+
+    with pytest.raises(TypeError, match="ReviewConfig"):
+        review_signal({}, ReviewConfig.from_values({}).model_dump(), symbol="AAPL")  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ on intraday data a signal is for the last bar of its day.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,20 +46,19 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
 
     symbol = validate_symbol(symbol)
     config = resolve(spec, symbol)
-    values = config.values
     dataset = load_dataset(config.data, symbol)
     window = dataset.splits["test"].own["date"]
     before = dataset.frame["date"][dataset.frame["date"] < window[0]]
     if len(before) == 0:
         raise DataError(f"{symbol}: no bars before the test window to train on")
-    step = horizon_in_bars(values["review"]["horizon"], dataset.bars_per_year)
+    step = horizon_in_bars(config.review.horizon, dataset.bars_per_year)
     picked = window[::step][:max_signals] if max_signals else window[::step]
     trained_until = _day(before[-1])
     train_config = _with_data_end(config.engine, trained_until)
     if epochs is not None:
         train_config = train_config.model_copy(update={"trademaster": train_config.trademaster.model_copy(update={"epochs": epochs})})
-    review_config = copy.deepcopy(values["review"])
-    review_config["model_client"] = {**review_config["model_client"], "provider": "rules"}
+    review_config = config.review.model_copy(
+        update={"model_client": config.review.model_client.model_copy(update={"provider": "rules"})})
     progress(f"{symbol}: training on the bars up to {trained_until} (before the test window)")
     with tempfile.TemporaryDirectory(prefix="tmpipe-backfill-") as scratch:
         engine_result = train_backtest(train_config, symbol=symbol, out_dir=Path(scratch) / "train")

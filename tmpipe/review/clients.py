@@ -33,7 +33,7 @@ from tmpipe.redaction import url_secrets
 from tmpipe.review.rules_client import RULES_MODEL_LABEL, RULES_MODEL_NAME, RulesChatCompletionClient
 
 log = logging.getLogger(__name__)
-ApiKeyResolver = Callable[[dict], "str | dict | None"]
+ApiKeyResolver = Callable[[ModelClientConfig], "str | dict | None"]
 LLM_RECORDING = "llm_recording"
 STRUCTURED_BY_PROVIDER = {"openai": "json_schema", "rules": "text", "replay": "text"}
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -264,7 +264,7 @@ def resolve_api_key(cfg: ModelClientConfig, api_key_resolver: ApiKeyResolver | N
     Airflow connection's host) also names the endpoint; the spec's base_url wins when set.
     """
     if api_key_resolver is not None:
-        answer = api_key_resolver(cfg.model_dump(mode="json"))  # the resolver (Airflow's side) takes the JSON form
+        answer = api_key_resolver(cfg)
         key, base_url = (answer.get("api_key"), answer.get("base_url")) if isinstance(answer, dict) else (answer, None)
         if key:
             source = "resolver" + (f" (airflow connection {cfg.airflow_conn_id})" if cfg.airflow_conn_id else "")

@@ -18,7 +18,11 @@ context, and the report gives per combination the median and the spread (min-max
 wall time, load CPU time, peak RSS and the peak RSS added by the load (peak after the load
 minus the RSS before it). Both ways must give the same bars (the data fingerprint is compared).
 
-    .venv/bin/python benchmarks/bars_load.py [--trials 9] [--data-dir DIR] [--json]
+    .venv/bin/python benchmarks/bars_load.py [--trials 9] [--train-trials 3] [--data-dir DIR] [--json]
+
+``--train-trials`` also times whole training processes in isolation (``train_backtest`` on
+BTC/BTC.csv, 1 epoch, 1 thread), alternating the same code with ``import pandas`` first or not:
+peak RSS and CPU time of the process.
 
 ``--data-dir`` defaults to /work/shared/data/trademaster/algorithmic_trading (BTC/BTC.csv and
 FX/data.csv); the demo case reads the S&P 500 series shipped by ``arch``.
@@ -119,6 +123,35 @@ def child(case: str, where: str, way: str, context: str) -> dict:
             "pandas_imported": "pandas" in sys.modules}
 
 
+def train_child(path: str, pre: str, out_dir: str) -> dict:
+    import resource
+
+    if pre == "pandas":
+        import pandas  # noqa: F401 - what any stage has imported through mlflow
+    from tmpipe.engine.api import train_backtest
+    from tmpipe.engine.defaults import default_config
+
+    config = default_config(data={"source": "csv", "path": path}, trademaster={"epochs": 1, "torch_threads": 1})
+    train_backtest(config, symbol="BTC", out_dir=Path(out_dir))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"pre_import": pre, "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "pandas_imported": "pandas" in sys.modules}
+
+
+def _train_trials(path: str, trials: int) -> list[dict]:
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bars-load-train-") as scratch:
+        for trial in range(trials):
+            for pre in ("none", "pandas") if trial % 2 == 0 else ("pandas", "none"):
+                out = subprocess.run([sys.executable, __file__, "--train-child", path, pre, f"{scratch}/{trial}-{pre}"],
+                                     capture_output=True, text=True, check=True, cwd=ROOT)
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return [{"pre_import": pre, **{key: _spread([r[key] for r in rows if r["pre_import"] == pre])
+                                   for key in ("peak_rss_mb", "cpu_s")}} for pre in ("none", "pandas")]
+
+
 def _trial(case: str, where: str, way: str, context: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", case, where, way, context], capture_output=True,
                          text=True, check=True, cwd=ROOT)
@@ -134,10 +167,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=9)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--train-trials", type=int, default=0)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--train-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
+        return
+    if args.train_child:
+        print(json.dumps(train_child(*args.train_child)))
         return
     cases = {"demo:sp500": "", "BTC": str(args.data_dir / "BTC" / "BTC.csv"), "FX": str(args.data_dir / "FX" / "data.csv")}
     runs: dict[tuple[str, str, str], list[dict]] = {}
@@ -158,7 +196,8 @@ def main() -> None:
                         for key in ("load_wall_s", "load_cpu_s", "peak_rss_mb", "load_added_peak_mb")}})
     report = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-              "trials": args.trials, "rows": rows}
+              "trials": args.trials, "rows": rows,
+              "training": _train_trials(cases["BTC"], args.train_trials) if args.train_trials else []}
     if args.json:
         print(json.dumps(report, indent=1))
         return
@@ -170,6 +209,10 @@ def main() -> None:
         cells += [f"{row[k]['median']:.0f} [{row[k]['min']:.0f}, {row[k]['max']:.0f}]"
                   for k in ("peak_rss_mb", "load_added_peak_mb")]
         print(f"{row['case']:11} {row['context']:8} {row['way']:6} {row['rows']:5} " + " ".join(f"{c:>22}" for c in cells))
+    for row in report["training"]:
+        print(f"training on BTC, pandas imported first: {row['pre_import']:6} peak RSS MB "
+              f"{row['peak_rss_mb']['median']:.0f} [{row['peak_rss_mb']['min']:.0f}, {row['peak_rss_mb']['max']:.0f}], "
+              f"CPU s {row['cpu_s']['median']:.2f} [{row['cpu_s']['min']:.2f}, {row['cpu_s']['max']:.2f}]")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str |
         evidence_problems, evidence_note = _check_evidence(trace["evidence"], trace_path.parent,
                                                            _mlflow_uri(tracking_uri) if mlflow_run else None)
         problems += evidence_problems
-        notes.append(evidence_note)
+        notes.insert(len(notes) - 1, evidence_note)  # before the signature status, which ends the line
     if problems:
         for problem in problems:
             click.echo(f"{trace_path}: {problem}", err=True)

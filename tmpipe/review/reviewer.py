@@ -87,7 +87,7 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
         cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
         termination = "configuration"
     with redacting_logs(clients.secrets if clients else []), autogen_failures_to_debug_log(), \
-            review_span(symbol, evidence) as span:
+            review_span(symbol) as span:
         if clients is not None and clients.reviewer["is_llm"]:
             clients.log.budget = budget
         outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock,

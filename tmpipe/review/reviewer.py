@@ -14,6 +14,7 @@ from tmpipe.config.sections import ModelClientConfig, ReviewConfig
 from tmpipe.redaction import redact_secrets
 from tmpipe.errors import ReviewError
 from tmpipe.review.cost import CostBudget
+from tmpipe.review.evidence_ref import evidence_reference
 from tmpipe.review.anchors import OUTCOME_KEYS
 from tmpipe.review.clients import (
     ApiKeyResolver,
@@ -43,7 +44,7 @@ class ReviewOutcome:
 
 
 def review_signal(evidence: dict, review_config: ReviewConfig, *, symbol: str,
-                  api_key_resolver: ApiKeyResolver | None = None,
+                  api_key_resolver: ApiKeyResolver | None = None, evidence_uri: str | None = None,
                   spent_elsewhere: Callable[[], float] | None = None,
                   publish_spend: Callable[[float], None] | None = None) -> ReviewOutcome:
     """Review ``evidence`` with the configured team; always returns a schema-valid signal.
@@ -52,6 +53,8 @@ def review_signal(evidence: dict, review_config: ReviewConfig, *, symbol: str,
     invalid answers end in a ``fallback`` HOLD with the cause recorded. ``spent_elsewhere``
     (what the DAG run's other symbols spent so far, USD) and ``publish_spend`` (this symbol's
     running spend) let ``review.budget.per_dag_run_usd`` span symbols reviewed in other processes.
+    The trace references the evidence pack (``evidence_uri``: where the caller stores its canonical
+    bytes, see :mod:`tmpipe.review.evidence_ref`) instead of holding a copy.
     """
     if not isinstance(review_config, ReviewConfig):
         raise TypeError(f"review_signal takes a ReviewConfig (tmpipe.config.sections), not {type(review_config).__name__}; "
@@ -66,7 +69,7 @@ def review_signal(evidence: dict, review_config: ReviewConfig, *, symbol: str,
     if limits.per_symbol_usd is not None or limits.per_dag_run_usd is not None:
         budget = CostBudget(limits.per_symbol_usd, limits.per_dag_run_usd, spent_elsewhere or (lambda: 0.0),
                             publish_spend or (lambda usd: None))
-    coroutine = _review(evidence, config, symbol, api_key_resolver, budget)
+    coroutine = _review(evidence, config, symbol, api_key_resolver, budget, evidence_uri)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -77,7 +80,7 @@ def review_signal(evidence: dict, review_config: ReviewConfig, *, symbol: str,
 
 
 async def _review(evidence: dict, config: ReviewConfig, symbol: str, resolver: ApiKeyResolver | None,
-                  budget: CostBudget | None) -> ReviewOutcome:
+                  budget: CostBudget | None, evidence_uri: str | None = None) -> ReviewOutcome:
     started_at, clock = utc_now(), time.perf_counter()
     plan = plan_team(config, symbol)
     decision = evaluate_policy(evidence, config)
@@ -89,17 +92,18 @@ async def _review(evidence: dict, config: ReviewConfig, symbol: str, resolver: A
         cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
         termination = "configuration"
     with redacting_logs(clients.secrets if clients else []), autogen_failures_to_debug_log(), \
-            review_span(symbol, evidence) as span:
+            review_span(symbol) as span:
         if clients is not None and clients.reviewer["is_llm"]:
             clients.log.budget = budget
-        outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
+        outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock,
+                                  evidence_uri=evidence_uri)
         if isinstance(outcome, _BudgetStop):
             # The LLM may not spend more: the rules model reviews instead, the cause and the spend recorded.
             rules_config = config.model_copy(update={"model_client": config.model_client.model_copy(update={"provider": "rules"})})
             outcome = await _converse(evidence, rules_config, symbol, plan, decision, build_clients(rules_config), None,
-                                      "none", started_at, clock, before_budget=outcome)
+                                      "none", started_at, clock, before_budget=outcome, evidence_uri=evidence_uri)
         if span is not None:
-            span.set_inputs({"symbol": symbol, "evidence": evidence})
+            span.set_inputs({"symbol": symbol, "evidence": outcome.trace["evidence"]})
             span.set_outputs({"signal": outcome.signal, "trace_head": outcome.trace["chain"]["head"]})
         return outcome
 
@@ -114,7 +118,7 @@ class _BudgetStop:
 
 
 async def _converse(evidence, config: ReviewConfig, symbol, plan, decision, clients, cause, termination, started_at, clock,
-                    before_budget: _BudgetStop | None = None):
+                    before_budget: _BudgetStop | None = None, evidence_uri: str | None = None):
     """The attempts loop, the fallback and the trace (split from _review for the log redaction)."""
     entries: list[dict] = list(before_budget.entries) if before_budget else []
     attempts: list[dict] = []
@@ -191,13 +195,13 @@ async def _converse(evidence, config: ReviewConfig, symbol, plan, decision, clie
         await clients.close()
         recording = redact_secrets(clients.recording(), clients.secrets)
     trace = {
-        "schema_version": 1,
+        "schema_version": 2,
         "kind": "review_trace",
         "symbol": symbol,
         "reviewer": reviewer,
         "model_client": clients.recorded_config if clients else _recorded_without_client(config.model_client),
         "team": plan.as_record(config),
-        "evidence": evidence,
+        "evidence": evidence_reference(evidence, evidence_uri),  # stored once, where evidence_uri says
         "task_prompt": task_message(config, symbol, evidence),
         "attempts": attempts,
         "retries": max(0, len(attempts) - 1),

@@ -67,7 +67,7 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
 
     imports = time.perf_counter() - began
     spec = load_spec(spec_path)
-    seed_demo_symbols(spec, open_store(resolve_shared(spec)["webui"]))
+    seed_demo_symbols(spec, open_store(resolve_shared(spec).webui))
     ctx = RunContext(dag_id=spec.dag.dag_id, dag_run_id=run_id, logical_date=None, conf={"symbols": symbols},
                      spec_path=str(spec_path))
     selection = stages.resolve_symbols(ctx)

@@ -42,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tmpipe.config.sections import EngineConfig
 from tmpipe.engine.defaults import default_config
 from tmpipe.engine.metrics import sharpe_or_zero
 
@@ -91,21 +92,19 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def _config(args, seed: int, backend: str = "builtin") -> dict:
-    config = default_config(
-        data=_data_section(args, seed),
-        trademaster={"epochs": args.epochs, "seed": seed, "backend": backend, "torch_threads": args.threads,
-                     "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs, **_overrides(args.set)},
-    )
+def _config(args, seed: int, backend: str = "builtin") -> EngineConfig:
+    data = _data_section(args, seed)
+    trademaster = {"epochs": args.epochs, "seed": seed, "backend": backend, "torch_threads": args.threads,
+                   "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs, **_overrides(args.set)}
     if backend == "upstream":
-        config["trademaster"]["learning_rate"] = UPSTREAM_LEARNING_RATE
+        trademaster["learning_rate"] = UPSTREAM_LEARNING_RATE
         if args.upstream_settings == "shipped":
-            config["trademaster"].update(UPSTREAM_SHIPPED)
-            config["data"]["lookback"] = UPSTREAM_SHIPPED_LOOKBACK
-        config["trademaster"]["upstream"] = {
+            trademaster.update(UPSTREAM_SHIPPED)
+            data["lookback"] = UPSTREAM_SHIPPED_LOOKBACK
+        trademaster["upstream"] = {
             "home": os.environ["TMPIPE_TRADEMASTER_HOME"], "python": os.environ["TMPIPE_TRADEMASTER_PYTHON"],
         }
-    return config
+    return default_config(data=data, trademaster=trademaster)
 
 
 def _summarise_run(result: dict, lookback: int) -> dict:
@@ -240,7 +239,7 @@ def _aggregate(runs: list[dict], hold: dict, network: dict, peak_rss_mb: float) 
     }
 
 
-def run_one_child(config: dict, symbol: str, out_dir: Path, progress=None) -> tuple[dict, dict]:
+def run_one_child(config: EngineConfig, symbol: str, out_dir: Path, progress=None) -> tuple[dict, dict]:
     """train_backtest in a fresh interpreter; (result, process facts: peak RSS via os.wait4, wall time).
 
     Both backends' seeds run this way. A builtin child imports only what train_backtest imports
@@ -254,7 +253,7 @@ def run_one_child(config: dict, symbol: str, out_dir: Path, progress=None) -> tu
     began = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--run-one"], text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    proc.stdin.write(json.dumps({"config": config, "symbol": symbol, "out_dir": str(out_dir)}))
+    proc.stdin.write(json.dumps({"config": config.model_dump(mode="json"), "symbol": symbol, "out_dir": str(out_dir)}))
     proc.stdin.close()
     result = None
     for line in proc.stdout:
@@ -274,7 +273,7 @@ def _run_one() -> None:
 
     request = json.load(sys.stdin)
     emit = lambda message: print(json.dumps(message), flush=True)  # noqa: E731
-    result = train_backtest(request["config"], symbol=request["symbol"], out_dir=Path(request["out_dir"]),
+    result = train_backtest(EngineConfig.from_values(request["config"]), symbol=request["symbol"], out_dir=Path(request["out_dir"]),
                             progress=lambda record: emit({"epoch": record}))
     if result["backend"] == "builtin":  # the orchestrator loads no engine modules (its RSS is every child's floor)
         result["benchmark_network"] = builtin_network(result)
@@ -293,7 +292,7 @@ def builtin_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
     config = _config(args, seed)
     result, process = run_one_child(config, args.symbol, scratch / f"builtin-seed{seed}",
                                     progress=None if args.json else _echo_epoch("builtin", seed))
-    run = _summarise_run(result, config["data"]["lookback"])
+    run = _summarise_run(result, config.data.lookback)
     run["process_seconds"], run["peak_rss_mb"] = process["seconds"], process["peak_rss_mb"]
     if not args.json:
         t, q = run["test"], run["quality"]
@@ -333,7 +332,7 @@ def upstream_seed(args, seed: int, scratch: Path) -> tuple[dict, dict]:
 
     config = _config(args, seed, "upstream")
     result, _ = run_one_child(config, args.symbol, scratch / f"upstream-seed{seed}", progress=echo)
-    run = _summarise_run(result, config["data"]["lookback"])
+    run = _summarise_run(result, config.data.lookback)
     facts = result["upstream"]
     epoch_seconds = sum(e["seconds"] for e in result["epochs"])
     run["env_steps_per_epoch"] = facts["train_env_steps_per_epoch"]
@@ -437,7 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
         "data": args.data, "symbol": args.symbol, "epochs": args.epochs, "seeds": args.seeds,
         "hidden_size": args.hidden_size, "parallel_envs": args.parallel_envs,
         "upstream_settings": args.upstream_settings if upstream else None,
-        "learning_rate": {"builtin": _config(args, args.seed)["trademaster"]["learning_rate"],
+        "learning_rate": {"builtin": _config(args, args.seed).trademaster.learning_rate,
                           "upstream": UPSTREAM_LEARNING_RATE if upstream else None},
         "builtin": builtin, "upstream": upstream,
         "ratios_builtin_over_upstream": ratios(builtin, upstream) if upstream else None,

@@ -21,6 +21,6 @@ class ScoreSignalsOperator(TmpipeOperator):
         symbols = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID)
         if symbols is None:
             raise AirflowSkipException(f"{RESOLVE_TASK_ID} did not succeed: no symbols to score")
-        webui = resolve_shared(ctx.spec, conf_config=ctx.conf.get("config"))["webui"]
+        webui = resolve_shared(ctx.spec, conf_config=ctx.conf.get("config")).webui
         return score_run(ctx.spec, symbols, dag_id=ctx.dag_id, dag_run_id=ctx.dag_run_id, webui=webui,
                          connection_lookup=ctx.connection_lookup)

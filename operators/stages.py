@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -10,6 +10,9 @@ from .base import TmpipeOperator, connection_lookup
 from .symbols import LINKS_KEY
 from tmpipe.pipeline import modes, stages
 from tmpipe.pipeline.context import RunContext
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import ModelClientConfig
 
 RESOLVE_TASK_ID = "resolve_symbols"
 
@@ -83,9 +86,9 @@ class PersistOperator(SymbolStageOperator):
         return stages.persist(ctx, self.symbol, link, run_id=run_id)
 
 
-def _api_key_from_connection(model_client: dict[str, Any]) -> dict[str, str | None] | None:
+def _api_key_from_connection(model_client: ModelClientConfig) -> dict[str, str | None] | None:
     """The review's key (and endpoint) from the Airflow connection named in the spec, if any."""
-    if not model_client.get("airflow_conn_id"):
+    if not model_client.airflow_conn_id:
         return None
-    base_url, key = connection_lookup(model_client["airflow_conn_id"])
+    base_url, key = connection_lookup(model_client.airflow_conn_id)
     return {"api_key": key, "base_url": base_url}

@@ -110,8 +110,8 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     from tmpipe.store.factory import open_store
 
     shared = resolve_shared(spec, conf_config=conf.get("config"))
-    if shared["webui"]["backend"] == "embedded":
-        seed_demo_symbols(spec, open_store(shared["webui"]))
+    if shared.webui.backend == "embedded":
+        seed_demo_symbols(spec, open_store(shared.webui))
 
     from airflow.dag_processing.dagbag import DagBag
 
@@ -125,7 +125,7 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
     from tmpipe.tracking import resolve_tracking_uri
 
-    return RunOutcome(dag_run.run_id, str(dag_run.state), summary, resolve_tracking_uri(shared["mlflow"], home))
+    return RunOutcome(dag_run.run_id, str(dag_run.state), summary, resolve_tracking_uri(shared.mlflow, home))
 
 
 def _show_progress() -> None:

@@ -53,7 +53,7 @@ def layered(spec, **kwargs):
 
 def test_each_layer_wins_where_it_should(spec):
     resolved = layered(spec)
-    tm = resolved.section("trademaster")
+    tm = resolved.values["trademaster"]
     origin = {key: resolved.provenance[f"trademaster.{key}"] for key in ("gamma", "epochs", "batch_size", "seed", "hidden_size", "learning_rate")}
     # 1 schema default, 2 spec defaults, 3 environment, 4 spec symbols, 5 dag_run.conf, 6 link config
     assert (tm["gamma"], origin["gamma"].layer) == (0.99, "schema defaults")

@@ -106,7 +106,7 @@ def test_run_layers_keep_tuning_behaviour(spec):
                                                                  "model_client": {"model": "m", "temperature": 0.3}}}
     link = {"data": {"lookback": 20}, "mlflow": {"experiment": "desk-b"}, "webui": {"timeout_seconds": 5}}
     resolved = resolve(spec, "AAA", environ={}, conf_config=conf, link_config=link)
-    assert resolved.section("trademaster")["epochs"] == 4
+    assert resolved.trademaster.epochs == 4
     assert resolved.provenance["review.thresholds.min_sharpe"].layer == "dag_run.conf"
     assert resolved.provenance["data.lookback"].layer == "webui link config"
 
@@ -115,7 +115,7 @@ def test_resolve_shared_does_not_let_a_run_redirect_the_webui(spec):
     with pytest.raises(SpecError, match=r"^dag_run.conf.config:1:1: webui.backend: set only by the operator"):
         resolve_shared(spec, environ={}, conf_config={"webui": {"backend": "http"}})
     shared = resolve_shared(spec, environ={"TMPIPE__WEBUI__BACKEND": "http", "TMPIPE__WEBUI__BASE_URL": "http://127.0.0.1:9"})
-    assert (shared["webui"]["backend"], shared["webui"]["base_url"]) == ("http", "http://127.0.0.1:9")
+    assert (shared.webui.backend, shared.webui.base_url) == ("http", "http://127.0.0.1:9")
 
 
 # --- secret environment variable names -------------------------------------------------
@@ -149,7 +149,7 @@ def test_secret_env_names_from_the_environment_are_checked_too(spec):
 def test_the_spec_declares_its_own_pattern(tmp_path):
     spec = _spec_with(tmp_path, "  review:\n    model_client:\n      api_key_env: AZURE_OPENAI_KEY\n"
                                 "security:\n  secret_env_pattern: '^(AZURE|TMPIPE)_[A-Z_]*$'\n")
-    assert resolve(spec, "AAA", environ={}).section("review")["model_client"]["api_key_env"] == "AZURE_OPENAI_KEY"
+    assert resolve(spec, "AAA", environ={}).review.model_client.api_key_env == "AZURE_OPENAI_KEY"
     # The pattern applies to the schema default as well: OPENAI_API_KEY no longer qualifies.
     spec = _spec_with(tmp_path, "security:\n  secret_env_pattern: '^(AZURE|TMPIPE)_[A-Z_]*$'\n")
     with pytest.raises(SpecError, match=r"schemas/sections/review.schema.json:1:1: review.model_client.api_key_env: "

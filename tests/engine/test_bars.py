@@ -9,7 +9,7 @@ import pytest
 
 from tmpipe.engine.bars import Bars, parse_dates, read_csv
 from tmpipe.engine.data import load_bars, normalise_bars
-from tmpipe.engine.defaults import schema_defaults
+from tmpipe.config.sections import DataConfig
 from tmpipe.engine.bar_validation import iso
 from tmpipe.errors import DataError
 
@@ -56,7 +56,7 @@ def test_unparseable_numbers_and_dates_are_reported_as_missing_at_their_row(tmp_
 def test_load_bars_still_gives_a_dataframe(tmp_path, ohlc_frame):
     path = tmp_path / "bars.csv"
     ohlc_frame.to_csv(path, index=False)
-    frame = load_bars({**schema_defaults("data"), "source": "csv", "path": str(path)}, "SYN")
+    frame = load_bars(DataConfig.from_values({"source": "csv", "path": str(path)}), "SYN")
     assert frame["date"].dtype == "datetime64[ns]" and frame["close"].tolist() == ohlc_frame["close"].tolist()
 
 
@@ -93,4 +93,4 @@ def test_a_csv_with_a_header_and_no_rows_is_too_few_rows(tmp_path):
     path = tmp_path / "bars.csv"
     path.write_text("date,open,high,low,close\n")
     with pytest.raises(DataError, match="too few rows"):
-        load_bars({**schema_defaults("data"), "source": "csv", "path": str(path)}, "SYN")
+        load_bars(DataConfig.from_values({"source": "csv", "path": str(path)}), "SYN")

@@ -133,7 +133,7 @@ def test_progress_callback_and_model_selection(trained):
     assert result["epochs"][0]["epsilon"] > 0.5 and result["chosen_epoch"] == 2
     assert "validation windows of folds 1..3 pooled" in result["chosen_reason"]
     assert result["metrics"]["valid"]["sharpe"] == pytest.approx(result["epochs"][result["chosen_epoch"] - 1]["valid_sharpe"])
-    assert result["epochs"][-1]["epsilon"] == pytest.approx(config["trademaster"]["epsilon_end"])
+    assert result["epochs"][-1]["epsilon"] == pytest.approx(config.trademaster.epsilon_end)
 
 
 def test_bundle_metadata(trained):

@@ -6,13 +6,13 @@ import pytest
 
 from tmpipe.engine.bars import Bars
 from tmpipe.engine.data import infer_bars_per_year, load_bars, load_dataset
-from tmpipe.engine.defaults import schema_defaults
+from tmpipe.config.sections import DataConfig
 from tmpipe.engine.features import FEATURES, TRADEMASTER_COLUMNS, add_z_features
 from tmpipe.errors import DataError, SymbolError
 
 
-def csv_config(path, **extra) -> dict:
-    return {**schema_defaults("data"), "source": "csv", "path": str(path), **extra}
+def csv_config(path, **extra) -> DataConfig:
+    return DataConfig.from_values({"source": "csv", "path": str(path), **extra})
 
 
 def write_trademaster_csv(frame: pd.DataFrame, path, symbol="SYN"):
@@ -52,7 +52,7 @@ def test_z_features_follow_trademaster_formulas(tmp_path, ohlc_frame):
 
 def test_parquet_and_split_directory(tmp_path, ohlc_frame):
     ohlc_frame.to_parquet(tmp_path / "SYN.parquet")
-    bars = load_bars({**csv_config(tmp_path / "{symbol}.parquet"), "source": "parquet"}, "SYN")
+    bars = load_bars(csv_config(tmp_path / "{symbol}.parquet", source="parquet"), "SYN")
     assert len(bars) == len(ohlc_frame)
     split_dir = tmp_path / "SYN"
     split_dir.mkdir()
@@ -129,14 +129,14 @@ def test_bars_per_year_inferred_from_spacing(tmp_path, ohlc_frame):
 
 
 def test_synthetic_demo_is_seeded_per_symbol():
-    config = {**schema_defaults("data"), "demo_series": "synthetic", "synthetic_rows": 100}
+    config = DataConfig.from_values({"demo_series": "synthetic", "synthetic_rows": 100})
     a, b = load_bars(config, "AAA"), load_bars(config, "BBB")
     assert load_bars(config, "AAA").equals(a)
     assert not np.allclose(a["close"], b["close"])
-    assert not np.allclose(a["close"], load_bars({**config, "synthetic_seed": 1}, "AAA")["close"])
+    assert not np.allclose(a["close"], load_bars(config.model_copy(update={"synthetic_seed": 1}), "AAA")["close"])
 
 
 def test_yfinance_source_without_the_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "yfinance", None)  # import fails as if not installed
     with pytest.raises(DataError, match=r"pip install 'tmpipe\[yfinance\]'"):
-        load_bars({**schema_defaults("data"), "source": "yfinance"}, "SPY")
+        load_bars(DataConfig.from_values({"source": "yfinance"}), "SPY")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tmpipe.engine.environment import RUIN_GROWTH, ActionSpace, equity_curve, step_rewards
-from tmpipe.engine.defaults import schema_defaults
+from tmpipe.config.sections import TrademasterConfig
 
 COST = 0.001 + 0.0005  # transaction_cost_pct + slippage_pct
 
@@ -46,9 +46,9 @@ def test_step_rewards_are_log_growth_and_flag_ruin():
 
 
 def test_action_space_follows_allow_short_and_max_position():
-    config = {**schema_defaults("trademaster"), "max_position": 0.5}
+    config = TrademasterConfig.from_values({"max_position": 0.5})
     assert ActionSpace.from_config(config).positions.tolist() == [-0.5, 0.0, 0.5]
-    long_only = ActionSpace.from_config({**config, "allow_short": False})
+    long_only = ActionSpace.from_config(config.model_copy(update={"allow_short": False}))
     assert long_only.names == ("flat", "long")
     assert long_only.positions.tolist() == [0.0, 0.5]
     assert long_only.position_feature(np.array([0, 1])).tolist() == [0.0, 1.0]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tmpipe.engine.baselines import baseline_positions, ma_crossover_positions
-from tmpipe.engine.defaults import default_config, schema_defaults
+from tmpipe.config.sections import EvaluationConfig, TrademasterConfig
+from tmpipe.engine.defaults import default_config
 from tmpipe.engine.report import Track, drawdown_bars, track_report
 from tmpipe.engine.skill import circular_shift_test, deflated_sharpe
 from tmpipe.engine.walkforward import fold_bounds, run_walk_forward
@@ -69,7 +70,7 @@ def test_fold_bounds_are_chronological_without_leakage():
 def test_walk_forward_observes_only_the_past_of_each_test_window(tmp_path):
     config = default_config(data={"source": "demo", "demo_series": "synthetic", "synthetic_rows": 240},
                             trademaster={"epochs": 1, "parallel_envs": 4})
-    dataset = load_dataset(config["data"], "WF")
+    dataset = load_dataset(config.data, "WF")
     wf = run_walk_forward(dataset, config, None)
     dates = dataset.frame["date"]
     for run in wf.runs:
@@ -82,7 +83,8 @@ def test_walk_forward_observes_only_the_past_of_each_test_window(tmp_path):
 
 def test_baselines_on_a_hand_computed_case():
     close = np.array([10.0, 11.0, 12.0, 11.0, 10.0, 11.0, 12.0])
-    settings = {**schema_defaults("trademaster")["evaluation"], "ma_fast": 1, "ma_slow": 2, "ma_allow_short": False}
+    settings = TrademasterConfig.from_values({"evaluation": {"ma_fast": 1, "ma_slow": 2, "ma_allow_short": False}}).evaluation
+    assert isinstance(settings, EvaluationConfig)
     # fast = close, slow = mean of the last two closes: above while the close rises
     assert ma_crossover_positions(close, 1, 2, False).tolist() == [0, 1, 1, 0, 0, 1, 1]
     assert ma_crossover_positions(close, 1, 2, True).tolist() == [0, 1, 1, -1, -1, 1, 1]
@@ -120,7 +122,7 @@ def test_report_on_a_hand_computed_case():
 @pytest.mark.parametrize(("series", "low", "high"), [("planted", 0.18, 0.32), ("random_walk", -0.07, 0.07)])
 def test_known_answer_demo_series(series, low, high):
     config = default_config(data={"source": "demo", "demo_series": series, "synthetic_rows": 3000, "synthetic_seed": 4})
-    close = load_dataset(config["data"], "KA").frame["close"]
+    close = load_dataset(config.data, "KA").frame["close"]
     returns = close[1:] / close[:-1] - 1
     assert low < np.corrcoef(returns[:-1], returns[1:])[0, 1] < high
     assert 0.009 < returns.std() < 0.011

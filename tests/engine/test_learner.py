@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from tmpipe.config.sections import TrademasterConfig  # noqa: E402
 from tmpipe.engine.network import QNetwork  # noqa: E402
 from tmpipe.engine.learner import DoubleDQNLearner  # noqa: E402
 from tmpipe.engine.torch_network import TorchQNetwork, from_torch, to_torch  # noqa: E402
@@ -63,7 +64,8 @@ def _setup(clip_norm: float, seed: int = 3):
     vol_target, vol_mask = rng.random(windows), rng.random(windows) > 0.3
     torch.manual_seed(seed)
     network = TorchQNetwork(9, 16, n_actions)
-    learner = DoubleDQNLearner(from_torch(network), obs_table, vol_target, vol_mask, HYPER, REWARD_MULTIPLIER, clip_norm)
+    learner = DoubleDQNLearner(from_torch(network), obs_table, vol_target, vol_mask, TrademasterConfig.from_values(HYPER),
+                               REWARD_MULTIPLIER, clip_norm)
     reference = TorchReference(copy.deepcopy(network), obs_table, vol_target, vol_mask, clip_norm)
     return rng, learner, reference
 

@@ -2,25 +2,26 @@
 
 import numpy as np
 
+from tmpipe.config.sections import EngineConfig, TrademasterConfig
 from tmpipe.engine.data import load_dataset
 from tmpipe.engine.features import observation_windows
 from tmpipe.engine.trainer import evaluate, hindsight_moves, switch_penalty_per_unit, train
 
 
-def _train_split_turnover(config: dict) -> float:
-    dataset = load_dataset(config["data"], "SYN")
+def _train_split_turnover(config: EngineConfig) -> float:
+    dataset = load_dataset(config.data, "SYN")
     outcome = train(dataset, config)
-    lookback = config["data"]["lookback"]
+    lookback = config.data.lookback
     windows = observation_windows(dataset.splits["train"].bars, outcome.stats, lookback)
     _, metrics = evaluate(outcome.network, windows, outcome.space, dataset.splits["train"], lookback,
-                          config["trademaster"], dataset.bars_per_year)
+                          config.trademaster, dataset.bars_per_year)
     return metrics["turnover"]
 
 
 def test_penalty_is_in_units_of_the_bars_return_std():
     returns = np.array([0.01, -0.03, 0.02, 0.0])
-    assert switch_penalty_per_unit({"switch_penalty": 2.0}, returns) == 2.0 * np.std(returns)
-    assert switch_penalty_per_unit({"switch_penalty": 0.0}, returns) == 0.0
+    assert switch_penalty_per_unit(TrademasterConfig.from_values({"switch_penalty": 2.0}), returns) == 2.0 * np.std(returns)
+    assert switch_penalty_per_unit(TrademasterConfig.from_values({"switch_penalty": 0.0}), returns) == 0.0
 
 
 def test_hindsight_moves_look_ahead_from_each_transition_and_stop_at_the_last_bar():

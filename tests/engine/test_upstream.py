@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tmpipe.config.sections import TrademasterConfig
 from tmpipe.engine import upstream_config as boundary
 from tmpipe.engine.bars import Bars
 from tmpipe.engine.data import load_dataset
@@ -81,12 +82,12 @@ def test_not_a_git_checkout_is_an_upstream_error(tmp_path):
 
 def test_missing_settings_and_interpreter_are_reported(fake_checkout, tmp_path):
     with pytest.raises(UpstreamError, match="trademaster.upstream.home"):
-        boundary.runtime_paths({"upstream": {"home": None, "python": None}})
+        boundary.runtime_paths(TrademasterConfig.from_values({"upstream": {"home": None, "python": None}}))
     with pytest.raises(UpstreamError, match="not a TradeMaster checkout"):
-        boundary.runtime_paths({"upstream": {"home": str(tmp_path), "python": sys.executable}})
+        boundary.runtime_paths(TrademasterConfig.from_values({"upstream": {"home": str(tmp_path), "python": sys.executable}}))
     missing = tmp_path / "venv" / "bin" / "python"
     with pytest.raises(UpstreamError, match="not an executable interpreter"):
-        boundary.runtime_paths({"upstream": {"home": str(fake_checkout), "python": str(missing)}})
+        boundary.runtime_paths(TrademasterConfig.from_values({"upstream": {"home": str(fake_checkout), "python": str(missing)}}))
     config = default_config(data={"source": "demo", "demo_series": "synthetic"},
                             trademaster={"backend": "upstream", "upstream": {"home": str(fake_checkout), "python": str(missing)}})
     with pytest.raises(UpstreamError, match="not an executable interpreter"):
@@ -122,7 +123,7 @@ def test_config_mapping_puts_costs_where_the_environment_reads_them(tmp_path):
 
 def test_split_csvs_have_trademasters_layout(tmp_path):
     config = default_config(data={"source": "demo", "demo_series": "synthetic", "synthetic_rows": 200, "lookback": 5})
-    dataset = load_dataset(config["data"], "SYN")
+    dataset = load_dataset(config.data, "SYN")
     paths = boundary.write_split_csvs(dataset.splits, tmp_path)
     with open(paths["test"], newline="") as handle:
         header = next(csv.reader(handle))
@@ -231,7 +232,7 @@ def test_real_upstream_train_backtest_and_infer(tmp_path):
     assert any(e.get("line", "").startswith("Train Episode: [1/1]") for e in events)
     curve = pd.read_csv(result["equity_curve_path"])
     assert list(curve.columns[:5]) == ["date", "close", "position", "equity", "buy_and_hold"]
-    assert curve["equity"].iloc[0] == config["trademaster"]["initial_cash"]
+    assert curve["equity"].iloc[0] == config.trademaster.initial_cash
     test = result["metrics"]["test"]
     assert test["bars"] == len(curve) - 1 and test["bars_per_year"] == 252.0
     assert test["total_return"] == pytest.approx(curve["equity"].iloc[-1] / curve["equity"].iloc[0] - 1)

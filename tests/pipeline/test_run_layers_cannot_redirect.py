@@ -122,7 +122,7 @@ def test_a_run_layer_cannot_send_the_review_to_another_endpoint(capture, run_con
     with pytest.raises(SpecError) as err:
         config = resolve(ctx.spec, "AAA", conf_config=ctx.conf.get("config"),
                          link_config=review if layer == "link" else None, link_source="webui link 3")
-        review_signal(build_evidence(*engine_and_inference, symbol="AAA", lineage={}), config.section("review"), symbol="AAA")
+        review_signal(build_evidence(*engine_and_inference, symbol="AAA", lineage={}), config.review, symbol="AAA")
     source, name = ("dag_run.conf.config", "dag_run.conf") if layer == "conf" else ("webui link 3", "webui link config")
     assert str(err.value).splitlines() == [
         f"{source}:1:1: review.model_client.{key}: {REFUSED}, not by the {name}" for key in ("api_key_env", "base_url")]

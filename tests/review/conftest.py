@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import importlib.util
 import math
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tmpipe.review.schema_ids import fill_defaults
+from tmpipe.config.sections import ReviewConfig
 
 LINEAGE = {"dag_id": "trademaster_autogen_pipeline_workflow", "dag_run_id": "manual__2024-06-28",
            "mlflow_run_id": "0123abcd", "mlflow_experiment_id": "7", "model_uri": "models:/tmpipe.AAPL.deepscalper/3",
@@ -128,17 +127,17 @@ def evidence(engine_result: dict, inference_result: dict) -> dict:
 
 
 @pytest.fixture
-def review_config() -> dict:
-    return fill_defaults({})
+def review_config() -> ReviewConfig:
+    return ReviewConfig.from_values({})
 
 
-def with_changes(config: dict, **changes) -> dict:
-    """A copy of ``config`` with dotted keys (``thresholds.max_drawdown``) set."""
-    out = copy.deepcopy(config)
+def with_changes(config: ReviewConfig, **changes) -> ReviewConfig:
+    """A copy of ``config`` with dotted keys (``thresholds__max_drawdown``) set, built and checked again."""
+    out = config.model_dump(mode="json")
     for dotted, value in changes.items():
         target = out
         *parents, last = dotted.split("__")
         for parent in parents:
             target = target[parent]
         target[last] = value
-    return out
+    return ReviewConfig.from_values(out)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tmpipe.config.sections import ModelClientConfig
 from tmpipe.review import build_evidence, review_signal, verify_trace
 from tmpipe.review.evidence_ref import evidence_reference
 from tmpipe.review.schema_ids import SIGNAL, TRACE, schema_problems
@@ -161,8 +162,8 @@ def test_missing_key_is_a_configuration_fallback(GOOD, FakeEndpoint, evidence, e
 def test_api_key_resolver_wins_over_the_environment(GOOD, FakeEndpoint, evidence, endpoint_config):
     seen = []
 
-    def resolver(cfg: dict) -> str:
-        seen.append(cfg["airflow_conn_id"])
+    def resolver(cfg: ModelClientConfig) -> str:
+        seen.append(cfg.airflow_conn_id)
         return FAKE_KEY + "-from-connection"
 
     with FakeEndpoint(GOOD) as endpoint:

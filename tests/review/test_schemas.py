@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tmpipe.review.schema_ids import EVIDENCE, REVIEW_SECTION, SIGNAL, TRACE, fill_defaults, load_schema, schema_problems
+from tmpipe.review.schema_ids import EVIDENCE, REVIEW_SECTION, SIGNAL, TRACE, load_schema, schema_problems
+from tmpipe.spec import schemas
 
 
 def _objects(node, path="$"):
@@ -25,13 +26,11 @@ def test_review_section_gives_every_leaf_a_default_and_rejects_unknown_keys():
         for key, prop in node.get("properties", {}).items():
             if prop.get("type") != "object" and key not in node.get("required", ()):  # agents[] name, role; a price
                 assert "default" in prop, f"{path}.{key}"
-    assert schema_problems(fill_defaults({}), REVIEW_SECTION) == []
+    assert schema_problems(schemas.fill_defaults(REVIEW_SECTION), REVIEW_SECTION) == []
 
 
 def test_section_defaults_match_the_config_resolver_layer_one():
-    from tmpipe.spec import schemas
-
-    assert fill_defaults(schemas.fill_defaults(schemas.STAGE_CONFIG)["review"]) == fill_defaults({})
+    assert schemas.fill_defaults(schemas.STAGE_CONFIG)["review"] == schemas.fill_defaults(REVIEW_SECTION)
 
 
 @pytest.mark.parametrize("name, urn, version", [(SIGNAL, "urn:tmpipe:trading_signal", 1), (TRACE, "urn:tmpipe:llm_artifact", 2),

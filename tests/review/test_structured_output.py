@@ -111,8 +111,8 @@ def test_429_with_retry_after_is_retried_and_succeeds(endpoint_kit, evidence, co
 SCRIPT = """
 import json, sys
 from tmpipe.review import review_signal
-from tmpipe.review.schema_ids import fill_defaults
-config = fill_defaults({"model_client": {"provider": "openai", "base_url": sys.argv[2], "model": "m",
+from tmpipe.config.sections import ReviewConfig
+config = ReviewConfig.from_values({"model_client": {"provider": "openai", "base_url": sys.argv[2], "model": "m",
                                          "api_key_env": "TMPIPE_TEST_LLM_KEY"}})
 outcome = review_signal(json.load(open(sys.argv[1])), config, symbol="AAPL")
 print(outcome.signal["fallback_cause"]["kind"])

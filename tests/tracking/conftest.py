@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tmpipe.config.sections import PromotionConfig
 from tmpipe.tracking import TrackingContext, embedded_tracking_uri
 from tmpipe.tracking import retry
 
@@ -196,4 +197,4 @@ def engine_result_factory(tmp_path):
 
 @pytest.fixture
 def promotion():
-    return dict(PROMOTION)
+    return PromotionConfig.from_values(PROMOTION)

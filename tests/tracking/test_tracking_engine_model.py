@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tmpipe.config.sections import PromotionConfig
 from tmpipe.tracking import (
     get_or_create_run,
     load_promoted_model,
@@ -26,8 +27,8 @@ def test_promoted_pyfunc_model_predicts_like_engine_infer(context_factory, track
     result = train_backtest(config, symbol="SYN", out_dir=tmp_path / "engine")
     run = get_or_create_run(context_factory(symbol="SYN"))
     log_train_backtest(run.run_id, result, tmp_path / "out", tracking_uri=tracking_uri)
-    open_gate = {"alias": "champion", "require_beat_buy_and_hold": False, "max_drawdown": 1.0,
-                 "require_skill": False, "beat_baselines": []}
+    open_gate = PromotionConfig.from_values({"alias": "champion", "require_beat_buy_and_hold": False, "max_drawdown": 1.0,
+                                             "require_skill": False, "beat_baselines": []})
     outcome = register_and_promote(
         run.run_id, "SYN", result["agent"], result, open_gate, "tmpipe", tracking_uri=tracking_uri
     )
@@ -36,7 +37,7 @@ def test_promoted_pyfunc_model_predicts_like_engine_infer(context_factory, track
     promoted = load_promoted_model(tracking_uri, "tmpipe", "SYN", result["agent"], "champion", tmp_path / "dl")
     expected = infer(promoted.model_dir, config, symbol="SYN")
     served = mlflow.pyfunc.load_model(str(promoted.pyfunc_dir)).predict(
-        pd.DataFrame([{"symbol": "SYN", "config_json": json.dumps(config)}])
+        pd.DataFrame([{"symbol": "SYN", "config_json": json.dumps(config.model_dump(mode="json"))}])
     )
     assert served.to_dict(orient="records") == [
         {"symbol": "SYN", "as_of": str(expected["as_of"]), "action": expected["action"],

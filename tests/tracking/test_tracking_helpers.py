@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from tmpipe.config.sections import PromotionConfig
 from tmpipe.errors import TrackingError
 from tmpipe.tracking.run_identity import (
     default_artifact_location,
@@ -104,7 +105,7 @@ def test_params_are_flat_truncated_and_secret_free():
 )
 def test_gate(engine_result_factory, test_return, bh_return, drawdown, cfg, passed):
     result = engine_result_factory(test_return=test_return, bh_return=bh_return, test_drawdown=drawdown)
-    gate = evaluate_gate(result, cfg)
+    gate = evaluate_gate(result, PromotionConfig.from_values(cfg))
     assert gate["passed"] is passed
     assert gate["checks"]["max_drawdown"]["test_max_drawdown"] == drawdown
     assert set(gate["checks"]) == {"beat_buy_and_hold", "max_drawdown", "skill", "beat_baselines"}
@@ -126,7 +127,7 @@ def test_gate(engine_result_factory, test_return, bh_return, drawdown, cfg, pass
 )
 def test_gate_requires_skill_and_beating_the_named_baselines(engine_result_factory, p_value, sharpe, cfg, reasons):
     result = engine_result_factory(skill_p_value=p_value, sharpe=sharpe, bh_sharpe=0.6)
-    gate = evaluate_gate(result, cfg)
+    gate = evaluate_gate(result, PromotionConfig.from_values(cfg))
     assert gate["reasons"] == reasons and gate["passed"] is (not reasons)
 
 
@@ -134,7 +135,7 @@ def test_gate_fails_a_result_without_a_skill_test(engine_result_factory):
     result = engine_result_factory()
     for key in ("skill", "report", "baselines"):
         del result[key]
-    assert evaluate_gate(result, {})["reasons"] == [
+    assert evaluate_gate(result, PromotionConfig.from_values({}))["reasons"] == [
         "no out-of-sample skill test in the result",
         "no out-of-sample report in the result to compare with the baselines"]
 

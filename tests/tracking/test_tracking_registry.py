@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tmpipe.config.sections import PromotionConfig
 from tmpipe.errors import ModelNotPromotedError
 from tmpipe.tracking.registry import evaluate_gate
 from tmpipe.tracking import (
@@ -122,7 +123,8 @@ def test_missing_promoted_model_gives_clear_error(
 
 
 def test_gate_reasons_name_each_failed_check_with_its_numbers():
-    promotion = {"require_beat_buy_and_hold": True, "max_drawdown": 0.5, "require_skill": False, "beat_baselines": []}
+    promotion = PromotionConfig.from_values(
+        {"require_beat_buy_and_hold": True, "max_drawdown": 0.5, "require_skill": False, "beat_baselines": []})
 
     def reasons(test=None, bench=None, drawdown=None):
         metrics = {"test": {"total_return": test, "max_drawdown": drawdown}, "buy_and_hold": {"total_return": bench}}
@@ -135,7 +137,7 @@ def test_gate_reasons_name_each_failed_check_with_its_numbers():
     # not required: losing to buy-and-hold is no reason
     assert evaluate_gate({"metrics": {"test": {"total_return": 0.0, "max_drawdown": 0.1},
                                       "buy_and_hold": {"total_return": 0.05}}},
-                         {**promotion, "require_beat_buy_and_hold": False})["reasons"] == []
+                         promotion.model_copy(update={"require_beat_buy_and_hold": False}))["reasons"] == []
 
 
 def test_a_version_whose_registration_did_not_finish_is_named(

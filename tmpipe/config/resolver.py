@@ -18,7 +18,7 @@ from tmpipe.config.layers import (
     checked_layer,
     env_layer,
 )
-from tmpipe.config.sections import DataConfig, MlflowConfig, ReviewConfig, StageConfig, TrademasterConfig, WebuiConfig
+from tmpipe.config.sections import DataConfig, EngineConfig, MlflowConfig, ReviewConfig, StageConfig, TrademasterConfig, WebuiConfig
 from tmpipe.errors import ConfigBoundsError, SpecError
 from tmpipe.spec import schemas
 from tmpipe.spec.loader import BOUNDED_KEYS
@@ -43,10 +43,6 @@ class ResolvedConfig:
     values: dict[str, Any]
     provenance: dict[str, Provenance]
 
-    def section(self, name: str) -> dict[str, Any]:
-        """One section as the plain dict (for edges that take JSON: the engine, MLflow params)."""
-        return self.values[name]
-
     @cached_property
     def sections(self) -> StageConfig:
         """The typed sections; ``values`` passed the JSON Schemas layer by layer."""
@@ -55,6 +51,11 @@ class ResolvedConfig:
     @property
     def data(self) -> DataConfig:
         return self.sections.data
+
+    @property
+    def engine(self) -> EngineConfig:
+        """The engine's input: the data and trademaster sections."""
+        return self.sections.engine
 
     @property
     def trademaster(self) -> TrademasterConfig:
@@ -169,11 +170,11 @@ def _schema_layer() -> Layer:
     return Layer(SCHEMA_DEFAULTS, values, sources)
 
 
-def resolve_shared(spec: Spec, *, conf_config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Settings that are not per symbol (which WebUI, which MLflow): layers 1-3 and 5."""
+def resolve_shared(spec: Spec, *, conf_config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> StageConfig:
+    """Settings that are not per symbol (which WebUI, which MLflow): layers 1-3 and 5, typed."""
     layers = [_schema_layer(), _spec_layer(SPEC_DEFAULTS, spec.defaults, spec.document, ("defaults",)),
               env_layer(os.environ if environ is None else environ)]
     layers.append(checked_layer(DAG_RUN_CONF, conf_config, source="dag_run.conf.config"))
     values, provenance = _merge_layers(layers)
     _check_secret_env_names(spec, values, provenance)
-    return values
+    return StageConfig.from_values(values)

@@ -21,7 +21,7 @@ Number: TypeAlias = int | float
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_id: ClassVar[str]
+    schema_id: ClassVar[str]  # the model's schema; a nested model's is a JSON pointer into its section's
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any] | None) -> Self:
@@ -53,11 +53,15 @@ class DataConfig(_Section):
 
 
 class UpstreamConfig(_Section):
+    schema_id = "urn:tmpipe:section:trademaster#/properties/upstream"
+
     home: str | None
     python: str | None
 
 
 class EvaluationConfig(_Section):
+    schema_id = "urn:tmpipe:section:trademaster#/properties/evaluation"
+
     folds: int
     max_selection_epsilon: Number
     ma_fast: int
@@ -104,12 +108,16 @@ class TrademasterConfig(_Section):
 
 
 class AgentConfig(_Section):
+    schema_id = "urn:tmpipe:section:review#/properties/agents/items"
+
     name: str
     role: Literal["analyst", "risk_manager", "signal_writer"]
     system_prompt: str | None
 
 
 class PromptsConfig(_Section):
+    schema_id = "urn:tmpipe:section:review#/properties/prompts"
+
     analyst: str
     risk_manager: str
     signal_writer: str
@@ -117,6 +125,8 @@ class PromptsConfig(_Section):
 
 
 class ThresholdsConfig(_Section):
+    schema_id = "urn:tmpipe:section:review#/properties/thresholds"
+
     max_drawdown: Number
     min_sharpe: Number
     min_confidence: Number
@@ -124,11 +134,15 @@ class ThresholdsConfig(_Section):
 
 
 class ModelPrice(_Section):
+    schema_id = "urn:tmpipe:section:review#/properties/model_client/properties/prices/additionalProperties"
+
     prompt_per_1m: Number
     completion_per_1m: Number
 
 
 class ModelClientConfig(_Section):
+    schema_id = "urn:tmpipe:section:review#/properties/model_client"
+
     provider: Literal["rules", "openai", "replay"]
     base_url: str | None
     model: str
@@ -144,11 +158,15 @@ class ModelClientConfig(_Section):
 
 
 class BudgetConfig(_Section):
+    schema_id = "urn:tmpipe:section:review#/properties/budget"
+
     per_symbol_usd: Number | None
     per_dag_run_usd: Number | None
 
 
 class TrackRecordConfig(_Section):
+    schema_id = "urn:tmpipe:section:review#/properties/track_record"
+
     rolling_window: int
     min_graded: int
     min_hit_rate: Number | None
@@ -175,6 +193,8 @@ class ReviewConfig(_Section):
 
 
 class PromotionConfig(_Section):
+    schema_id = "urn:tmpipe:section:mlflow#/properties/promotion"
+
     alias: str
     require_beat_buy_and_hold: bool
     max_drawdown: Number
@@ -203,6 +223,21 @@ class WebuiConfig(_Section):
     retries: int
 
 
+class EngineConfig(BaseModel):
+    """The two sections the engine reads: what ``train_backtest`` and ``infer`` take (docs/contracts.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    data: DataConfig
+    trademaster: TrademasterConfig
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any] | None) -> Self:
+        """The engine config of a (partial) ``{"data": ..., "trademaster": ...}`` dict; missing keys take schema defaults."""
+        values = values or {}
+        return cls(data=DataConfig.from_values(values.get("data")),
+                   trademaster=TrademasterConfig.from_values(values.get("trademaster")))
+
+
 class StageConfig(_Section):
     """All sections of one symbol's config."""
 
@@ -212,3 +247,7 @@ class StageConfig(_Section):
     review: ReviewConfig
     mlflow: MlflowConfig
     webui: WebuiConfig
+
+    @property
+    def engine(self) -> EngineConfig:
+        return EngineConfig(data=self.data, trademaster=self.trademaster)

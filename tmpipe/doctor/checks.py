@@ -35,7 +35,6 @@ def run_checks(spec_path: Path | None, timeout: float) -> list[Check]:
 
 def _spec(spec_path: Path | None) -> tuple[Check, StageConfig | None]:
     from tmpipe.config.resolver import resolve_shared
-    from tmpipe.config.sections import StageConfig
     from tmpipe.errors import TmpipeError
     from tmpipe.spec.loader import default_spec_path, load_spec
 
@@ -45,7 +44,7 @@ def _spec(spec_path: Path | None) -> tuple[Check, StageConfig | None]:
     if not path.is_file():
         return Check("spec", FAIL, f"{path}: no such file", fix), None
     try:
-        shared = StageConfig.from_values(resolve_shared(load_spec(path)))
+        shared = resolve_shared(load_spec(path))
     except TmpipeError as exc:
         lines = str(exc).splitlines()
         more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""

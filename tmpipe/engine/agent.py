@@ -5,9 +5,14 @@ All NumPy: the network (network.py) and its updates (learner.py).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tmpipe.engine.network import QNetwork
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import TrademasterConfig
 
 GRAD_CLIP_NORM = 10.0
 # The network's initial weights draw from a stream of their own, apart from the trainer's
@@ -51,13 +56,13 @@ class DQNAgent:
     position) pair so acting and sampling are one gather each.
     """
 
-    def __init__(self, windows: np.ndarray, position_features: np.ndarray, hyper: dict,
+    def __init__(self, windows: np.ndarray, position_features: np.ndarray, hyper: TrademasterConfig,
                  vol_target: np.ndarray, vol_mask: np.ndarray, reward_multiplier: float):
         from tmpipe.engine.learner import DoubleDQNLearner
 
         n_actions = len(position_features)
-        rng = np.random.default_rng([int(hyper["seed"]), INIT_STREAM])
-        self.online = QNetwork(windows.shape[1] + 1, int(hyper["hidden_size"]), n_actions, rng)
+        rng = np.random.default_rng([hyper.seed, INIT_STREAM])
+        self.online = QNetwork(windows.shape[1] + 1, hyper.hidden_size, n_actions, rng)
         obs_table = np.concatenate([
             np.repeat(windows[:, None, :], n_actions, axis=1),
             np.broadcast_to(np.asarray(position_features, dtype=np.float32)[None, :, None], (len(windows), n_actions, 1)),

@@ -6,14 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from tmpipe.config.sections import EngineConfig
 from tmpipe.engine.defaults import result_errors
 from tmpipe.errors import EngineError
 from tmpipe.symbols import validate_symbol
 
 
-def _backend(config: dict):
+def _backend(config: EngineConfig):
     """The backend module; upstream's is imported only when chosen (it needs the TradeMaster checkout)."""
-    if config["trademaster"]["backend"] == "upstream":
+    if not isinstance(config, EngineConfig):
+        raise TypeError(f"the engine takes an EngineConfig (tmpipe.config.sections), not {type(config).__name__}; "
+                        "build one with EngineConfig.from_values(...) or ResolvedConfig.engine")
+    if config.trademaster.backend == "upstream":
         from tmpipe.engine import upstream
 
         return upstream.train_backtest_upstream, upstream.infer_upstream
@@ -34,14 +38,14 @@ def checked_result(result: dict) -> dict:
     return result
 
 
-def train_backtest(config: dict, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
+def train_backtest(config: EngineConfig, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
     """Train on the train split, pick the epoch by validation, backtest on test; see the contract."""
     validate_symbol(symbol)
     run, _ = _backend(config)
     return checked_result(run(config, symbol=symbol, out_dir=out_dir, progress=progress))
 
 
-def infer(model_dir: Path, config: dict, *, symbol: str) -> dict:
+def infer(model_dir: Path, config: EngineConfig, *, symbol: str) -> dict:
     """Replay the saved policy over the test window of freshly loaded data; the last bar's action."""
     validate_symbol(symbol)
     _, run = _backend(config)

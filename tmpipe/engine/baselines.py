@@ -7,9 +7,14 @@ inside it). The same accounting (tmpipe.engine.environment.equity_curve) and cos
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tmpipe.engine.features import trailing_mean
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import EvaluationConfig
 
 BASELINES = ("buy_and_hold", "flat", "ma_crossover")
 
@@ -28,7 +33,7 @@ def ma_crossover_positions(close: np.ndarray, fast: int, slow: int, allow_short:
     return positions
 
 
-def baseline_positions(name: str, close_history: np.ndarray, window: slice, settings: dict) -> np.ndarray:
+def baseline_positions(name: str, close_history: np.ndarray, window: slice, settings: EvaluationConfig) -> np.ndarray:
     """Positions of baseline ``name`` over ``close_history[window]`` (decision bars of one window)."""
     bars = len(close_history[window])
     if name == "buy_and_hold":
@@ -36,14 +41,12 @@ def baseline_positions(name: str, close_history: np.ndarray, window: slice, sett
     if name == "flat":
         return np.zeros(bars)
     if name == "ma_crossover":
-        full = ma_crossover_positions(close_history, int(settings["ma_fast"]), int(settings["ma_slow"]),
-                                      bool(settings["ma_allow_short"]))
+        full = ma_crossover_positions(close_history, settings.ma_fast, settings.ma_slow, settings.ma_allow_short)
         return full[window]
     raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
 
 
-def baseline_parameters(name: str, settings: dict) -> dict:
+def baseline_parameters(name: str, settings: EvaluationConfig) -> dict:
     if name == "ma_crossover":
-        return {"fast": int(settings["ma_fast"]), "slow": int(settings["ma_slow"]),
-                "allow_short": bool(settings["ma_allow_short"])}
+        return {"fast": settings.ma_fast, "slow": settings.ma_slow, "allow_short": settings.ma_allow_short}
     return {}

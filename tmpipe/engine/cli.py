@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Mapping
 
 import click
 
+from tmpipe.config.sections import DataConfig
 from tmpipe.engine.defaults import default_config
 from tmpipe.errors import TmpipeError
 from tmpipe.spec.schemas import schema
@@ -14,9 +16,12 @@ from tmpipe.spec.schemas import schema
 DEMO_PREFIX = "demo:"
 
 
-def data_section(data: str, base: dict | None = None) -> dict:
-    """--data value -> data section: 'demo:sp500|nasdaq|synthetic|planted|random_walk', a file, or a split directory."""
-    section = dict(base or default_config()["data"])
+def data_section(data: str, base: Mapping[str, Any] | None = None) -> DataConfig:
+    """--data value -> data section: 'demo:sp500|nasdaq|synthetic|planted|random_walk', a file, or a split directory.
+
+    ``base`` is the section to start from as a dict (a model bundle's saved ``data_config``); schema defaults fill the rest.
+    """
+    section = DataConfig.from_values(base).model_dump()
     if data.startswith(DEMO_PREFIX):
         series = data[len(DEMO_PREFIX):]
         choices = schema("urn:tmpipe:section:data")["properties"]["demo_series"]["enum"]
@@ -28,7 +33,7 @@ def data_section(data: str, base: dict | None = None) -> dict:
     else:
         suffix = Path(data).suffix.lower()
         section.update(source="parquet" if suffix in (".parquet", ".pq") else "csv", path=data)
-    return section
+    return DataConfig.model_validate(section)
 
 
 def _fmt(value) -> str:
@@ -93,12 +98,9 @@ def train_backtest_command(data: str, symbol: str, epochs: int | None, seed: int
     """Train on the train split, select on valid, backtest on test; schema defaults for the rest."""
     from tmpipe.engine.api import train_backtest
 
-    config = default_config()
-    config["data"] = data_section(data, config["data"])
-    if epochs is not None:
-        config["trademaster"]["epochs"] = epochs
-    if seed is not None:
-        config["trademaster"]["seed"] = seed
+    overrides = {"epochs": epochs, "seed": seed}
+    config = default_config(trademaster={key: value for key, value in overrides.items() if value is not None})
+    config = config.model_copy(update={"data": data_section(data)})
     try:
         result = train_backtest(config, symbol=symbol, out_dir=out_dir, progress=lambda r: _print_epoch(r, err=as_json))
     except TmpipeError as exc:
@@ -121,8 +123,7 @@ def infer_command(model_dir: Path, data: str, symbol: str | None, as_json: bool)
 
     try:
         metadata = load_bundle(model_dir).metadata
-        config = default_config()
-        config["data"] = data_section(data, metadata.get("data_config", config["data"]))
+        config = default_config().model_copy(update={"data": data_section(data, metadata.get("data_config"))})
         result = infer(model_dir, config, symbol=symbol or metadata["symbol"])
     except TmpipeError as exc:
         raise click.ClickException(str(exc)) from exc

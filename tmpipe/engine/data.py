@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tmpipe.config.sections import DataConfig
+
 from tmpipe.engine.bars import Bars, numeric, parse_dates, read_csv
 from tmpipe.symbols import validate_symbol
 from tmpipe.engine.features import FEATURES, PRICE_COLUMNS, TRADEMASTER_COLUMNS, add_z_features
@@ -46,10 +48,10 @@ class Dataset:
     bars_per_year: float
 
 
-def resolve_path(data_config: dict, symbol: str) -> Path:
-    if not data_config.get("path"):
-        raise DataError(f"data.path is required for source {data_config['source']!r}")
-    return Path(str(data_config["path"]).replace("{symbol}", validate_symbol(symbol))).expanduser()
+def resolve_path(data_config: DataConfig, symbol: str) -> Path:
+    if not data_config.path:
+        raise DataError(f"data.path is required for source {data_config.source!r}")
+    return Path(data_config.path.replace("{symbol}", validate_symbol(symbol))).expanduser()
 
 
 def _read_table(path: Path) -> Bars:
@@ -89,12 +91,12 @@ def normalise_bars(raw: Bars, symbol: str, source: str) -> Bars:
     return frame.select(TRADEMASTER_COLUMNS)
 
 
-def _clip(frame: Bars, data_config: dict) -> Bars:
+def _clip(frame: Bars, data_config: DataConfig) -> Bars:
     keep = np.ones(len(frame), dtype=bool)
-    if data_config.get("start"):
-        keep &= frame["date"] >= _day(data_config["start"], "data.start")
-    if data_config.get("end"):
-        keep &= frame["date"] < _day(data_config["end"], "data.end") + np.timedelta64(1, "D")  # inclusive of the end day
+    if data_config.start:
+        keep &= frame["date"] >= _day(data_config.start, "data.start")
+    if data_config.end:
+        keep &= frame["date"] < _day(data_config.end, "data.end") + np.timedelta64(1, "D")  # inclusive of the end day
     return frame.rows(keep)
 
 
@@ -105,16 +107,16 @@ def _day(value, key: str) -> np.datetime64:
     return stamp
 
 
-def _load_source(data_config: dict, symbol: str) -> tuple[str, Bars | dict[str, Bars]]:
-    source = data_config["source"]
+def _load_source(data_config: DataConfig, symbol: str) -> tuple[str, Bars | dict[str, Bars]]:
+    source = data_config.source
     if source == "demo":
         from tmpipe.engine import demo
 
-        series = data_config["demo_series"]
+        series = data_config.demo_series
         if series == "synthetic":
-            raw = demo.synthetic_series(symbol, data_config["synthetic_rows"], data_config.get("synthetic_seed", 0))
+            raw = demo.synthetic_series(symbol, data_config.synthetic_rows, data_config.synthetic_seed)
         elif series in ("planted", "random_walk"):
-            raw = demo.known_answer_series(series, symbol, data_config["synthetic_rows"], data_config.get("synthetic_seed", 0))
+            raw = demo.known_answer_series(series, symbol, data_config.synthetic_rows, data_config.synthetic_seed)
         else:
             raw = demo.arch_series(series)
         name = f"demo:{series}"
@@ -132,7 +134,7 @@ def _load_source(data_config: dict, symbol: str) -> tuple[str, Bars | dict[str, 
     return str(path), normalise_bars(_read_table(path), symbol, str(path))
 
 
-def _download_yfinance(data_config: dict, symbol: str):
+def _download_yfinance(data_config: DataConfig, symbol: str):
     """The symbol's daily bars as a pandas DataFrame with a 'date' column."""
     try:
         import yfinance
@@ -140,7 +142,7 @@ def _download_yfinance(data_config: dict, symbol: str):
         raise DataError("source 'yfinance' needs the optional extra: pip install 'tmpipe[yfinance]'") from exc
     import pandas as pd
 
-    raw = yfinance.download(symbol, start=data_config.get("start"), end=data_config.get("end"),
+    raw = yfinance.download(symbol, start=data_config.start, end=data_config.end,
                             auto_adjust=False, progress=False)
     if isinstance(raw.columns, pd.MultiIndex):
         raw.columns = raw.columns.get_level_values(0)
@@ -171,10 +173,10 @@ def infer_bars_per_year(dates) -> float:
     return 365.25 / spacing_days
 
 
-def load_dataset(data_config: dict, symbol: str) -> Dataset:
+def load_dataset(data_config: DataConfig, symbol: str) -> Dataset:
     """Bars of one symbol with their train/valid/test splits, validated and clipped."""
     validate_symbol(symbol)
-    lookback = int(data_config["lookback"])
+    lookback = data_config.lookback
     if lookback < 1:
         raise DataError(f"data.lookback must be >= 1, got {lookback}")
     name, loaded = _load_source(data_config, symbol)
@@ -192,10 +194,10 @@ def load_dataset(data_config: dict, symbol: str) -> Dataset:
     else:
         frame = _clip(loaded, data_config)
         rows = len(frame)
-        n_test = int(round(rows * data_config["test_ratio"]))
-        n_valid = int(round(rows * data_config["valid_ratio"]))
+        n_test = int(round(rows * data_config.test_ratio))
+        n_valid = int(round(rows * data_config.valid_ratio))
         n_train = rows - n_test - n_valid
-        needed = int(np.ceil((lookback + 1) / min(data_config["test_ratio"], data_config["valid_ratio"], 0.5)))
+        needed = int(np.ceil((lookback + 1) / min(data_config.test_ratio, data_config.valid_ratio, 0.5)))
         check_length(rows, max(needed, 2 * (lookback + 1)), f"lookback {lookback} with these split ratios", name)
         bounds = {"train": (0, n_train), "valid": (n_train, n_train + n_valid), "test": (n_train + n_valid, rows)}
         labels = np.empty(rows, dtype=object)
@@ -204,11 +206,11 @@ def load_dataset(data_config: dict, symbol: str) -> Dataset:
             splits[split] = SplitBars(frame.rows(slice(start, hi)), borrowed=lo - start)
             labels[lo:hi] = split
         frame = frame.with_columns(split=labels)
-    bars_per_year = data_config.get("bars_per_year") or infer_bars_per_year(frame["date"])
+    bars_per_year = data_config.bars_per_year or infer_bars_per_year(frame["date"])
     return Dataset(frame=frame, splits=splits, source=name, bars_per_year=float(bars_per_year))
 
 
-def load_bars(data_config: dict, symbol: str):
+def load_bars(data_config: DataConfig, symbol: str):
     """All of a symbol's bars as a pandas DataFrame: TradeMaster's columns plus 'split' (train/valid/test)."""
     return load_dataset(data_config, symbol).frame.to_frame()
 

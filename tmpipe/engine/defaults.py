@@ -7,27 +7,18 @@ registry of the project's JSON Schemas.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
 
+from tmpipe.config.sections import EngineConfig
 from tmpipe.spec import schemas
 
-SECTIONS = ("data", "trademaster", "review", "mlflow", "webui")
 ENGINE_RESULT = "urn:tmpipe:engine_result"
 RESULT_SCHEMA_VERSION = 1  # the schema_version every backend writes into its results
 
 
-def schema_defaults(section: str) -> dict:
-    """Every key of one config section at its schema default (nested objects included)."""
-    if section not in SECTIONS:
-        raise ValueError(f"unknown section {section!r}; expected one of {', '.join(SECTIONS)}")
-    return schemas.fill_defaults(f"urn:tmpipe:section:{section}")
-
-
-def default_config(**overrides: dict) -> dict:
-    """A full stage config at schema defaults, with per-section key overrides merged in."""
-    config = {section: schema_defaults(section) for section in SECTIONS}
-    for section, values in overrides.items():
-        config[section].update(values)
-    return config
+def default_config(*, data: Mapping[str, Any] | None = None, trademaster: Mapping[str, Any] | None = None) -> EngineConfig:
+    """The engine config at schema defaults, with per-section key overrides merged in (checked by the models)."""
+    return EngineConfig.from_values({"data": data, "trademaster": trademaster})
 
 
 def result_errors(result: dict) -> list[str]:

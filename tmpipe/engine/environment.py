@@ -17,8 +17,12 @@ Rules (one bar = one step):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import TrademasterConfig
 
 RUIN_GROWTH = 1e-6
 ALL_ACTIONS = ("short", "flat", "long")
@@ -33,11 +37,20 @@ class ActionSpace:
     max_position: float
 
     @classmethod
-    def from_config(cls, trademaster: dict) -> "ActionSpace":
-        m = float(trademaster["max_position"])
-        if trademaster["allow_short"]:
+    def of(cls, max_position: float, allow_short: bool) -> "ActionSpace":
+        m = float(max_position)
+        if allow_short:
             return cls(ALL_ACTIONS, np.array([-m, 0.0, m]), m)
         return cls(("flat", "long"), np.array([0.0, m]), m)
+
+    @classmethod
+    def from_config(cls, trademaster: "TrademasterConfig") -> "ActionSpace":
+        return cls.of(trademaster.max_position, trademaster.allow_short)
+
+    @classmethod
+    def from_bundle(cls, metadata: Mapping[str, Any]) -> "ActionSpace":
+        """The action space a saved model bundle was trained with (its JSON metadata)."""
+        return cls.of(metadata["max_position"], metadata["allow_short"])
 
     @property
     def flat(self) -> int:
@@ -80,6 +93,6 @@ def equity_curve(close: np.ndarray, positions: np.ndarray, cost_rate: float, ini
     return equity, positions
 
 
-def cost_rate(trademaster: dict) -> float:
+def cost_rate(trademaster: "TrademasterConfig") -> float:
     """The spec's costs per unit of traded notional, as the backtest charges them."""
-    return float(trademaster["transaction_cost_pct"]) + float(trademaster["slippage_pct"])
+    return float(trademaster.transaction_cost_pct) + float(trademaster.slippage_pct)

@@ -12,8 +12,12 @@ gradients and Adam against torch autograd (the ``torch`` extra).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import TrademasterConfig
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam defaults
 ADAM_EPS = 1e-8
@@ -68,8 +72,8 @@ class DoubleDQNLearner:
     """Online and target parameters, Adam state, and the update; mirrors the torch recipe
     (smooth L1 TD loss + weighted masked MSE volatility loss, clip_grad_norm_, Adam, lerp target)."""
 
-    def __init__(self, network, obs_table: np.ndarray, vol_target: np.ndarray, vol_mask: np.ndarray, hyper: dict,
-                 reward_scale: float, grad_clip_norm: float):
+    def __init__(self, network, obs_table: np.ndarray, vol_target: np.ndarray, vol_mask: np.ndarray,
+                 hyper: TrademasterConfig, reward_scale: float, grad_clip_norm: float):
         n_actions = network.n_actions
         self.layout = network.layout
         self.online = network.flat.copy()
@@ -82,8 +86,8 @@ class DoubleDQNLearner:
         self.vol_mask = vol_mask.astype(np.float32)
         self.n_actions = n_actions
         self.dueling = dueling_matrix(n_actions)
-        self.lr, self.gamma = float(hyper["learning_rate"]), float(hyper["gamma"])
-        self.tau, self.aux_weight = float(hyper["target_update_tau"]), float(hyper["volatility_aux_weight"])
+        self.lr, self.gamma = float(hyper.learning_rate), float(hyper.gamma)
+        self.tau, self.aux_weight = float(hyper.target_update_tau), float(hyper.volatility_aux_weight)
         self.reward_scale, self.grad_clip_norm = reward_scale, grad_clip_norm
         self.steps = 0
 

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tmpipe.engine.environment import growth_factors
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import EvaluationConfig
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -101,13 +105,13 @@ def deflated_sharpe(returns: np.ndarray, trial_sharpes: list[float]) -> dict:
 
 
 def assess_skill(held: np.ndarray, asset_returns: np.ndarray, baselines: dict[str, np.ndarray], cost_rate: float,
-                 bars_per_year: float, trial_sharpes: list[float], settings: dict, seed: int) -> dict:
+                 bars_per_year: float, trial_sharpes: list[float], settings: EvaluationConfig, seed: int) -> dict:
     """The ``skill`` block of a result for pooled out-of-sample positions and baseline positions."""
     strategy = net_returns(np.asarray(held, float), asset_returns, cost_rate)
-    shift = circular_shift_test(held, asset_returns, cost_rate, min_shift=int(settings["min_shift"]),
-                                max_shifts=int(settings["max_shifts"]))
+    shift = circular_shift_test(held, asset_returns, cost_rate, min_shift=settings.min_shift,
+                                max_shifts=settings.max_shifts)
     rng = np.random.default_rng(seed)
-    block, samples, confidence = int(settings["bootstrap_block"]), int(settings["bootstrap_samples"]), float(settings["confidence"])
+    block, samples, confidence = settings.bootstrap_block, settings.bootstrap_samples, float(settings.confidence)
     indices = block_bootstrap_indices(len(strategy), block, samples, rng)
     differences = {name: sharpe_difference(strategy, net_returns(np.asarray(pos, float), asset_returns, cost_rate),
                                            indices, bars_per_year, confidence)
@@ -116,7 +120,7 @@ def assess_skill(held: np.ndarray, asset_returns: np.ndarray, baselines: dict[st
         "p_value": float(shift["p_value"]),
         "method": "circular_shift",
         "parameters": {"statistic": "Sharpe after costs of the pooled out-of-sample bars",
-                       "min_shift": int(settings["min_shift"]), "shifts": shift["shifts"],
+                       "min_shift": settings.min_shift, "shifts": shift["shifts"],
                        "bars": int(len(strategy))},
         "observed_sharpe": float(shift["observed_sharpe"] * math.sqrt(bars_per_year)),
         "sharpe_difference": {

@@ -11,7 +11,6 @@ liability, cost on traded notional) and report its own figures beside ours.
 from __future__ import annotations
 
 import collections
-import copy
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from tmpipe.config.sections import EngineConfig
 from tmpipe.engine.bars import Bars
 from tmpipe.engine.defaults import RESULT_SCHEMA_VERSION
 from tmpipe.engine import upstream_config as boundary
@@ -206,7 +206,7 @@ def _backtest(python: Path, home: Path, out_dir: Path, upstream_cfg: dict, name:
     return pd.read_csv(kept), run
 
 
-def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
+def train_backtest_upstream(config: EngineConfig, *, symbol: str, out_dir: Path, progress: Callable[[dict], None] | None = None) -> dict:
     """Train DeepScalper with upstream TradeMaster and backtest it; the engine result contract."""
     from tmpipe.engine.backtest import EQUITY_CURVE_FILE, write_equity_curve
     from tmpipe.engine.data import fingerprint, iso, load_dataset
@@ -215,13 +215,13 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
 
     validate_symbol(symbol)
     began = time.perf_counter()
-    hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
+    hyper, lookback = config.trademaster, config.data.lookback
     home, python = boundary.runtime_paths(hyper)
     commit = boundary.verify_checkout(home)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(config["data"], symbol)
-    threads = int(hyper.get("torch_threads") or len(os.sched_getaffinity(0)))
+    dataset = load_dataset(config.data, symbol)
+    threads = int(hyper.torch_threads or len(os.sched_getaffinity(0)))
     split_paths = boundary.write_split_csvs(dataset.splits, out_dir / "upstream_data")
     work_dir = out_dir / "upstream_work"
     upstream_cfg = boundary.build_upstream_config(config, symbol=symbol, split_paths=split_paths,
@@ -233,8 +233,8 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     train_run = run_child([str(python), "-u", boundary.ENTRY_POINT, "--config", str(cfg_path), "--task_name", "train",
                            "--verbose", "0"], home=home, out_dir=out_dir, on_line=log)
     epochs = log.records
-    if len(epochs) != int(hyper["epochs"]):
-        raise UpstreamError(f"parsed {len(epochs)} epochs from upstream's output, expected {hyper['epochs']}; "
+    if len(epochs) != hyper.epochs:
+        raise UpstreamError(f"parsed {len(epochs)} epochs from upstream's output, expected {hyper.epochs}; "
                             "last output:\n" + "\n".join(train_run.tail[-20:]))
     best = work_dir / "checkpoints" / "best.pth"
     if not best.is_file():
@@ -242,7 +242,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     chosen = int(np.argmax([e["valid_return"] for e in epochs])) + 1  # upstream's own rule, first maximum
 
     echo = (lambda line: progress({"event": "upstream_output", "line": line})) if progress else None
-    cost, cash = boundary.cost_rate(hyper), float(hyper["initial_cash"])
+    cost, cash = boundary.cost_rate(hyper), float(hyper.initial_cash)
     curves, runs = {}, {"train": train_run}
     for name in ("valid", "test"):
         frame, runs[name] = _backtest(python, home, out_dir, boundary.with_test_path(upstream_cfg, split_paths[name]),
@@ -266,17 +266,17 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     shutil.copy2(best, model_dir / "best.pth")
     (model_dir / "upstream_config.json").write_text(json.dumps(upstream_cfg, indent=2))
     (model_dir / "metadata.json").write_text(json.dumps({
-        "backend": "upstream", "commit": commit, "agent": hyper["agent"], "symbol": symbol, "lookback": lookback,
+        "backend": "upstream", "commit": commit, "agent": hyper.agent, "symbol": symbol, "lookback": lookback,
         "tech_indicators": list(boundary.TECH_INDICATORS), "normalisation": None, "max_volume": boundary.MAX_VOLUME,
         "initial_cash": cash, "cost_rate": cost, "bars_per_year": dataset.bars_per_year,
-        "chosen_epoch": chosen, "seed": int(hyper["seed"]), "data_fingerprint": data_fingerprint,
+        "chosen_epoch": chosen, "seed": hyper.seed, "data_fingerprint": data_fingerprint,
     }, indent=2))
 
     final_units = float(test["units"][-1])
     train_steps = len(dataset.splits["train"].bars) - lookback - boundary.forward_num_day(hyper)
     return {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "train_backtest", "backend": "upstream", "symbol": symbol,
-        "agent": hyper["agent"], "epochs": epochs, "chosen_epoch": chosen,
+        "agent": hyper.agent, "epochs": epochs, "chosen_epoch": chosen,
         "chosen_reason": (f"upstream TradeMaster's rule: highest validation total return by its own accounting "
                           f"({epochs[chosen - 1]['valid_return']:.4f}) at epoch {chosen} of {len(epochs)}"),
         "metrics": metrics,
@@ -285,11 +285,11 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
         "model_dir": str(model_dir),
         "last_action": {"action": ACTIONS[int(np.sign(final_units)) + 1], "target_position": exposure_or_none(test["position"][-1]),
                         "date": iso(test["dates"][-1])},
-        "config": {"data": copy.deepcopy(config["data"]), "trademaster": copy.deepcopy(config["trademaster"])},
+        "config": config.model_dump(mode="json"),
         "data_fingerprint": data_fingerprint,
         "splits": {name: {"first_timestamp": iso(s.own["date"][0]), "last_timestamp": iso(s.own["date"][-1]),
                           "rows": int(len(s.own))} for name, s in dataset.splits.items()},
-        "wall_time_seconds": time.perf_counter() - began, "seed": int(hyper["seed"]), "torch_threads": threads,
+        "wall_time_seconds": time.perf_counter() - began, "seed": hyper.seed, "torch_threads": threads,
         "upstream": {
             "commit": commit, "config_path": str(cfg_path), "work_dir": str(work_dir),
             "unmapped": dict(boundary.UNMAPPED_KEYS),
@@ -300,7 +300,7 @@ def train_backtest_upstream(config: dict, *, symbol: str, out_dir: Path, progres
     }
 
 
-def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
+def infer_upstream(model_dir: Path, config: EngineConfig, *, symbol: str) -> dict:
     """Upstream's Q-values at the test split's last bar for a flat book; the inference contract.
 
     From a flat book upstream's actions sell/hold/buy one unit are exactly short/flat/long.
@@ -314,10 +314,10 @@ def infer_upstream(model_dir: Path, config: dict, *, symbol: str) -> dict:
     if not meta_path.is_file():
         raise UpstreamError(f"{model_dir} is not an upstream model bundle (no metadata.json)")
     meta = json.loads(meta_path.read_text())
-    home, python = boundary.runtime_paths(config["trademaster"])
+    home, python = boundary.runtime_paths(config.trademaster)
     boundary.verify_checkout(home, meta["commit"])
     lookback = int(meta["lookback"])
-    split = load_dataset({**config["data"], "lookback": lookback}, symbol).splits["test"]
+    split = load_dataset(config.data.model_copy(update={"lookback": lookback}), symbol).splits["test"]
     window = split.bars.rows(slice(-lookback, None))
     state = window.matrix(list(meta["tech_indicators"])).T.reshape(-1).tolist() + [meta["initial_cash"], 0.0]
     request = json.dumps({"config": str(model_dir / "upstream_config.json"), "weights": str(model_dir / "best.pth"),

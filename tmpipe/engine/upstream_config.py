@@ -11,9 +11,13 @@ import copy
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tmpipe.engine.environment import cost_rate
 from tmpipe.errors import UpstreamError
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import EngineConfig, TrademasterConfig
 
 PINNED_COMMIT = "c1c4838b518a85ecec6d4ded40be8815ade5f41d"
 ENTRY_POINT = "tools/algorithmic_trading/train.py"
@@ -37,15 +41,14 @@ UNMAPPED_KEYS = {
 }
 
 
-def forward_num_day(trademaster: dict) -> int:
+def forward_num_day(trademaster: TrademasterConfig) -> int:
     """Upstream's hindsight-reward horizon; it never trades a split's last this-many bars."""
-    return int(trademaster["hindsight_horizon"])
+    return trademaster.hindsight_horizon
 
 
-def runtime_paths(trademaster: dict) -> tuple[Path, Path]:
+def runtime_paths(trademaster: TrademasterConfig) -> tuple[Path, Path]:
     """The checkout and interpreter from ``trademaster.upstream``, both checked to exist."""
-    upstream = trademaster.get("upstream") or {}
-    home, python = upstream.get("home"), upstream.get("python")
+    home, python = trademaster.upstream.home, trademaster.upstream.python
     if not home or not python:
         raise UpstreamError("backend 'upstream' needs trademaster.upstream.home (a TradeMaster checkout) "
                             "and trademaster.upstream.python (its interpreter); see vendor/README.md")
@@ -98,17 +101,17 @@ def write_split_csvs(splits: dict, data_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def build_upstream_config(config: dict, *, symbol: str, split_paths: dict[str, Path], work_dir: Path,
+def build_upstream_config(config: EngineConfig, *, symbol: str, split_paths: dict[str, Path], work_dir: Path,
                           threads: int) -> dict:
-    """Our resolved config -> a TradeMaster config dict (written as JSON for mmcv.Config).
+    """Our engine config -> a TradeMaster config dict (written as JSON for mmcv.Config: the subprocess boundary).
 
     Costs and cash go into ``environment.dataset``: upstream's environment reads them with
     get_attr(self.dataset, ...) and its Dataset object never copies them from ``data``, so
     keys placed in ``data`` would be ignored. A dict under ``environment.dataset`` takes
     precedence over the built Dataset (build_from_cfg uses setdefault for default_args).
     """
-    hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
-    if not hyper["allow_short"]:
+    hyper, lookback = config.trademaster, config.data.lookback
+    if not hyper.allow_short:
         raise UpstreamError("upstream DeepScalper always allows short positions; set trademaster.allow_short "
                             "to true or use backend 'builtin'")
     paths = {name: str(Path(p).resolve()) for name, p in split_paths.items()}
@@ -116,11 +119,11 @@ def build_upstream_config(config: dict, *, symbol: str, split_paths: dict[str, P
     env_dataset = {
         "train_path": paths["train"], "valid_path": paths["valid"], "test_path": paths["test"],
         "tech_indicator_list": list(TECH_INDICATORS), "backward_num_day": lookback,
-        "forward_num_day": horizon, "future_weights": float(hyper["hindsight_weight"]), "max_volume": MAX_VOLUME,
-        "initial_amount": float(hyper["initial_cash"]), "transaction_cost_pct": cost_rate(hyper),
+        "forward_num_day": horizon, "future_weights": float(hyper.hindsight_weight), "max_volume": MAX_VOLUME,
+        "initial_amount": float(hyper.initial_cash), "transaction_cost_pct": cost_rate(hyper),
     }
-    hidden = int(hyper["hidden_size"])
-    batch = int(hyper["batch_size"])
+    hidden = hyper.hidden_size
+    batch = hyper.batch_size
     return {
         "task_name": "algorithmic_trading", "dataset_name": symbol, "net_name": "deepscalper",
         "agent_name": "deepscalper", "optimizer_name": "adam", "loss_name": "mse",
@@ -136,20 +139,20 @@ def build_upstream_config(config: dict, *, symbol: str, split_paths: dict[str, P
         "transition": {"type": "Transition"},
         "agent": {
             "type": "AlgorithmicTradingDQN", "max_step": 12345, "reward_scale": 1, "repeat_times": 1,
-            "gamma": float(hyper["gamma"]), "batch_size": batch, "clip_grad_norm": 3.0,
-            "soft_update_tau": float(hyper["target_update_tau"]), "state_value_tau": 0.005,
+            "gamma": float(hyper.gamma), "batch_size": batch, "clip_grad_norm": 3.0,
+            "soft_update_tau": float(hyper.target_update_tau), "state_value_tau": 0.005,
         },
         "trainer": {
-            "type": "AlgorithmicTradingTrainer", "epochs": int(hyper["epochs"]),
-            "work_dir": str(Path(work_dir).resolve()), "seeds_list": [int(hyper["seed"])],
-            "batch_size": batch, "horizon_len": HORIZON_LEN, "buffer_size": int(hyper["replay_size"]),
+            "type": "AlgorithmicTradingTrainer", "epochs": hyper.epochs,
+            "work_dir": str(Path(work_dir).resolve()), "seeds_list": [hyper.seed],
+            "batch_size": batch, "horizon_len": HORIZON_LEN, "buffer_size": hyper.replay_size,
             "num_threads": int(threads), "if_remove": False, "if_discrete": True, "if_off_policy": True,
             "if_keep_save": True, "if_over_write": False, "if_save_buffer": False,
         },
         "loss": {"type": "MSELoss"},
-        "optimizer": {"type": "Adam", "lr": float(hyper["learning_rate"])},
+        "optimizer": {"type": "Adam", "lr": float(hyper.learning_rate)},
         "act": {"type": "QNet", "state_dim": len(TECH_INDICATORS) * lookback + 2, "action_dim": 2 * MAX_VOLUME + 1,
-                "dims": [hidden, max(1, hidden // 2)], "explore_rate": float(hyper["epsilon_end"])},
+                "dims": [hidden, max(1, hidden // 2)], "explore_rate": float(hyper.epsilon_end)},
         "cri": None,
     }
 

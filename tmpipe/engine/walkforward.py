@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from tmpipe.config.sections import EngineConfig
+
 from tmpipe.engine.backtest import Rollout, write_equity_curve
 from tmpipe.engine.environment import equity_curve
 from tmpipe.engine.baselines import BASELINES, baseline_parameters, baseline_positions
@@ -89,8 +91,8 @@ class FoldRun:
         return min(epoch, self.records[-1]["epoch"])
 
 
-def _train_fold(fold: Dataset, config: dict, keep_states: bool, progress) -> FoldRun:
-    hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
+def _train_fold(fold: Dataset, config: EngineConfig, keep_states: bool, progress) -> FoldRun:
+    hyper, lookback = config.trademaster, config.data.lookback
     stats = normalisation_stats(fold.splits["train"].bars)
     windows = {name: observation_windows(fold.splits[name].bars, stats, lookback) for name in ("valid", "test")}
     run = FoldRun(fold, stats)
@@ -156,23 +158,23 @@ class WalkForward:
         return self.runs[-1]
 
 
-def run_walk_forward(dataset: Dataset, config: dict, progress: Callable[[dict], None] | None) -> WalkForward:
-    hyper, lookback = config["trademaster"], int(config["data"]["lookback"])
-    settings = hyper["evaluation"]
+def run_walk_forward(dataset: Dataset, config: EngineConfig, progress: Callable[[dict], None] | None) -> WalkForward:
+    hyper, lookback = config.trademaster, config.data.lookback
+    settings = hyper.evaluation
     rows = len(dataset.frame)
     if is_split_directory(dataset):
         bounds = None
         fold_sets = [dataset]
     else:
-        bounds = fold_bounds(rows, float(config["data"]["valid_ratio"]), float(config["data"]["test_ratio"]),
-                             int(settings["folds"]), lookback)
+        bounds = fold_bounds(rows, float(config.data.valid_ratio), float(config.data.test_ratio),
+                             settings.folds, lookback)
         fold_sets = [fold_dataset(dataset, b, lookback) for b in bounds]
     runs = []
     for k, fold in enumerate(fold_sets):
         tell = None if progress is None else (lambda r, k=k: progress({**r, "fold": k + 1, "folds": len(fold_sets)}))
         runs.append(_train_fold(fold, config, keep_states=k == len(fold_sets) - 1, progress=tell))
     cost = cost_rate(hyper)
-    choices = select_epochs(runs, cost, float(settings["max_selection_epsilon"]))
+    choices = select_epochs(runs, cost, float(settings.max_selection_epsilon))
     oos = [run.test[run.epoch_or_last(choice["epoch"])] for run, choice in zip(runs, choices, strict=True)]
     tracks = [_track(r) for r in oos]
     close_all = dataset.frame["close"]
@@ -192,7 +194,7 @@ def run_walk_forward(dataset: Dataset, config: dict, progress: Callable[[dict], 
     trial_sharpes = [_pooled_sharpe([run.test[run.epoch_or_last(e)] for run in runs], cost)
                      for e in sorted({e for c in choices for e in c["candidates"]})] or [0.0]
     skill = assess_skill(held, asset, {name: np.concatenate([t.held for t in baselines[name]]) for name in BASELINES},
-                         cost, bars_per_year, trial_sharpes, settings, seed=int(hyper["seed"]))
+                         cost, bars_per_year, trial_sharpes, settings, seed=hyper.seed)
     skill["parameters"]["folds"] = len(runs)
     pooled = compute_metrics(np.concatenate([t.net_returns(cost) for t in tracks]), held, bars_per_year)
     bh_tracks = baselines["buy_and_hold"]

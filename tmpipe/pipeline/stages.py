@@ -13,6 +13,7 @@ from typing import Any
 
 from tmpipe import __version__
 from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
+from tmpipe.config.sections import ReviewConfig
 from tmpipe.config.symbol_data import check_symbol_data
 from tmpipe.home import tmpipe_home
 from tmpipe.pipeline.context import RunContext, check_conf
@@ -49,7 +50,7 @@ def resolve_symbols(ctx: RunContext) -> SymbolSelection:
     mode = ctx.mode
     stages_of(mode)  # an unknown mode fails here, naming the valid ones
     shared = resolve_shared(spec, conf_config=conf.get("config"))
-    store = open_store(shared["webui"], connection_lookup=ctx.connection_lookup)
+    store = open_store(shared.webui, connection_lookup=ctx.connection_lookup)
     cap, cap_source = symbol_cap(spec, conf)
     requested = [conf["symbol"]] if conf.get("symbol") else conf.get("symbols")
     no_symbols = None
@@ -95,21 +96,18 @@ class SymbolStage:
         )
         check_symbol_data(self.spec, self.config)
 
-    def section(self, name: str) -> dict[str, Any]:
-        return self.config.section(name)
-
     def tracker(self, run_id: str | None = None) -> SymbolTracker:
         """The symbol's MLflow run; ``run_id`` is the one an earlier stage handed over, if any."""
-        mlflow_cfg = self.section("mlflow")
+        mlflow_cfg = self.config.mlflow
         ctx = self.ctx
         context = TrackingContext(
             tracking_uri=resolve_tracking_uri(mlflow_cfg, tmpipe_home()),
-            experiment=mlflow_cfg["experiment"],
+            experiment=mlflow_cfg.experiment,
             dag_id=ctx.dag_id,
             dag_run_id=ctx.dag_run_id,
             symbol=self.symbol,
             mode=self.mode,
-            engine_backend=self.section("trademaster")["backend"],
+            engine_backend=self.config.trademaster.backend,
             spec_sha256=self.spec.sha256,
             project_version=__version__,
             map_index=ctx.map_index,
@@ -128,7 +126,7 @@ def train_backtest(ctx: RunContext, symbol: str, link: dict[str, Any] | None) ->
         from tmpipe.engine import train_backtest as run_engine
 
         out_dir = ctx.work_dir(symbol) / "train_backtest"
-        result = run_engine(stage.config.values, symbol=symbol, out_dir=out_dir, progress=_log_progress(symbol))
+        result = run_engine(stage.config.engine, symbol=symbol, out_dir=out_dir, progress=_log_progress(symbol))
         registration = tracker.log_training(result, out_dir)
         test = result["metrics"]["test"]
         outcome = {
@@ -155,7 +153,7 @@ def inference(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_
         from tmpipe.engine import infer
 
         model_dir, model = tracker.model_for_inference(ctx.work_dir(symbol) / "model")
-        result = infer(model_dir, stage.config.values, symbol=symbol)
+        result = infer(model_dir, stage.config.engine, symbol=symbol)
         tracker.log_inference(result)
         return {**tracker.reference(), **model, "action": result["action"], "as_of": result["as_of"],
                 "target_position": result["target_position"]}
@@ -169,18 +167,18 @@ def review(
     with tracker.stage("review"):
         from tmpipe.review import build_evidence, review_signal
 
-        if stage.section("review")["mlflow_tracing"]:
+        if stage.config.review.mlflow_tracing:
             tracker.trace_review_in_mlflow()
         from tmpipe.signals.service import symbol_track_record
 
         engine_result, inference_result = tracker.engine_outputs()
-        track = symbol_track_record(stage.section("webui"), symbol, stage.section("review")["track_record"]["rolling_window"],
+        track = symbol_track_record(stage.config.webui, symbol, stage.config.review.track_record.rolling_window,
                                     connection_lookup=ctx.connection_lookup)
         evidence = build_evidence(
             engine_result, inference_result, symbol=symbol, lineage=tracker.lineage(engine_result), notes=stage.link.get("notes"),
             track_record=track,
         )
-        review_config = _replaying(stage, tracker, stage.section("review"))
+        review_config = _replaying(stage, tracker, stage.config.review)
         spent_elsewhere, publish_spend = _spend_ledger(tracker)
         outcome = review_signal(evidence, review_config, symbol=symbol, api_key_resolver=api_key_resolver,
                                 spent_elsewhere=spent_elsewhere, publish_spend=publish_spend,
@@ -216,9 +214,9 @@ def _spend_ledger(tracker):
             lambda usd: log_review_spend(run.run_id, usd, tracking_uri=uri))
 
 
-def _replaying(stage: SymbolStage, tracker, review_config: dict[str, Any]) -> dict[str, Any]:
+def _replaying(stage: SymbolStage, tracker, review_config: ReviewConfig) -> ReviewConfig:
     """With ``review.model_client.replay_dag_run_id``, the review replays that DAG run's LLM recording offline."""
-    replay_of = review_config["model_client"].get("replay_dag_run_id")
+    replay_of = review_config.model_client.replay_dag_run_id
     if not replay_of:
         return review_config
     from tmpipe.errors import ReviewError
@@ -231,7 +229,8 @@ def _replaying(stage: SymbolStage, tracker, review_config: dict[str, Any]) -> di
         raise ReviewError(f"{stage.symbol}: nothing to replay: DAG run {replay_of} of {stage.ctx.dag_id} has no MLflow run "
                           f"for {stage.symbol} with review/llm_recording.json in experiment {tracker.context.experiment!r}")
     log.info("%s: replaying the LLM recording of DAG run %s (%s)", stage.symbol, replay_of, path)
-    return {**review_config, "model_client": {**review_config["model_client"], "provider": "replay", "replay_file": str(path)}}
+    return review_config.model_copy(update={"model_client": review_config.model_client.model_copy(
+        update={"provider": "replay", "replay_file": str(path)})})
 
 
 def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id: str | None = None) -> dict[str, Any]:
@@ -245,7 +244,7 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id
     with tracker.stage("persist"):
         signal, trace = tracker.review_outputs()
         _check_review_outputs(symbol, signal, trace, tracker)
-        store = open_store(stage.section("webui"), connection_lookup=ctx.connection_lookup)
+        store = open_store(stage.config.webui, connection_lookup=ctx.connection_lookup)
         ids = {}
         for artifact_type, content in (("signal", signal), ("llm", trace)):
             saved = store.save_artifact(

@@ -51,8 +51,8 @@ class SymbolTracker:
         self.context = context
         self.tracking_uri = context.tracking_uri
         self.config = config
-        self.mlflow_cfg = config.section("mlflow")
-        self.agent = config.section("trademaster")["agent"]
+        self.mlflow_cfg = config.mlflow
+        self.agent = config.trademaster.agent
         self.handed_over_run_id = run_id
         self.run: RunRef | None = None
 
@@ -92,8 +92,8 @@ class SymbolTracker:
             self.context.symbol,
             result["agent"],
             result,
-            self.mlflow_cfg["promotion"],
-            self.mlflow_cfg["registered_model_prefix"],
+            self.mlflow_cfg.promotion,
+            self.mlflow_cfg.registered_model_prefix,
             tracking_uri=self.tracking_uri,
         )
 
@@ -107,10 +107,10 @@ class SymbolTracker:
             return download_run_bundle(self.tracking_uri, self.open_run.run_id, dest), {}
         promoted = load_promoted_model(
             self.tracking_uri,
-            self.mlflow_cfg["registered_model_prefix"],
+            self.mlflow_cfg.registered_model_prefix,
             self.context.symbol,
             self.agent,
-            self.mlflow_cfg["promotion"]["alias"],
+            self.mlflow_cfg.promotion.alias,
             dest,
         )
         self._log_json(promoted.engine_result, PROMOTED_RESULT_ARTIFACT)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tmpipe.errors import ReviewError, TmpipeError
 from tmpipe.store.cli import TOKEN_FILE_OPTION
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import ReviewConfig
 
 review = click.Group("review", help="Review a signal with the AutoGen team; verify reasoning traces.")
 
@@ -24,20 +28,20 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
-def review_section(spec_path: Path | None, symbol: str) -> tuple[dict, str]:
+def review_section(spec_path: Path | None, symbol: str) -> tuple[ReviewConfig, str]:
     """The resolved review section and a note on where it came from.
 
     With a spec, tmpipe.config resolves the symbol's layers (schema, spec defaults, env, spec
     symbols); without one, the schema defaults are used.
     """
-    from tmpipe.review.schema_ids import fill_defaults
+    from tmpipe.config.sections import ReviewConfig
 
     if spec_path is None:
-        return fill_defaults({}), "schema defaults"
+        return ReviewConfig.from_values({}), "schema defaults"
     from tmpipe.config.resolver import resolve
     from tmpipe.spec.loader import load_spec
 
-    return fill_defaults(resolve(load_spec(spec_path), symbol).section("review")), f"{spec_path} resolved for {symbol}"
+    return resolve(load_spec(spec_path), symbol).review, f"{spec_path} resolved for {symbol}"
 
 
 @review.command("run")

@@ -26,13 +26,14 @@ from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from tmpipe.clock import utc_now
+from tmpipe.config.sections import ModelClientConfig, ModelPrice, ReviewConfig
 from tmpipe.errors import ReviewError
 from tmpipe.review.cost import BudgetExhausted, CostBudget, call_cost
 from tmpipe.redaction import url_secrets
 from tmpipe.review.rules_client import RULES_MODEL_LABEL, RULES_MODEL_NAME, RulesChatCompletionClient
 
 log = logging.getLogger(__name__)
-ApiKeyResolver = Callable[[dict], "str | dict | None"]
+ApiKeyResolver = Callable[[ModelClientConfig], "str | dict | None"]
 LLM_RECORDING = "llm_recording"
 STRUCTURED_BY_PROVIDER = {"openai": "json_schema", "rules": "text", "replay": "text"}
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
@@ -51,7 +52,7 @@ class CallLog:
     run_identifiers: dict = field(default_factory=dict)  # value -> placeholder, left out of fingerprints
     replay: dict[str, list[dict]] | None = None  # fingerprint -> recorded answers, when replaying
     replay_sha256: str | None = None  # the replayed recording's digest
-    price: dict | None = None  # USD per million prompt/completion tokens of the model, None when unknown
+    price: ModelPrice | None = None  # USD per million prompt/completion tokens of the model, None when unknown
     budget: CostBudget | None = None
 
     def spent_usd(self) -> float:
@@ -104,28 +105,29 @@ class ClientSet:
                 "structured_output": "json_schema" if self.structured else "text", "calls": calls}
 
 
-def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None = None) -> ClientSet:
-    """Clients for ``review_config['model_client']``; raises ReviewError when one cannot be set up."""
-    cfg = review_config["model_client"]
-    provider = cfg["provider"]
+def build_clients(review_config: ReviewConfig, api_key_resolver: ApiKeyResolver | None = None) -> ClientSet:
+    """Clients for ``review_config.model_client``; raises ReviewError when one cannot be set up."""
+    cfg = review_config.model_client
+    provider = cfg.provider
     log = CallLog()
-    recorded = {key: cfg[key] for key in sorted(cfg)}
+    values = cfg.model_dump(mode="json")  # the trace records the config as JSON
+    recorded = {key: values[key] for key in sorted(values)}
     mode = output_mode(cfg)
     if provider == "rules":
         recorded = {"provider": "rules", "model": RULES_MODEL_NAME}
-        log.price = {"prompt_per_1m": 0.0, "completion_per_1m": 0.0}  # computed locally: free
+        log.price = ModelPrice(prompt_per_1m=0.0, completion_per_1m=0.0)  # computed locally: free
         reviewer = {"provider": "rules", "model": RULES_MODEL_NAME, "is_llm": False, "label": RULES_MODEL_LABEL}
         return ClientSet(lambda name, role: RecordingClient(RulesChatCompletionClient(role, review_config), name, log),
                          reviewer, recorded, [], log)
     if provider == "replay":
         from autogen_ext.models.replay import ReplayChatCompletionClient
 
-        recording = load_recording(cfg["replay_file"])
+        recording = load_recording(cfg.replay_file)
         if recording is not None:
             return _replaying(recording, cfg, recorded, log)
-        answers = load_replay_answers(cfg["replay_file"])
+        answers = load_replay_answers(cfg.replay_file)
         shared: ChatCompletionClient = ReplayChatCompletionClient(answers, model_info=ENDPOINT_MODEL_INFO)
-        name = Path(cfg["replay_file"]).name
+        name = Path(str(cfg.replay_file)).name
         reviewer = {"provider": "replay", "model": f"replay:{name}", "is_llm": False,
                     "label": f"replayed answers from {name} (scripted, not an LLM)"}
         recorded["structured_output"] = mode
@@ -135,17 +137,17 @@ def build_clients(review_config: dict, api_key_resolver: ApiKeyResolver | None =
         from autogen_ext.models.openai import OpenAIChatCompletionClient
 
         key, base_url, source = resolve_api_key(cfg, api_key_resolver)
-        log.identity = {"model": cfg["model"], "temperature": cfg["temperature"]}
-        log.price = cfg.get("prices", {}).get(cfg["model"])
+        log.identity = {"model": cfg.model, "temperature": cfg.temperature}
+        log.price = cfg.prices.get(cfg.model)
         recorded.update(api_key_source=source, base_url=base_url, client_max_retries=0, structured_output=mode)
         # autogen's config TypedDict says str; openai's client takes None as its default endpoint.
         shared = OpenAIChatCompletionClient(
-            model=cfg["model"], base_url=base_url, api_key=key,  # type: ignore[arg-type]
-            temperature=cfg["temperature"], timeout=cfg["timeout_seconds"], max_retries=0, model_info=ENDPOINT_MODEL_INFO)
-        reviewer = {"provider": "openai", "model": f"openai-compatible:{cfg['model']}", "is_llm": True,
-                    "label": f"LLM {cfg['model']} at {base_url or 'the OpenAI default endpoint'}"}
+            model=cfg.model, base_url=base_url, api_key=key,  # type: ignore[arg-type]
+            temperature=cfg.temperature, timeout=cfg.timeout_seconds, max_retries=0, model_info=ENDPOINT_MODEL_INFO)
+        reviewer = {"provider": "openai", "model": f"openai-compatible:{cfg.model}", "is_llm": True,
+                    "label": f"LLM {cfg.model} at {base_url or 'the OpenAI default endpoint'}"}
         secrets = [key, *url_secrets(base_url)]
-        return ClientSet(lambda agent, role: RecordingClient(shared, agent, log, cfg["rate_limit_retries"]),
+        return ClientSet(lambda agent, role: RecordingClient(shared, agent, log, cfg.rate_limit_retries),
                          reviewer, recorded, secrets, log, [shared.close], structured=mode == "json_schema")
     raise ReviewError(f"review.model_client.provider {provider!r} is not one of rules|openai|replay")
 
@@ -174,7 +176,7 @@ def recording_sha256(recording: dict) -> str:
                           .encode()).hexdigest()
 
 
-def _replaying(recording: dict, cfg: dict, recorded: dict, log: CallLog) -> ClientSet:
+def _replaying(recording: dict, cfg: ModelClientConfig, recorded: dict, log: CallLog) -> ClientSet:
     """Clients that answer each request from ``recording`` by fingerprint and never call out."""
     from autogen_ext.models.replay import ReplayChatCompletionClient
 
@@ -184,19 +186,19 @@ def _replaying(recording: dict, cfg: dict, recorded: dict, log: CallLog) -> Clie
     log.replay, log.replay_sha256 = {}, recording_sha256(recording)
     for call in recording["calls"]:
         log.replay.setdefault(call["fingerprint"], []).append(call["response"])
-    recorded = {**recorded, "replayed_from": Path(cfg["replay_file"]).name}
+    recorded = {**recorded, "replayed_from": Path(str(cfg.replay_file)).name}
     return ClientSet(lambda agent, role: RecordingClient(inert, agent, log), dict(recording["reviewer"]), recorded, [],
                      log, [inert.close], structured=recording["structured_output"] == "json_schema")
 
 
-def output_mode(cfg: dict) -> str:
+def output_mode(cfg: ModelClientConfig) -> str:
     """``json_schema`` or ``text``: the spec's ``structured_output``, ``auto`` resolved per provider.
 
     The rules model writes its answer as text, so it is always read through the text path.
     """
-    mode = cfg.get("structured_output", "auto")
-    if cfg["provider"] == "rules" or mode == "auto":
-        return STRUCTURED_BY_PROVIDER[cfg["provider"]]
+    mode = cfg.structured_output
+    if cfg.provider == "rules" or mode == "auto":
+        return STRUCTURED_BY_PROVIDER[cfg.provider]
     return mode
 
 
@@ -255,21 +257,21 @@ def autogen_failures_to_debug_log():
             logger.removeFilter(moved)
 
 
-def resolve_api_key(cfg: dict, api_key_resolver: ApiKeyResolver | None) -> tuple[str, str | None, str]:
+def resolve_api_key(cfg: ModelClientConfig, api_key_resolver: ApiKeyResolver | None) -> tuple[str, str | None, str]:
     """The API key, the base URL and where the key came from (the resolver, else the env var api_key_env).
 
     A resolver returns the key, or ``{"api_key": ..., "base_url": ...}`` when its source (an
     Airflow connection's host) also names the endpoint; the spec's base_url wins when set.
     """
     if api_key_resolver is not None:
-        answer = api_key_resolver(dict(cfg))
+        answer = api_key_resolver(cfg)
         key, base_url = (answer.get("api_key"), answer.get("base_url")) if isinstance(answer, dict) else (answer, None)
         if key:
-            source = "resolver" + (f" (airflow connection {cfg['airflow_conn_id']})" if cfg.get("airflow_conn_id") else "")
-            return key, cfg["base_url"] or base_url, source
-    env = cfg.get("api_key_env")
+            source = "resolver" + (f" (airflow connection {cfg.airflow_conn_id})" if cfg.airflow_conn_id else "")
+            return key, cfg.base_url or base_url, source
+    env = cfg.api_key_env
     if env and os.environ.get(env):
-        return os.environ[env], cfg["base_url"], f"env:{env}"
+        return os.environ[env], cfg.base_url, f"env:{env}"
     raise ReviewError(f"no API key for review.model_client: set the environment variable {env or '(api_key_env unset)'}"
                       + (" or give an api_key_resolver" if api_key_resolver is None else ", the resolver returned none"))
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import ModelPrice
 
 
 class BudgetExhausted(Exception):
     """A spend limit was reached before a model call; the review goes on with the rules model."""
 
 
-def call_cost(usage: dict | None, price: dict | None) -> float | None:
+def call_cost(usage: dict | None, price: ModelPrice | None) -> float | None:
     """USD for one call's token usage, None when the model has no price."""
     if price is None or usage is None:
         return None
-    return (usage["prompt"] * price["prompt_per_1m"] + usage["completion"] * price["completion_per_1m"]) / 1e6
+    return (usage["prompt"] * price.prompt_per_1m + usage["completion"] * price.completion_per_1m) / 1e6
 
 
 @dataclass

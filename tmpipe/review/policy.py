@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tmpipe.errors import ReviewError
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import ReviewConfig, TrackRecordConfig
 
 # A session of 6.5 hours (390 minutes) per daily bar, for intraday horizons.
 _BARS_PER_UNIT = {"m": 1 / 390, "h": 1 / 6.5, "d": 1.0}
@@ -61,28 +65,28 @@ class PolicyDecision:
         return "; ".join(check.describe() for check in self.failed)
 
 
-def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
+def evaluate_policy(evidence: dict, review_config: ReviewConfig) -> PolicyDecision:
     """Apply max_drawdown, min_sharpe, min_confidence and max_skill_p_value to the inferred action.
 
     A model whose out-of-sample timing skill is not significant (or untested) gives HOLD.
     """
-    thresholds = review_config["thresholds"]
+    thresholds = review_config.thresholds
     inference = evidence["inference"]
     test = evidence["backtest"]["test"]
     implied = inference["implied_signal"]
     confidence = inference["confidence"]
     drawdown, sharpe = test["max_drawdown"], test["sharpe"]
     p_value = (evidence["backtest"].get("evaluation") or {}).get("skill_p_value")
-    skill_level = thresholds.get("max_skill_p_value", 0.05)
+    skill_level = thresholds.max_skill_p_value
     checks = (
-        Check("max_drawdown", drawdown, thresholds["max_drawdown"],
-              drawdown is not None and drawdown <= thresholds["max_drawdown"]),
-        Check("min_sharpe", sharpe, thresholds["min_sharpe"], sharpe is not None and sharpe >= thresholds["min_sharpe"]),
-        Check("min_confidence", confidence, thresholds["min_confidence"],
-              confidence is not None and confidence >= thresholds["min_confidence"]),
+        Check("max_drawdown", drawdown, thresholds.max_drawdown,
+              drawdown is not None and drawdown <= thresholds.max_drawdown),
+        Check("min_sharpe", sharpe, thresholds.min_sharpe, sharpe is not None and sharpe >= thresholds.min_sharpe),
+        Check("min_confidence", confidence, thresholds.min_confidence,
+              confidence is not None and confidence >= thresholds.min_confidence),
         Check("max_skill_p_value", p_value, skill_level,
               p_value is not None and (p_value < skill_level or skill_level >= 1)),
-    ) + _track_record_checks(evidence.get("track_record"), review_config["track_record"])
+    ) + _track_record_checks(evidence.get("track_record"), review_config.track_record)
     probabilities = inference["probabilities"] or {}
     if implied == "HOLD" or all(check.passed for check in checks):
         action, status = implied, "approved"
@@ -93,16 +97,16 @@ def evaluate_policy(evidence: dict, review_config: dict) -> PolicyDecision:
     reference = inference["reference_price"]
     position = _target_position(action, inference["target_position"])
     stop_loss, take_profit = protective_levels(
-        action, reference, horizon_volatility(evidence, review_config["horizon"]),
-        review_config["stop_loss_sigmas"], review_config["take_profit_sigmas"])
+        action, reference, horizon_volatility(evidence, review_config.horizon),
+        review_config.stop_loss_sigmas, review_config.take_profit_sigmas)
     return PolicyDecision(implied, action, status, round(float(confidence), 6), checks, position, reference,
                           stop_loss, take_profit)
 
 
-def _track_record_checks(record: dict | None, settings: dict) -> tuple[Check, ...]:
+def _track_record_checks(record: dict | None, settings: TrackRecordConfig) -> tuple[Check, ...]:
     """The hit-rate check once enough earlier signals were graded: a symbol doing worse than a coin is downgraded."""
-    limit = settings["min_hit_rate"]
-    if limit is None or not record or record["directional"] < settings["min_graded"] or record["hit_rate"] is None:
+    limit = settings.min_hit_rate
+    if limit is None or not record or record["directional"] < settings.min_graded or record["hit_rate"] is None:
         return ()
     return (Check("min_hit_rate", record["hit_rate"], limit, record["hit_rate"] >= limit),)
 

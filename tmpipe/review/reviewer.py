@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from tmpipe.clock import utc_now
+from tmpipe.config.sections import ModelClientConfig, ReviewConfig
 from tmpipe.redaction import redact_secrets
 from tmpipe.errors import ReviewError
 from tmpipe.review.cost import CostBudget
@@ -25,7 +26,7 @@ from tmpipe.review.clients import (
 )
 from tmpipe.review.mlflow_tracing import review_span
 from tmpipe.review.policy import evaluate_policy
-from tmpipe.review.schema_ids import EVIDENCE, REVIEW_SECTION, fill_defaults, schema_problems
+from tmpipe.review.schema_ids import EVIDENCE, REVIEW_SECTION, schema_problems
 from tmpipe.review.signal import SignalDraft, check_draft, fallback_signal, finalize_signal, parse_draft, signal_problems
 from tmpipe.review.team import TERMINATIONS, build_team, plan_team, task_message
 from tmpipe.review.trace import entry, hmac_key, interleave, redacting_logs, seal, sign
@@ -42,7 +43,7 @@ class ReviewOutcome:
     recording: dict | None = None  # every answered model request by fingerprint; None without a model client
 
 
-def review_signal(evidence: dict, review_config: dict, *, symbol: str,
+def review_signal(evidence: dict, review_config: ReviewConfig, *, symbol: str,
                   api_key_resolver: ApiKeyResolver | None = None, evidence_uri: str | None = None,
                   spent_elsewhere: Callable[[], float] | None = None,
                   publish_spend: Callable[[float], None] | None = None) -> ReviewOutcome:
@@ -55,14 +56,18 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
     The trace references the evidence pack (``evidence_uri``: where the caller stores its canonical
     bytes, see :mod:`tmpipe.review.evidence_ref`) instead of holding a copy.
     """
-    config = fill_defaults(review_config)
-    problems = schema_problems(config, REVIEW_SECTION) + [f"evidence {p}" for p in schema_problems(evidence, EVIDENCE)]
+    if not isinstance(review_config, ReviewConfig):
+        raise TypeError(f"review_signal takes a ReviewConfig (tmpipe.config.sections), not {type(review_config).__name__}; "
+                        "build one with ReviewConfig.from_values(...) or ResolvedConfig.review")
+    config = review_config
+    problems = (schema_problems(config.model_dump(mode="json"), REVIEW_SECTION)
+                + [f"evidence {p}" for p in schema_problems(evidence, EVIDENCE)])
     if problems:
         raise ReviewError(f"{symbol}: cannot review: " + "; ".join(problems), symbol=symbol)
-    limits = config["budget"]
+    limits = config.budget
     budget = None
-    if limits["per_symbol_usd"] is not None or limits["per_dag_run_usd"] is not None:
-        budget = CostBudget(limits["per_symbol_usd"], limits["per_dag_run_usd"], spent_elsewhere or (lambda: 0.0),
+    if limits.per_symbol_usd is not None or limits.per_dag_run_usd is not None:
+        budget = CostBudget(limits.per_symbol_usd, limits.per_dag_run_usd, spent_elsewhere or (lambda: 0.0),
                             publish_spend or (lambda usd: None))
     coroutine = _review(evidence, config, symbol, api_key_resolver, budget, evidence_uri)
     try:
@@ -74,7 +79,7 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None,
+async def _review(evidence: dict, config: ReviewConfig, symbol: str, resolver: ApiKeyResolver | None,
                   budget: CostBudget | None, evidence_uri: str | None = None) -> ReviewOutcome:
     started_at, clock = utc_now(), time.perf_counter()
     plan = plan_team(config, symbol)
@@ -94,7 +99,7 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
                                   evidence_uri=evidence_uri)
         if isinstance(outcome, _BudgetStop):
             # The LLM may not spend more: the rules model reviews instead, the cause and the spend recorded.
-            rules_config = {**config, "model_client": {**config["model_client"], "provider": "rules"}}
+            rules_config = config.model_copy(update={"model_client": config.model_client.model_copy(update={"provider": "rules"})})
             outcome = await _converse(evidence, rules_config, symbol, plan, decision, build_clients(rules_config), None,
                                       "none", started_at, clock, before_budget=outcome, evidence_uri=evidence_uri)
         if span is not None:
@@ -112,19 +117,19 @@ class _BudgetStop:
     reason: str
 
 
-async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock,
+async def _converse(evidence, config: ReviewConfig, symbol, plan, decision, clients, cause, termination, started_at, clock,
                     before_budget: _BudgetStop | None = None, evidence_uri: str | None = None):
     """The attempts loop, the fallback and the trace (split from _review for the log redaction)."""
     entries: list[dict] = list(before_budget.entries) if before_budget else []
     attempts: list[dict] = []
     signal = None
-    budget_left = config["token_budget"]
-    deadline = time.perf_counter() + config["timeout_seconds"]  # the conversation's clock, not client setup
+    budget_left = config.token_budget
+    deadline = time.perf_counter() + config.timeout_seconds  # the conversation's clock, not client setup
     if clients:
         clients.log.deadline = deadline  # rate-limit waits must fit in it too
         clients.log.run_identifiers = _run_identifiers(evidence)
     feedback: list[str] | None = None
-    for attempt in range(config["max_retries"] + 1) if clients else ():
+    for attempt in range(config.max_retries + 1) if clients else ():
         clients.log.attempt = attempt
         time_left, used_before = deadline - time.perf_counter(), _usage(clients)["total"]
         if time_left <= 0 or budget_left <= 0:
@@ -161,9 +166,9 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
             more, override = check_draft(draft, decision, risk_texts)
             problems += more
         if draft is not None and not problems:
-            candidate = finalize_signal(draft, decision, symbol=symbol, evidence=evidence, horizon=config["horizon"],
+            candidate = finalize_signal(draft, decision, symbol=symbol, evidence=evidence, horizon=config.horizon,
                                         reviewer_model=_reviewer(clients)["model"], token_usage=_tokens(clients),
-                                        override=override, min_confidence=config["thresholds"]["min_confidence"])
+                                        override=override, min_confidence=config.thresholds.min_confidence)
             problems = signal_problems(candidate)
             signal = None if problems else candidate
         record["problems"] = problems
@@ -182,7 +187,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         signal["risks"] = (signal["risks"] + [f"reviewed by the rules model: {before_budget.reason}"[:500]])[-12:]
     reviewer = _reviewer(clients, config)
     if signal is None:
-        signal = fallback_signal(cause, symbol=symbol, evidence=evidence, horizon=config["horizon"],
+        signal = fallback_signal(cause, symbol=symbol, evidence=evidence, horizon=config.horizon,
                                  reviewer_model=reviewer["model"], token_usage=_tokens(clients))
         log.warning("%s: review fell back to HOLD (%s): %s", symbol, cause["kind"], cause["detail"])
     recording = None
@@ -194,7 +199,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
         "kind": "review_trace",
         "symbol": symbol,
         "reviewer": reviewer,
-        "model_client": clients.recorded_config if clients else _recorded_without_client(config),
+        "model_client": clients.recorded_config if clients else _recorded_without_client(config.model_client),
         "team": plan.as_record(config),
         "evidence": evidence_reference(evidence, evidence_uri),  # stored once, where evidence_uri says
         "task_prompt": task_message(config, symbol, evidence),
@@ -218,7 +223,7 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
     return ReviewOutcome({**redact_secrets(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace, recording)
 
 
-async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attempt: int, budget: int,
+async def _run_attempt(plan, config: ReviewConfig, clients: ClientSet, task: str, attempt: int, budget: int,
                        time_left: float) -> dict:
     from autogen_agentchat.base import TaskResult
     from autogen_agentchat.messages import BaseChatMessage
@@ -246,7 +251,7 @@ async def _run_attempt(plan, config: dict, clients: ClientSet, task: str, attemp
         token.cancel()
         await asyncio.gather(runner, return_exceptions=True)
         built.fired.append("timeout")
-        outcome["error"] = {"kind": "timeout", "detail": f"review.timeout_seconds={config['timeout_seconds']} "
+        outcome["error"] = {"kind": "timeout", "detail": f"review.timeout_seconds={config.timeout_seconds} "
                                                          f"reached during attempt {attempt}", "http_status": None}
     except Exception as exc:  # AgentChat wraps agent failures; the recorder kept the real one
         calls = [c for c in clients.log.calls if c["attempt"] == attempt]
@@ -304,15 +309,16 @@ def _tokens(clients: ClientSet | None) -> dict:
     return {"prompt": usage["prompt"], "completion": usage["completion"]}
 
 
-def _reviewer(clients: ClientSet | None, config: dict | None = None) -> dict:
+def _reviewer(clients: ClientSet | None, config: ReviewConfig | None = None) -> dict:
     if clients is not None:
         return clients.reviewer
     assert config is not None, "without clients the reviewer is read from the config"
-    cfg = config["model_client"]
-    return {"provider": cfg["provider"], "model": f"{cfg['provider']}:{cfg['model']}", "is_llm": cfg["provider"] == "openai",
+    cfg = config.model_client
+    return {"provider": cfg.provider, "model": f"{cfg.provider}:{cfg.model}", "is_llm": cfg.provider == "openai",
             "label": "no model client could be set up"}
 
 
-def _recorded_without_client(config: dict) -> dict:
-    cfg = config["model_client"]
-    return {key: cfg[key] for key in sorted(cfg)}
+def _recorded_without_client(cfg: ModelClientConfig) -> dict:
+    """The model client config as the trace records it (JSON, keys sorted)."""
+    values = cfg.model_dump(mode="json")
+    return {key: values[key] for key in sorted(values)}

@@ -9,11 +9,14 @@ that token budgets behave the same way as with an endpoint, and deterministicall
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncGenerator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Mapping, Sequence
 
 from autogen_core.models import ChatCompletionClient, CreateResult, ModelInfo, RequestUsage
 
 from tmpipe.review.policy import PolicyDecision, evaluate_policy
+
+if TYPE_CHECKING:
+    from tmpipe.config.sections import ReviewConfig
 
 RULES_MODEL_NAME = "rules-model:tmpipe-review-policy-v1"
 RULES_MODEL_LABEL = "rules model tmpipe-review-policy-v1 (deterministic review policy, not an LLM)"
@@ -40,7 +43,7 @@ def count_words(text: str) -> int:
 class RulesChatCompletionClient(ChatCompletionClient):
     """Deterministic policy answers for one agent role (analyst, risk_manager or signal_writer)."""
 
-    def __init__(self, role: str, review_config: dict):
+    def __init__(self, role: str, review_config: ReviewConfig):
         self._role = role
         self._config = review_config
         self._last = RequestUsage(prompt_tokens=0, completion_tokens=0)
@@ -80,7 +83,7 @@ class RulesChatCompletionClient(ChatCompletionClient):
         return sum(count_words(_text_of(message)) for message in messages)
 
     def remaining_tokens(self, messages: Sequence[Any], *, tools: Sequence[Any] = []) -> int:
-        return max(0, self._config["token_budget"] - self.count_tokens(messages))
+        return max(0, self._config.token_budget - self.count_tokens(messages))
 
     @property
     def capabilities(self) -> Any:  # deprecated in autogen_core, still abstract
@@ -92,7 +95,7 @@ class RulesChatCompletionClient(ChatCompletionClient):
                          structured_output=False, multiple_system_messages=True)
 
 
-def analyst_text(evidence: dict, decision: PolicyDecision, config: dict) -> str:
+def analyst_text(evidence: dict, decision: PolicyDecision, config: ReviewConfig) -> str:
     inference, backtest, market = evidence["inference"], evidence["backtest"], evidence["market"]
     test, hold = backtest["test"], backtest["buy_and_hold"]
     probabilities = inference["probabilities"]
@@ -110,7 +113,7 @@ def analyst_text(evidence: dict, decision: PolicyDecision, config: dict) -> str:
     )
 
 
-def risk_manager_text(evidence: dict, decision: PolicyDecision, config: dict) -> str:
+def risk_manager_text(evidence: dict, decision: PolicyDecision, config: ReviewConfig) -> str:
     lines = [f"Risk manager (rules model) for {evidence['symbol']}, checking {decision.implied_signal}:"]
     lines += [f"- {check.describe()}" for check in decision.checks]
     if decision.implied_signal == "HOLD":
@@ -122,7 +125,7 @@ def risk_manager_text(evidence: dict, decision: PolicyDecision, config: dict) ->
     return "\n".join(lines)
 
 
-def signal_writer_text(evidence: dict, decision: PolicyDecision, config: dict) -> str:
+def signal_writer_text(evidence: dict, decision: PolicyDecision, config: ReviewConfig) -> str:
     test = evidence["backtest"]["test"]
     if decision.status == "downgraded":
         rationale = f"Inferred {decision.implied_signal} downgraded to HOLD by the review policy: {decision.downgrade_reason()}."

@@ -22,7 +22,3 @@ def schema_problems(document: object, schema_id: str) -> list[str]:
     errors = sorted(schemas.validator(schema_id).iter_errors(document), key=lambda e: list(e.absolute_path))
     return [f"{e.json_path}: {e.message}" for e in errors]
 
-
-def fill_defaults(value: dict | None) -> dict:
-    """A review section with every missing key taken from the schema defaults (lists replace)."""
-    return schemas.fill_defaults(REVIEW_SECTION, value)

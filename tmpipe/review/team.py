@@ -24,6 +24,8 @@ from tmpipe.review.signal import SignalDraft
 if TYPE_CHECKING:
     from autogen_agentchat.teams import BaseGroupChat
 
+    from tmpipe.config.sections import ReviewConfig
+
 _PLACEHOLDER = re.compile(r"\{(symbol|name|role|horizon|max_drawdown|min_sharpe|min_confidence)\}")
 ROLE_DESCRIPTIONS = {
     "analyst": "Summarises the evidence pack with its numbers.",
@@ -57,14 +59,14 @@ class TeamPlan:
     writer: str
     risk_managers: tuple[str, ...]
 
-    def as_record(self, review_config: dict) -> dict:
+    def as_record(self, review_config: ReviewConfig) -> dict:
         return {
             "type": self.type,
             "agents": [{"name": a.name, "role": a.role, "system_prompt": a.system_prompt} for a in self.agents],
-            "termination": {"signal_writer": self.writer, "max_messages": review_config["max_messages"],
-                            "token_budget": review_config["token_budget"],
-                            "timeout_seconds": review_config["timeout_seconds"]},
-            "max_retries": review_config["max_retries"],
+            "termination": {"signal_writer": self.writer, "max_messages": review_config.max_messages,
+                            "token_budget": review_config.token_budget,
+                            "timeout_seconds": review_config.timeout_seconds},
+            "max_retries": review_config.max_retries,
         }
 
 
@@ -73,31 +75,33 @@ def render_prompt(template: str, values: dict) -> str:
     return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), template)
 
 
-def plan_team(review_config: dict, symbol: str) -> TeamPlan:
-    agents = review_config["agents"]
-    names = [agent["name"] for agent in agents]
-    writers = [agent["name"] for agent in agents if agent["role"] == "signal_writer"]
+def plan_team(review_config: ReviewConfig, symbol: str) -> TeamPlan:
+    agents = review_config.agents
+    names = [agent.name for agent in agents]
+    writers = [agent.name for agent in agents if agent.role == "signal_writer"]
     if len(set(names)) != len(names):
         raise ReviewError(f"review.agents: agent names must be unique, got {names}")
     if len(writers) != 1:
         raise ReviewError(f"review.agents: exactly one agent must have role signal_writer, got {len(writers)}")
+    prompts = review_config.prompts
+    by_role = {"analyst": prompts.analyst, "risk_manager": prompts.risk_manager, "signal_writer": prompts.signal_writer}
     rendered = []
     for agent in agents:
-        values = {"symbol": symbol, "name": agent["name"], "role": agent["role"], "horizon": review_config["horizon"],
-                  **review_config["thresholds"]}
-        template = agent.get("system_prompt") or review_config["prompts"][agent["role"]]
+        values = {"symbol": symbol, "name": agent.name, "role": agent.role, "horizon": review_config.horizon,
+                  **review_config.thresholds.model_dump()}
+        template = agent.system_prompt or by_role[agent.role]
         prompt = render_prompt(template, values)
-        if agent["role"] == "signal_writer":
+        if agent.role == "signal_writer":
             prompt += SIGNAL_WRITER_CONTRACT
-        rendered.append(AgentPlan(agent["name"], agent["role"], prompt))
-    risk = tuple(agent["name"] for agent in agents if agent["role"] == "risk_manager")
-    return TeamPlan(review_config["team"], tuple(rendered), writers[0], risk)
+        rendered.append(AgentPlan(agent.name, agent.role, prompt))
+    risk = tuple(agent.name for agent in agents if agent.role == "risk_manager")
+    return TeamPlan(review_config.team, tuple(rendered), writers[0], risk)
 
 
-def task_message(review_config: dict, symbol: str, evidence: dict, feedback: list[str] | None = None) -> str:
+def task_message(review_config: ReviewConfig, symbol: str, evidence: dict, feedback: list[str] | None = None) -> str:
     """The opening message: instructions, then the evidence as JSON data (backticks escaped)."""
-    text = render_prompt(review_config["prompts"]["task"], {"symbol": symbol, "horizon": review_config["horizon"],
-                                                             "name": "", "role": "", **review_config["thresholds"]})
+    text = render_prompt(review_config.prompts.task, {"symbol": symbol, "horizon": review_config.horizon,
+                                                       "name": "", "role": "", **review_config.thresholds.model_dump()})
     data = json.dumps(evidence, sort_keys=True, indent=1, ensure_ascii=True).replace("`", "\\u0060")
     text += f"\n\n{EVIDENCE_MARKER}\n{data}\n"
     if feedback:
@@ -132,7 +136,7 @@ class BuiltTeam:
     fired: list[str] = field(default_factory=list)
 
 
-def build_team(plan: TeamPlan, review_config: dict, clients: ClientSet, *, token_budget: int,
+def build_team(plan: TeamPlan, review_config: ReviewConfig, clients: ClientSet, *, token_budget: int,
                timeout_seconds: float) -> BuiltTeam:
     """A fresh team for one attempt; budget and time are what is left of the symbol's allowance."""
     from autogen_agentchat.agents import AssistantAgent
@@ -140,7 +144,7 @@ def build_team(plan: TeamPlan, review_config: dict, clients: ClientSet, *, token
 
     fired: list[str] = []
     termination = (RecordedTermination("signal_written", SourceMatchTermination([plan.writer]), fired)
-                   | RecordedTermination("max_messages", MaxMessageTermination(review_config["max_messages"]), fired)
+                   | RecordedTermination("max_messages", MaxMessageTermination(review_config.max_messages), fired)
                    | RecordedTermination("token_budget", TokenUsageTermination(max_total_token=max(1, token_budget)), fired)
                    | RecordedTermination("timeout", TimeoutTermination(timeout_seconds), fired))
     agents: list[ChatAgent | Team] = [AssistantAgent(a.name, clients.for_agent(a.name, a.role), system_message=a.system_prompt,

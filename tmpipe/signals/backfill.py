@@ -9,7 +9,6 @@ on intraday data a signal is for the last bar of its day.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from tmpipe.config.resolver import resolve
+from tmpipe.config.sections import EngineConfig
 from tmpipe.errors import DataError
 from tmpipe.signals.scoring import horizon_in_bars
 from tmpipe.spec.model import Spec
@@ -45,20 +45,20 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
     from tmpipe.review import build_evidence, review_signal
 
     symbol = validate_symbol(symbol)
-    values = resolve(spec, symbol).values
-    dataset = load_dataset(values["data"], symbol)
+    config = resolve(spec, symbol)
+    dataset = load_dataset(config.data, symbol)
     window = dataset.splits["test"].own["date"]
     before = dataset.frame["date"][dataset.frame["date"] < window[0]]
     if len(before) == 0:
         raise DataError(f"{symbol}: no bars before the test window to train on")
-    step = horizon_in_bars(values["review"]["horizon"], dataset.bars_per_year)
+    step = horizon_in_bars(config.review.horizon, dataset.bars_per_year)
     picked = window[::step][:max_signals] if max_signals else window[::step]
     trained_until = _day(before[-1])
-    train_config = _with_data_end(values, trained_until)
+    train_config = _with_data_end(config.engine, trained_until)
     if epochs is not None:
-        train_config["trademaster"]["epochs"] = epochs
-    review_config = copy.deepcopy(values["review"])
-    review_config["model_client"] = {**review_config["model_client"], "provider": "rules"}
+        train_config = train_config.model_copy(update={"trademaster": train_config.trademaster.model_copy(update={"epochs": epochs})})
+    review_config = config.review.model_copy(
+        update={"model_client": config.review.model_client.model_copy(update={"provider": "rules"})})
     progress(f"{symbol}: training on the bars up to {trained_until} (before the test window)")
     with tempfile.TemporaryDirectory(prefix="tmpipe-backfill-") as scratch:
         engine_result = train_backtest(train_config, symbol=symbol, out_dir=Path(scratch) / "train")
@@ -66,7 +66,7 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
         written = []
         for number, stamp in enumerate(picked, 1):
             day = _day(stamp)
-            inference = infer(model_dir, _with_data_end(values, day), symbol=symbol)
+            inference = infer(model_dir, _with_data_end(config.engine, day), symbol=symbol)
             run_id = f"{BACKFILL_PREFIX}{inference['as_of']}"
             lineage = {"dag_id": spec.dag.dag_id, "dag_run_id": run_id, "mlflow_run_id": None,
                        "mlflow_experiment_id": None, "model_uri": None,
@@ -83,10 +83,8 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
                       trained_until)
 
 
-def _with_data_end(values: dict, day: str) -> dict:
-    config = copy.deepcopy(values)
-    config["data"]["end"] = day
-    return config
+def _with_data_end(config: EngineConfig, day: str) -> EngineConfig:
+    return config.model_copy(update={"data": config.data.model_copy(update={"end": day})})
 
 
 def _day(stamp: np.datetime64) -> str:

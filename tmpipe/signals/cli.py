@@ -22,7 +22,7 @@ def _open(spec_path: Path | None):
     from tmpipe.store.factory import open_store
 
     spec = load_spec(spec_path)
-    return spec, open_store(resolve_shared(spec)["webui"])
+    return spec, open_store(resolve_shared(spec).webui)
 
 
 def _symbols(store, symbol: str | None) -> list[str]:

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tmpipe.config.resolver import resolve
+from tmpipe.config.resolver import ResolvedConfig, resolve
+from tmpipe.config.sections import DataConfig, WebuiConfig
 from tmpipe.engine.environment import cost_rate
 from tmpipe.signals.scoring import PriceSeries, grade, track_record
 from tmpipe.spec.model import Spec
@@ -38,7 +39,7 @@ class SymbolScores:
     mlflow_run_id: str | None
 
 
-def load_series(data_config: dict, symbol: str) -> PriceSeries:
+def load_series(data_config: DataConfig, symbol: str) -> PriceSeries:
     """All of the symbol's bars the data source holds now."""
     from tmpipe.engine.data import load_dataset
 
@@ -52,14 +53,14 @@ def graded_scores(store: ArtifactStore, symbol: str) -> list[dict]:
 
 
 def score_symbol(spec: Spec, symbol: str, store: ArtifactStore, *, scored_by: dict, graded_at: datetime | None = None,
-                 series_loader: Callable[[dict, str], PriceSeries] = load_series, log_mlflow: bool = True) -> SymbolScores:
+                 series_loader: Callable[[DataConfig, str], PriceSeries] = load_series, log_mlflow: bool = True) -> SymbolScores:
     """Grade every signal of ``symbol`` whose horizon has elapsed in the data known at ``graded_at`` (now)."""
     symbol = validate_symbol(symbol)
     config = resolve(spec, symbol)
     graded_at = graded_at or datetime.now(timezone.utc)
     stamp = np.datetime64(graded_at.astimezone(timezone.utc).replace(tzinfo=None), "ns")
-    series = series_loader(config.section("data"), symbol).known_at(stamp)
-    costs = cost_rate(config.section("trademaster"))
+    series = series_loader(config.data, symbol).known_at(stamp)
+    costs = cost_rate(config.trademaster)
     done = {(a.dag_id, a.dag_run_id) for a in store.list_artifacts(symbol=symbol, artifact_type=SCORE)}
     newly, pending = 0, 0
     for signal in store.list_artifacts(symbol=symbol, artifact_type="signal"):
@@ -78,7 +79,7 @@ def score_symbol(spec: Spec, symbol: str, store: ArtifactStore, *, scored_by: di
     return SymbolScores(symbol, newly, pending, record, run_id)
 
 
-def symbol_track_record(webui: dict, symbol: str, window: int,
+def symbol_track_record(webui: WebuiConfig, symbol: str, window: int,
                         connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = None) -> dict | None:
     """The symbol's track record for its evidence pack; None when nothing is graded or the store cannot say."""
     from tmpipe.errors import StoreError
@@ -92,8 +93,8 @@ def symbol_track_record(webui: dict, symbol: str, window: int,
     return track_record(scores, window=window) if scores else None
 
 
-def spec_window(config) -> int:
-    return int(config.section("review")["track_record"]["rolling_window"])
+def spec_window(config: ResolvedConfig) -> int:
+    return config.review.track_record.rolling_window
 
 
 def _save_score(store: ArtifactStore, signal: Artifact, score: dict, scored_by: dict, graded_at: datetime) -> None:
@@ -111,7 +112,7 @@ def _save_score(store: ArtifactStore, signal: Artifact, score: dict, scored_by: 
         store.set_lineage(saved.id, signal.mlflow_run_id, signal.mlflow_experiment_id)
 
 
-def log_record(config, symbol: str, record: dict, scored_by: dict) -> str:
+def log_record(config: ResolvedConfig, symbol: str, record: dict, scored_by: dict) -> str:
     """The track record as metrics of one MLflow run per (scoring run, symbol) in the symbol's experiment."""
     from mlflow.entities import Metric
 
@@ -119,10 +120,10 @@ def log_record(config, symbol: str, record: dict, scored_by: dict) -> str:
     from tmpipe.tracking import client_for, get_or_create_experiment, resolve_tracking_uri
     from tmpipe.tracking.run_identity import tags_filter
 
-    mlflow_cfg = config.section("mlflow")
+    mlflow_cfg = config.mlflow
     uri = resolve_tracking_uri(mlflow_cfg, tmpipe_home())
     client = client_for(uri)
-    experiment_id = get_or_create_experiment(uri, mlflow_cfg["experiment"])
+    experiment_id = get_or_create_experiment(uri, mlflow_cfg.experiment)
     tags = {"tmpipe.kind": "signal_scores", "symbol": symbol, "tmpipe.scored_by.dag_id": scored_by["dag_id"],
             "tmpipe.scored_by.dag_run_id": scored_by["dag_run_id"]}
     found = client.search_runs([experiment_id], filter_string=tags_filter(tags), max_results=1)
@@ -139,7 +140,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def score_run(spec: Spec, symbols: list[str], *, dag_id: str, dag_run_id: str, webui: dict,
+def score_run(spec: Spec, symbols: list[str], *, dag_id: str, dag_run_id: str, webui: WebuiConfig,
               connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = None) -> dict[str, Any]:
     """The scoring step of a DAG run: grade the run's symbols' signals; one symbol's error does not stop another.
 

@@ -47,11 +47,12 @@ class TradingBundleModel(PythonModel):
 
     # The DataFrame hint tells MLflow to validate against SIGNATURE, not to infer from hints.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from tmpipe.config.sections import EngineConfig
         from tmpipe.engine import infer
 
         rows = []
         for record in model_input.to_dict(orient="records"):
-            config = json.loads(record["config_json"])
+            config = EngineConfig.from_values(json.loads(record["config_json"]))  # its data and trademaster sections
             result = infer(self.bundle_dir, config, symbol=record["symbol"])
             rows.append(
                 {

@@ -23,6 +23,8 @@ from tmpipe.tracking.stage_logging import ENGINE_RESULT_ARTIFACT, MODEL_ARTIFACT
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from tmpipe.config.sections import PromotionConfig
+
 
 
 def _bundle_dir(pyfunc_dir: Path) -> Path:
@@ -43,10 +45,7 @@ def registered_model_name(prefix: str, symbol: str, agent: str) -> str:
     return f"{prefix}.{symbol}.{agent}"
 
 
-DEFAULT_BEAT_BASELINES = ("buy_and_hold", "flat")
-
-
-def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
+def evaluate_gate(engine_result: dict, promotion: PromotionConfig) -> dict:
     """The promotion checks with the numbers they used; missing numbers fail a check.
 
     Besides return and drawdown: out-of-sample timing skill (``skill.p_value`` below
@@ -59,11 +58,11 @@ def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
     test_return = finite_or_none(test.get("total_return"))
     bench_return = finite_or_none(bench.get("total_return"))
     drawdown = finite_or_none(test.get("max_drawdown"))
-    required = bool(promotion_cfg.get("require_beat_buy_and_hold", True))
-    limit = float(promotion_cfg.get("max_drawdown", 0.5))
+    required = promotion.require_beat_buy_and_hold
+    limit = float(promotion.max_drawdown)
     beat = test_return is not None and bench_return is not None and test_return > bench_return
-    skill_required = bool(promotion_cfg.get("require_skill", True))
-    level = float(promotion_cfg.get("skill_level", 0.05))
+    skill_required = promotion.require_skill
+    level = float(promotion.skill_level)
     p_value = finite_or_none((engine_result.get("skill") or {}).get("p_value"))
     checks = {
         "beat_buy_and_hold": {
@@ -83,7 +82,7 @@ def evaluate_gate(engine_result: dict, promotion_cfg: dict) -> dict:
             "p_value": p_value,
             "passed": (p_value is not None and p_value < level) or not skill_required,
         },
-        "beat_baselines": _baseline_check(engine_result, promotion_cfg.get("beat_baselines", DEFAULT_BEAT_BASELINES)),
+        "beat_baselines": _baseline_check(engine_result, promotion.beat_baselines),
     }
     return {"passed": all(check["passed"] for check in checks.values()), "checks": checks, "reasons": gate_reasons(checks)}
 
@@ -167,7 +166,7 @@ def register_and_promote(
     symbol: str,
     agent: str,
     engine_result: dict,
-    promotion_cfg: dict,
+    promotion: PromotionConfig,
     prefix: str,
     *,
     tracking_uri: str,
@@ -180,10 +179,10 @@ def register_and_promote(
     """
     client = client_for(tracking_uri)
     name = registered_model_name(prefix, symbol, agent)
-    alias = promotion_cfg.get("alias", "champion")
+    alias = promotion.alias
     _ensure_registered_model(client, name, f"tmpipe {agent} agent for {symbol}")
     version = _version_for_run(client, name, run_id, {"symbol": symbol, "agent": agent})
-    gate = evaluate_gate(engine_result, promotion_cfg)
+    gate = evaluate_gate(engine_result, promotion)
     gate_tags = {
         "gate.passed": gate["passed"],
         GATE_REASONS_TAG: REASON_SEPARATOR.join(gate["reasons"]),

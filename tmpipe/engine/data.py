@@ -93,9 +93,17 @@ def _clip(frame: Bars, data_config: dict) -> Bars:
     keep = np.ones(len(frame), dtype=bool)
     if data_config.get("start"):
         keep &= frame["date"] >= _day(data_config["start"], "data.start")
-    if data_config.get("end"):
-        keep &= frame["date"] < _day(data_config["end"], "data.end") + np.timedelta64(1, "D")  # inclusive of the end day
+    end = data_config.get("end")
+    if end and _has_time(end):
+        keep &= frame["date"] <= _day(end, "data.end")  # up to and including that bar
+    elif end:
+        keep &= frame["date"] < _day(end, "data.end") + np.timedelta64(1, "D")  # inclusive of the end day
     return frame.rows(keep)
+
+
+def _has_time(value) -> bool:
+    """Whether ``data.end`` names a bar (a timestamp) rather than a day."""
+    return len(str(value).strip()) > 10
 
 
 def _day(value, key: str) -> np.datetime64:
@@ -140,7 +148,8 @@ def _download_yfinance(data_config: dict, symbol: str):
         raise DataError("source 'yfinance' needs the optional extra: pip install 'tmpipe[yfinance]'") from exc
     import pandas as pd
 
-    raw = yfinance.download(symbol, start=data_config.get("start"), end=data_config.get("end"),
+    end = data_config.get("end")  # daily bars: a timestamp's day (the bars are clipped to it after)
+    raw = yfinance.download(symbol, start=data_config.get("start"), end=str(end)[:10] if end else None,
                             auto_adjust=False, progress=False)
     if isinstance(raw.columns, pd.MultiIndex):
         raw.columns = raw.columns.get_level_values(0)

@@ -53,6 +53,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS artifacts_identity ON artifacts (dag_id, dag_r
     WHERE graded_signal_id IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS artifacts_graded_once ON artifacts (graded_signal_id) WHERE graded_signal_id IS NOT NULL;
 """
+_INDEXES = {"artifacts_identity", "artifacts_graded_once"}
 _COLUMNS = ("id, dag_id, dag_run_id, symbol, artifact_type, content, mlflow_run_id, mlflow_experiment_id, created_at, "
             "updated_at, revision")
 
@@ -66,8 +67,10 @@ class SqliteArtifactStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-        with self._connect(write=True) as db:
-            _create_or_upgrade_artifacts(db)
+            current = {row["name"] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")} >= _INDEXES
+        if not current:
+            with self._connect(write=True) as db:
+                _create_or_upgrade_artifacts(db)
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:

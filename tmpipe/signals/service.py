@@ -90,8 +90,11 @@ def score_symbol(spec: Spec, symbol: str, store: ArtifactStore, *, scored_by: di
     run_id = None
     if log_mlflow and record["graded"]:
         run_id, experiment_id = log_record(config, symbol, record, scored_by)
-        for score_id in saved:
-            store.set_lineage(score_id, run_id, experiment_id)
+        # This run's scores link to its MLflow run (those of a retried try that stopped before too).
+        for mine in store.list_artifacts(dag_id=scored_by["dag_id"], dag_run_id=scored_by["dag_run_id"], symbol=symbol,
+                                         artifact_type=SCORE):
+            if mine.mlflow_run_id is None:
+                store.set_lineage(mine.id, run_id, experiment_id)
     log.info("%s: graded %d signal(s), %d waiting for their horizon; hit rate %s over %d", symbol, newly, pending,
              _fmt(record["hit_rate"]), record["directional"])
     return SymbolScores(symbol, newly, pending, record, run_id)

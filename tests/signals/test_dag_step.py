@@ -20,6 +20,9 @@ def test_a_dag_run_grades_earlier_signals_and_reports_them(tmp_path, monkeypatch
     store = SqliteArtifactStore(home / "webui" / "webui.db")
     earlier = backfill(load_spec(spec), "AAA", store, max_signals=3)  # persisted, not graded
     assert earlier.signals == 3 and store.list_artifacts(artifact_type="signal_score") == []
+    # The symbol's WebUI link sets its costs: the run's stages and its scoring use them.
+    store.add_symbol("AAA")
+    store.add_link("AAA", DAG_ID, config={"trademaster": {"transaction_cost_pct": 0.002}})
 
     code, out = run_tmpipe(home, "--spec", str(spec), "--symbols", "AAA")
     assert code == 0, out
@@ -32,6 +35,7 @@ def test_a_dag_run_grades_earlier_signals_and_reports_them(tmp_path, monkeypatch
     # Under the DAG run's identity, naming the graded (backfilled) signals and their MLflow run.
     assert {(a.dag_id, a.dag_run_id) for a in graded} == {(DAG_ID, out["dag_run_id"])}
     assert {a.content["scored_by"]["dag_run_id"] for a in graded} == {out["dag_run_id"]}
+    assert [a.content["cost_rate"] for a in graded] == pytest.approx([0.002 + 0.0005] * 3)
     backfilled = {a.id: a.dag_run_id for a in store.list_artifacts(artifact_type="signal") if a.dag_run_id.startswith("backfill__")}
     assert {a.graded_signal_id: a.content["signal"]["dag_run_id"] for a in graded} == backfilled
     assert {a.content["signal"]["mlflow_run_id"] for a in graded} == {earlier.mlflow_run_id}

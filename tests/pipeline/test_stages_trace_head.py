@@ -18,7 +18,7 @@ from tmpipe.errors import ReviewError
 from tmpipe.pipeline import stages
 from tmpipe.pipeline.context import RunContext
 from tmpipe.review.cli import review as review_cli
-from tmpipe.review.trace import HMAC_KEY_ENV
+from tmpipe.review.trace import HMAC_KEY_ENV, sha256_hex
 from tmpipe.store.factory import embedded_store_path
 from tmpipe.store.sqlite import SqliteArtifactStore
 from tmpipe.tracking import client_for, embedded_tracking_uri
@@ -170,3 +170,51 @@ def test_persist_refuses_a_trace_replaced_in_mlflow_after_the_review(run_context
     assert message.startswith(f"{SYMBOL}: not publishing review/trace.json of MLflow run {run_id}: tampered: ")
     assert "\n" not in message
     assert SqliteArtifactStore(embedded_store_path()).list_artifacts() == []
+
+
+def _mlflow_bytes(tmpipe_home: Path, run_id: str, artifact: str, dest: Path) -> bytes:
+    client = client_for(f"sqlite:///{(tmpipe_home / 'mlflow' / 'mlflow.db').resolve()}")
+    return Path(client.download_artifacts(run_id, artifact, str(dest))).read_bytes()
+
+
+def test_the_evidence_pack_is_stored_once_in_mlflow_and_the_trace_and_llm_artifact_reference_it(run_context, tmpipe_home,
+                                                                                                  tmp_path):
+    reviewed, persisted = review_and_persist(run_context)
+    run_id = reviewed["mlflow_run_id"]
+    stored = _mlflow_bytes(tmpipe_home, run_id, REVIEW_ARTIFACTS[0], tmp_path / "evidence")
+    evidence = json.loads(stored)
+    assert evidence["symbol"] == SYMBOL and evidence["lineage"]["mlflow_run_id"] == run_id
+    reference = {"uri": f"runs:/{run_id}/review/evidence.json", "sha256": sha256_hex(stored), "bytes": len(stored)}
+    in_mlflow = json.loads(_mlflow_bytes(tmpipe_home, run_id, REVIEW_ARTIFACTS[2], tmp_path / "trace"))
+    llm = SqliteArtifactStore(embedded_store_path(tmpipe_home)).get_artifact(persisted["llm_artifact_id"]).content
+    assert in_mlflow["evidence"] == reference and llm["evidence"] == reference
+    assert in_mlflow == llm
+    trace_path = tmp_path / "trace.json"
+    trace_path.write_text(json.dumps(llm))
+    result = verify(trace_path, "--mlflow-run", run_id)
+    assert result.exit_code == 0 and f"evidence runs:/{run_id}/review/evidence.json matches its sha256" in result.output
+    shown = CliRunner().invoke(review_cli, ["evidence", str(trace_path)])
+    assert shown.exit_code == 0 and json.loads(shown.output) == evidence
+
+
+def test_a_tampered_evidence_json_in_mlflow_is_caught_by_persist_verify_and_evidence(run_context, tmpipe_home, tmp_path):
+    reviewed = stages.review(run_context, SYMBOL, None)
+    run_id = reviewed["mlflow_run_id"]
+    stored = _mlflow_bytes(tmpipe_home, run_id, REVIEW_ARTIFACTS[0], tmp_path / "evidence")
+    trace = json.loads(_mlflow_bytes(tmpipe_home, run_id, REVIEW_ARTIFACTS[2], tmp_path / "trace"))
+    forged = json.loads(stored)
+    forged["inference"]["action"] = "long"  # what a reader of the stored pack would now believe the model saw
+    client = client_for(f"sqlite:///{(tmpipe_home / 'mlflow' / 'mlflow.db').resolve()}")
+    client.log_text(run_id, json.dumps(forged, sort_keys=True, separators=(",", ":")), REVIEW_ARTIFACTS[0])
+    with pytest.raises(ReviewError) as refused:
+        stages.persist(run_context, SYMBOL, None)
+    assert str(refused.value).startswith(f"{SYMBOL}: not publishing review/trace.json of MLflow run {run_id}: "
+                                         f"tampered: runs:/{run_id}/review/evidence.json has sha256 ")
+    assert SqliteArtifactStore(embedded_store_path()).list_artifacts() == []
+    trace_path = tmp_path / "trace.json"
+    trace_path.write_text(json.dumps(trace))
+    result = verify(trace_path, "--mlflow-run", run_id)
+    assert result.exit_code == 1 and f"tampered: runs:/{run_id}/review/evidence.json has sha256" in result.output
+    assert verify(trace_path).exit_code == 0  # without --mlflow-run the pack is not read: noted, not failed
+    shown = CliRunner().invoke(review_cli, ["evidence", str(trace_path)])
+    assert shown.exit_code == 1 and "tampered" in shown.output

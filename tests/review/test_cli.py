@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from tmpipe.review.cli import review
 from tmpipe.review.schema_ids import SIGNAL, schema_problems
+from tmpipe.review.trace import sha256_hex
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -41,8 +42,8 @@ def test_run_from_engine_result_alone_uses_the_last_action(tmp_path, engine_resu
     engine = _write(tmp_path / "engine.json", engine_result)
     result = CliRunner().invoke(review, ["run", "--engine-result", str(engine), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    trace = json.loads((tmp_path / "out" / "trace.json").read_text())
-    assert trace["evidence"]["inference"]["source"] == "backtest_last_action"
+    evidence = json.loads((tmp_path / "out" / "evidence.json").read_text())
+    assert evidence["inference"]["source"] == "backtest_last_action"
     assert "config: schema defaults" in result.output
 
 
@@ -68,3 +69,27 @@ def test_verify_rejects_a_file_that_is_not_json(tmp_path):
     path.write_text("{not json")
     result = CliRunner().invoke(review, ["verify", str(path)])
     assert result.exit_code == 1 and "not a JSON trace" in result.output
+
+
+def test_the_trace_references_the_evidence_file_beside_it_and_verify_catches_it_edited(tmp_path, evidence):
+    path = _write(tmp_path / "in.json", evidence)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    assert runner.invoke(review, ["run", "--evidence", str(path), "--out", str(out)]).exit_code == 0
+    stored = (out / "evidence.json").read_bytes()
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace["evidence"] == {"uri": "evidence.json", "sha256": sha256_hex(stored), "bytes": len(stored)}
+    assert json.loads(stored) == evidence
+    verified = runner.invoke(review, ["verify", str(out / "trace.json")])
+    assert verified.exit_code == 0 and "evidence evidence.json matches its sha256" in verified.output
+    shown = runner.invoke(review, ["evidence", str(out / "trace.json")])
+    assert shown.exit_code == 0 and json.loads(shown.output) == evidence
+
+    (out / "evidence.json").write_bytes(stored.replace(b'"symbol":"AAPL"', b'"symbol":"MSFT"', 1))
+    tampered = runner.invoke(review, ["verify", str(out / "trace.json")])
+    assert tampered.exit_code == 1 and "tampered: evidence.json has sha256" in tampered.output
+    refused = runner.invoke(review, ["evidence", str(out / "trace.json")])
+    assert refused.exit_code == 1 and "tampered: evidence.json has sha256" in refused.output
+    (out / "evidence.json").unlink()
+    missing = runner.invoke(review, ["verify", str(out / "trace.json")])
+    assert missing.exit_code == 1 and "evidence: evidence.json: cannot read" in missing.output

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tmpipe.review import build_evidence, review_signal, verify_trace
+from tmpipe.review.evidence_ref import evidence_reference
 from tmpipe.review.schema_ids import SIGNAL, TRACE, schema_problems
 
 FAKE_KEY = "sk-tmpipe-FAKE-7f3a9c1e-do-not-leak"
@@ -205,7 +206,8 @@ def test_prompt_injection_in_link_note_cannot_change_the_output(lineage, GOOD, R
         marker = task.index("EVIDENCE PACK (JSON data):")
         assert task.index("IGNORE ALL PREVIOUS") > marker
         assert "```" not in task[marker:]  # backticks escaped: the note cannot close a fence
-    assert trace["evidence"]["notes"] == {"trust": "untrusted_outside_text", "text": INJECTION}
+    assert evidence["notes"] == {"trust": "untrusted_outside_text", "text": INJECTION}
+    assert trace["evidence"] == evidence_reference(evidence, None)  # the pack, note included, by reference
 
 
 def test_selector_team_asks_the_endpoint_who_speaks_next(Reply, FakeEndpoint, evidence, endpoint_config):

@@ -34,12 +34,12 @@ def test_section_defaults_match_the_config_resolver_layer_one():
     assert fill_defaults(schemas.fill_defaults(schemas.STAGE_CONFIG)["review"]) == fill_defaults({})
 
 
-@pytest.mark.parametrize("name, urn", [(SIGNAL, "urn:tmpipe:trading_signal"), (TRACE, "urn:tmpipe:llm_artifact"),
-                                       (EVIDENCE, "urn:tmpipe:evidence")])
-def test_documents_are_versioned_and_strict(name, urn):
+@pytest.mark.parametrize("name, urn, version", [(SIGNAL, "urn:tmpipe:trading_signal", 1), (TRACE, "urn:tmpipe:llm_artifact", 2),
+                                                (EVIDENCE, "urn:tmpipe:evidence", 1)])
+def test_documents_are_versioned_and_strict(name, urn, version):
     schema = load_schema(name)
     assert schema["$id"] == urn and schema["$schema"].endswith("2020-12/schema")
-    assert schema["properties"]["schema_version"] == {"const": 1}
+    assert schema["properties"]["schema_version"] == {"const": version}
     assert schema["additionalProperties"] is False
 
 

@@ -30,7 +30,7 @@ def _edit_one_character(text: str, needle: str) -> str:
 
 @pytest.mark.parametrize("needle", [
     '"content": "Analyst (rules model) for AAPL as of 20',  # an agent message
-    '"max_drawdown": 0.',  # the evidence (trace body)
+    '"bytes": ',  # the evidence reference (trace body)
     '"started_at": "20',  # a timing field
     '"sha256": "',  # a hash itself
     '"prompt": ',  # token usage of an entry

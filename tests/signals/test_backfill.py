@@ -10,6 +10,7 @@ import yaml
 from tmpipe.config.resolver import resolve
 from tmpipe.engine.bar_validation import iso
 from tmpipe.engine.data import load_dataset
+from tmpipe.review.evidence_ref import read_evidence
 from tmpipe.signals.backfill import BACKFILL_KIND, SIGNALS_ARTIFACT, backfill
 from tmpipe.signals.service import score_symbol
 from tmpipe.spec.loader import load_spec
@@ -85,6 +86,12 @@ def test_intraday_backfill_signals_are_bar_exact_and_linked_to_the_backfills_mlf
     linked = store.list_artifacts(symbol="AAA")
     assert {(a.artifact_type, a.mlflow_run_id) for a in linked} == {("signal", done.mlflow_run_id), ("llm", done.mlflow_run_id)}
     assert {s.content["mlflow_run_id"] for s in signals} == {done.mlflow_run_id}
+    # Each llm artifact references its evidence pack, stored once in that run.
+    for trace in store.list_artifacts(symbol="AAA", artifact_type="llm"):
+        reference = trace.content["evidence"]
+        assert reference["uri"] == f"runs:/{done.mlflow_run_id}/backfill/evidence/{trace.dag_run_id.replace(':', '_')}.json"
+        pack = read_evidence(reference, tracking_uri=uri)
+        assert pack["lineage"]["dag_run_id"] == trace.dag_run_id and pack["lineage"]["mlflow_run_id"] == done.mlflow_run_id
     scorer = {"dag_id": "tmpipe-cli", "dag_run_id": "cli__test"}
     scored = score_symbol(spec, "AAA", store, scored_by=scorer, log_mlflow=False)
     assert scored.newly_graded == 3

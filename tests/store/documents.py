@@ -41,13 +41,13 @@ def signal_content(symbol: str = "AAA", **changes) -> dict:
 def trace_content(symbol: str = "AAA") -> dict:
     """A review trace (schemas/llm_artifact.schema.json) with no entries."""
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "kind": "review_trace",
         "symbol": symbol,
         "reviewer": {"provider": "rules", "model": "rules-model", "is_llm": False, "label": "rules model (not an LLM)"},
         "model_client": {"provider": "rules"},
         "team": {"type": "round_robin", "agents": [], "termination": {}, "max_retries": 1},
-        "evidence": {},
+        "evidence": {"uri": None, "sha256": SHA, "bytes": 2},
         "task_prompt": "Review the evidence.",
         "attempts": [],
         "retries": 0,

@@ -123,7 +123,7 @@ def test_log_inference_and_review(context_factory, tracking_uri, tmp_path):
     signal = {"schema_version": 1, "symbol": "AAPL", "action": "BUY", "confidence": 0.62,
               "target_position": 0.5, "review_status": "approved", "reviewer_model": "rules",
               "token_usage": {"prompt": 0, "completion": 0}}
-    evidence = {"symbol": "AAPL", "backtest": {"test_total_return": 0.12}}
+    evidence = b'{"backtest":{"test_total_return":0.12},"symbol":"AAPL"}'
     trace = {"kind": "llm", "entries": [{"role": "analyst", "content": "ok"}], "chain": {"head": "ef" * 32}}
     for _ in range(2):
         log_inference(run.run_id, inference, tracking_uri=tracking_uri)
@@ -136,7 +136,9 @@ def test_log_inference_and_review(context_factory, tracking_uri, tmp_path):
     assert data.metrics["confidence"] == 0.62
     assert data.metrics["inference_probabilities_long"] == 0.45
     assert len(client.get_metric_history(run.run_id, "confidence")) == 1
-    for name, payload in (("evidence", evidence), ("signal", signal), ("trace", trace)):
+    for name, payload in (("signal", signal), ("trace", trace)):
         local = client.download_artifacts(run.run_id, f"review/{name}.json", str(tmp_path))
         assert json.loads(Path(local).read_text()) == payload
+    local = client.download_artifacts(run.run_id, "review/evidence.json", str(tmp_path))
+    assert Path(local).read_bytes() == evidence  # byte for byte: the trace references its sha256
     assert "inference/result.json" in _artifact_paths(client, run.run_id)

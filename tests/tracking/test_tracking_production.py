@@ -77,7 +77,7 @@ def test_full_flow_against_mlflow_server_with_postgres(
     assert promoted.engine_result["excess_return"] == result["excess_return"]
 
     signal_doc = {"action": "HOLD", "confidence": 0.4, "token_usage": {"prompt": 10, "completion": 5}}
-    log_review(first.run_id, {"e": 1}, signal_doc, {"entries": []}, tracking_uri=uri)
+    log_review(first.run_id, b'{"e":1}', signal_doc, {"entries": []}, tracking_uri=uri)
     end_run(uri, first.run_id, "FINISHED")
     finished = client.get_run(first.run_id)
     assert finished.info.status == "FINISHED"

@@ -177,8 +177,11 @@ def review(
         review_config = _replaying(stage, tracker, stage.section("review"))
         spent_elsewhere, publish_spend = _spend_ledger(tracker)
         outcome = review_signal(evidence, review_config, symbol=symbol, api_key_resolver=api_key_resolver,
-                                spent_elsewhere=spent_elsewhere, publish_spend=publish_spend)
-        tracker.log_review(evidence, outcome.signal, outcome.trace)
+                                spent_elsewhere=spent_elsewhere, publish_spend=publish_spend,
+                                evidence_uri=tracker.evidence_uri())
+        from tmpipe.review.evidence_ref import evidence_bytes
+
+        tracker.log_review(evidence_bytes(evidence), outcome.signal, outcome.trace)
         if outcome.recording is not None:
             from tmpipe.tracking.stage_logging import log_llm_recording
 
@@ -254,13 +257,21 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id
 def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, Any], tracker: SymbolTracker) -> None:
     from tmpipe.errors import ReviewError
     from tmpipe.review.anchors import mlflow_anchor, signal_anchor, verify_anchored
+    from tmpipe.review.evidence_ref import evidence_problems, fetch_evidence
     from tmpipe.review.trace import hmac_key
 
     anchors = [signal_anchor(signal, "review/signal.json"), mlflow_anchor(tracker.open_run.run_id, tracker.tracking_uri)]
     result = verify_anchored(trace, anchors, hmac_key())
-    if not result.ok:
+    problems = list(result.problems)
+    if result.ok:  # the trace is intact: the evidence pack it references must be too
+        reference = trace["evidence"]
+        try:
+            problems = evidence_problems(reference, fetch_evidence(reference["uri"], tracking_uri=tracker.tracking_uri))
+        except ReviewError as exc:
+            problems = [str(exc)]
+    if problems:
         raise ReviewError(f"{symbol}: not publishing review/trace.json of MLflow run {tracker.open_run.run_id}: "
-                          + "; ".join(result.problems), symbol=symbol, stage="persist")
+                          + "; ".join(problems), symbol=symbol, stage="persist")
 
 
 def _rounded(value: float | None) -> float | None:

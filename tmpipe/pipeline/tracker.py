@@ -157,7 +157,14 @@ class SymbolTracker:
         if not enable_mlflow_tracing():
             log.warning("%s review: MLflow tracing unavailable; the llm artifact is still written", self.context.symbol)
 
-    def log_review(self, evidence: dict[str, Any], signal: dict[str, Any], trace: dict[str, Any]) -> None:
+    def evidence_uri(self) -> str:
+        """Where this run stores the review's evidence pack, as the trace references it."""
+        from tmpipe.review.evidence_ref import run_artifact_uri
+
+        return run_artifact_uri(self.open_run.run_id, REVIEW_ARTIFACTS[0])
+
+    def log_review(self, evidence: bytes, signal: dict[str, Any], trace: dict[str, Any]) -> None:
+        """``evidence``: the pack's canonical bytes, the one stored copy the trace references."""
         log_review(self.open_run.run_id, evidence, signal, trace, tracking_uri=self.tracking_uri)
 
     def review_outputs(self) -> tuple[dict[str, Any], dict[str, Any]]:

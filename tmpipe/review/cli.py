@@ -52,12 +52,16 @@ def review_section(spec_path: Path | None, symbol: str) -> tuple[dict, str]:
 @click.option("--symbol", default=None, help="Symbol (default: the one in the evidence or engine result).")
 @click.option("--notes", default=None, help="Outside text to quote in the evidence (e.g. a link-config note).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for signal.json, trace.json and llm_recording.json.")
+              help="Directory for evidence.json, signal.json, trace.json and llm_recording.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the signal as JSON.")
 def run_command(evidence_path: Path | None, engine_path: Path | None, inference_path: Path | None,
                 spec_path: Path | None, symbol: str | None, notes: str | None, out_dir: Path, as_json: bool) -> None:
-    """Review one symbol and write DIR/signal.json, DIR/trace.json and DIR/llm_recording.json (replayable)."""
+    """Review one symbol and write DIR/evidence.json, DIR/signal.json, DIR/trace.json and DIR/llm_recording.json.
+
+    The trace references DIR/evidence.json (the pack's canonical bytes) by sha256; the recording is replayable.
+    """
     from tmpipe.review.evidence import build_evidence, inference_from_backtest
+    from tmpipe.review.evidence_ref import EVIDENCE_FILE, evidence_bytes
     from tmpipe.review.reviewer import review_signal
 
     if (evidence_path is None) == (engine_path is None):
@@ -80,10 +84,11 @@ def run_command(evidence_path: Path | None, engine_path: Path | None, inference_
         if not symbol:
             raise click.UsageError("no symbol in the input: give --symbol")
         config, config_source = review_section(spec_path, symbol)
-        outcome = review_signal(evidence, config, symbol=symbol)
+        outcome = review_signal(evidence, config, symbol=symbol, evidence_uri=EVIDENCE_FILE)
     except TmpipeError as exc:
         raise click.ClickException(str(exc)) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / EVIDENCE_FILE).write_bytes(evidence_bytes(evidence))
     (out_dir / "signal.json").write_text(json.dumps(outcome.signal, indent=2) + "\n", encoding="utf-8")
     (out_dir / "trace.json").write_text(json.dumps(outcome.trace, indent=2) + "\n", encoding="utf-8")
     if outcome.recording is not None:
@@ -116,8 +121,9 @@ def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str |
     """Exit 0 if TRACE.json is intact, else print what differs and exit 1.
 
     Intact: the schema holds, the hash chain recomputes, the head matches every copy named by
-    --signal, --mlflow-run and --webui-artifact, and, when TMPIPE_TRACE_HMAC_KEY is set, the
-    trace is signed with that key.
+    --signal, --mlflow-run and --webui-artifact, when TMPIPE_TRACE_HMAC_KEY is set the trace is
+    signed with that key, and the evidence pack it references has the referenced size and sha256
+    (a file beside the trace always; one in an MLflow run when --mlflow-run says which store to read).
     """
     from tmpipe.review.anchors import verify_anchored
     from tmpipe.review.trace import hmac_key
@@ -135,18 +141,74 @@ def verify_command(trace_path: Path, signal_path: Path | None, mlflow_run: str |
         click.echo(f"{trace_path}: cannot check: {exc}", err=True)
         sys.exit(1)
     result = verify_anchored(trace, anchors, hmac_key())
-    if not result.ok:
-        for problem in result.problems:
+    problems, notes = list(result.problems), list(result.notes)
+    if result.ok:
+        evidence_problems, evidence_note = _check_evidence(trace["evidence"], trace_path.parent,
+                                                           _mlflow_uri(tracking_uri) if mlflow_run else None)
+        problems += evidence_problems
+        notes.insert(len(notes) - 1, evidence_note)  # before the signature status, which ends the line
+    if problems:
+        for problem in problems:
             click.echo(f"{trace_path}: {problem}", err=True)
         sys.exit(1)
-    click.echo(f"ok: {trace_path}: {len(trace['entries'])} entries, head {trace['chain']['head']}; " + "; ".join(result.notes))
+    click.echo(f"ok: {trace_path}: {len(trace['entries'])} entries, head {trace['chain']['head']}; " + "; ".join(notes))
+
+
+@review.command("evidence")
+@click.argument("trace_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking URI for a pack stored in an MLflow run (default: $MLFLOW_TRACKING_URI, else the "
+                   "embedded store under TMPIPE_HOME).")
+def evidence_command(trace_path: Path, tracking_uri: str | None) -> None:
+    """Print the evidence pack TRACE.json references, after checking its size and sha256.
+
+    Exit 1 if it cannot be read or differs from the reference. The trace itself is checked by
+    `tmpipe review verify`.
+    """
+    from tmpipe.review.evidence_ref import MLFLOW_SCHEME, read_evidence
+
+    trace = _read_json(trace_path, "trace")
+    reference = trace.get("evidence")
+    if not isinstance(reference, dict) or "sha256" not in reference:
+        raise click.ClickException(f"{trace_path}: the trace has no evidence reference (schema_version 2)")
+    uri = reference.get("uri")
+    try:
+        evidence = read_evidence(reference, base_dir=trace_path.parent,
+                                 tracking_uri=_mlflow_uri(tracking_uri) if str(uri).startswith(MLFLOW_SCHEME) else None)
+    except TmpipeError as exc:
+        raise click.ClickException(f"{trace_path}: {exc}") from exc
+    click.echo(json.dumps(evidence, indent=2, sort_keys=True))
+
+
+def _mlflow_uri(tracking_uri: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded store under TMPIPE_HOME."""
+    import os
+
+    from tmpipe.home import tmpipe_home
+    from tmpipe.tracking import embedded_tracking_uri
+
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri(tmpipe_home())
+
+
+def _check_evidence(reference: dict, trace_dir: Path, tracking_uri: str | None) -> tuple[list[str], str]:
+    """(problems, note) of the evidence pack a verified trace references."""
+    from tmpipe.review.evidence_ref import MLFLOW_SCHEME, evidence_problems, fetch_evidence
+
+    uri = reference["uri"]
+    if uri is None:
+        return [], "evidence pack not stored (evidence.uri is null), not checked"
+    if uri.startswith(MLFLOW_SCHEME) and tracking_uri is None:
+        return [], f"evidence {uri} not checked (give --mlflow-run to read it)"
+    try:
+        problems = evidence_problems(reference, fetch_evidence(uri, tracking_uri=tracking_uri, base_dir=trace_dir))
+    except TmpipeError as exc:
+        return [f"evidence: {exc}"], ""
+    return problems, f"evidence {uri} matches its sha256"
 
 
 def _anchors(signal_path: Path | None, mlflow_run: str | None, tracking_uri: str | None, webui_artifact: int | None,
              url: str | None, token_file: Path | None) -> list:
     """The outside copies of the head named on the command line, read from where they live."""
-    import os
-
     from tmpipe.review.anchors import mlflow_anchor, signal_anchor, webui_anchor
 
     anchors = []
@@ -157,11 +219,7 @@ def _anchors(signal_path: Path | None, mlflow_run: str | None, tracking_uri: str
             raise ReviewError(f"{signal_path}: not a JSON signal: {exc}") from exc
         anchors.append(signal_anchor(signal, str(signal_path)))
     if mlflow_run is not None:
-        from tmpipe.home import tmpipe_home
-        from tmpipe.tracking import embedded_tracking_uri
-
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or embedded_tracking_uri(tmpipe_home())
-        anchors.append(mlflow_anchor(mlflow_run, uri))
+        anchors.append(mlflow_anchor(mlflow_run, _mlflow_uri(tracking_uri)))
     if webui_artifact is not None:
         from tmpipe.store.cli import _store
 

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 _enabled = False
 
 
-def review_span(symbol: str, evidence: dict):
+def review_span(symbol: str):
     """A parent span grouping one review's model calls in MLflow (a no-op when tracing is off)."""
     import contextlib
 

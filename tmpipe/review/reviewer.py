@@ -13,6 +13,7 @@ from tmpipe.clock import utc_now
 from tmpipe.redaction import redact_secrets
 from tmpipe.errors import ReviewError
 from tmpipe.review.cost import CostBudget
+from tmpipe.review.evidence_ref import evidence_reference
 from tmpipe.review.anchors import OUTCOME_KEYS
 from tmpipe.review.clients import (
     ApiKeyResolver,
@@ -42,7 +43,7 @@ class ReviewOutcome:
 
 
 def review_signal(evidence: dict, review_config: dict, *, symbol: str,
-                  api_key_resolver: ApiKeyResolver | None = None,
+                  api_key_resolver: ApiKeyResolver | None = None, evidence_uri: str | None = None,
                   spent_elsewhere: Callable[[], float] | None = None,
                   publish_spend: Callable[[float], None] | None = None) -> ReviewOutcome:
     """Review ``evidence`` with the configured team; always returns a schema-valid signal.
@@ -51,6 +52,8 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
     invalid answers end in a ``fallback`` HOLD with the cause recorded. ``spent_elsewhere``
     (what the DAG run's other symbols spent so far, USD) and ``publish_spend`` (this symbol's
     running spend) let ``review.budget.per_dag_run_usd`` span symbols reviewed in other processes.
+    The trace references the evidence pack (``evidence_uri``: where the caller stores its canonical
+    bytes, see :mod:`tmpipe.review.evidence_ref`) instead of holding a copy.
     """
     config = fill_defaults(review_config)
     problems = schema_problems(config, REVIEW_SECTION) + [f"evidence {p}" for p in schema_problems(evidence, EVIDENCE)]
@@ -61,7 +64,7 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
     if limits["per_symbol_usd"] is not None or limits["per_dag_run_usd"] is not None:
         budget = CostBudget(limits["per_symbol_usd"], limits["per_dag_run_usd"], spent_elsewhere or (lambda: 0.0),
                             publish_spend or (lambda usd: None))
-    coroutine = _review(evidence, config, symbol, api_key_resolver, budget)
+    coroutine = _review(evidence, config, symbol, api_key_resolver, budget, evidence_uri)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -72,7 +75,7 @@ def review_signal(evidence: dict, review_config: dict, *, symbol: str,
 
 
 async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyResolver | None,
-                  budget: CostBudget | None) -> ReviewOutcome:
+                  budget: CostBudget | None, evidence_uri: str | None = None) -> ReviewOutcome:
     started_at, clock = utc_now(), time.perf_counter()
     plan = plan_team(config, symbol)
     decision = evaluate_policy(evidence, config)
@@ -84,17 +87,18 @@ async def _review(evidence: dict, config: dict, symbol: str, resolver: ApiKeyRes
         cause = {"kind": "configuration", "detail": str(exc), "http_status": None}
         termination = "configuration"
     with redacting_logs(clients.secrets if clients else []), autogen_failures_to_debug_log(), \
-            review_span(symbol, evidence) as span:
+            review_span(symbol) as span:
         if clients is not None and clients.reviewer["is_llm"]:
             clients.log.budget = budget
-        outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock)
+        outcome = await _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock,
+                                  evidence_uri=evidence_uri)
         if isinstance(outcome, _BudgetStop):
             # The LLM may not spend more: the rules model reviews instead, the cause and the spend recorded.
             rules_config = {**config, "model_client": {**config["model_client"], "provider": "rules"}}
             outcome = await _converse(evidence, rules_config, symbol, plan, decision, build_clients(rules_config), None,
-                                      "none", started_at, clock, before_budget=outcome)
+                                      "none", started_at, clock, before_budget=outcome, evidence_uri=evidence_uri)
         if span is not None:
-            span.set_inputs({"symbol": symbol, "evidence": evidence})
+            span.set_inputs({"symbol": symbol, "evidence": outcome.trace["evidence"]})
             span.set_outputs({"signal": outcome.signal, "trace_head": outcome.trace["chain"]["head"]})
         return outcome
 
@@ -111,7 +115,7 @@ class _BudgetStop:
 
 
 async def _converse(evidence, config, symbol, plan, decision, clients, cause, termination, started_at, clock,
-                    before_budget: _BudgetStop | None = None):
+                    before_budget: _BudgetStop | None = None, evidence_uri: str | None = None):
     """The attempts loop, the fallback and the trace (split from _review for the log redaction)."""
     entries: list[dict] = list(before_budget.entries) if before_budget else []
     attempts: list[dict] = []
@@ -194,13 +198,13 @@ async def _converse(evidence, config, symbol, plan, decision, clients, cause, te
             recording["before_budget"] = {"reason": before_budget.reason, "reviewer": llm["reviewer"],
                                           "structured_output": llm["structured_output"], "calls": llm["calls"]}
     trace = {
-        "schema_version": 1,
+        "schema_version": 2,
         "kind": "review_trace",
         "symbol": symbol,
         "reviewer": reviewer,
         "model_client": clients.recorded_config if clients else _recorded_without_client(config),
         "team": plan.as_record(config),
-        "evidence": evidence,
+        "evidence": evidence_reference(evidence, evidence_uri),  # stored once, where evidence_uri says
         "task_prompt": task_message(config, symbol, evidence),
         "attempts": attempts,
         "retries": max(0, len(attempts) - 1),

@@ -9,14 +9,16 @@ its own bar, and the model never sees a bar of the window.
 
 Each backfill has an MLflow run per symbol in the symbol's experiment (tagged
 ``tmpipe.kind=signals_backfill`` and without the ``airflow.*`` identity tags, so no DAG run's run
-lookup finds it). It holds the backfill's parameters, its training metrics and the signals
-(``backfill/signals.json``); the signal and llm artifacts, and so their scores, link to it.
+lookup finds it). It holds the backfill's parameters, its training metrics, the signals
+(``backfill/signals.json``) and each signal's evidence pack (``backfill/evidence/<dag_run_id>.json``,
+referenced by its trace); the signal and llm artifacts, and so their scores, link to it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ KIND_TAG = "tmpipe.kind"
 BACKFILL_KIND = "signals_backfill"
 BACKFILL_DAG_TAG = "tmpipe.backfill.dag_id"
 SIGNALS_ARTIFACT = "backfill/signals.json"
+EVIDENCE_DIR = "backfill/evidence"
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def backfill(spec: Spec, symbol: str, store: ArtifactStore, *, epochs: int | Non
                            "mlflow_experiment_id": run.experiment_id, "mlflow_run_url": run.url, "model_uri": None,
                            "data_sha256": engine_result["data_fingerprint"]["sha256"]}
                 evidence = build_evidence(engine_result, inference, symbol=symbol, lineage=lineage)
-                outcome = review_signal(evidence, review_config, symbol=symbol)
+                outcome = review_signal(evidence, review_config, symbol=symbol, evidence_uri=run.store_evidence(run_id, evidence))
                 for kind, content in (("signal", outcome.signal), ("llm", outcome.trace)):
                     saved = store.save_artifact(ArtifactCreate(dag_id=spec.dag.dag_id, dag_run_id=run_id, symbol=symbol,
                                                                artifact_type=kind, content=content))
@@ -132,6 +135,15 @@ class BackfillRun:
         started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         run = client_for(uri).create_run(experiment_id, run_name=f"{symbol}-backfill-{started}", tags=tags)
         return cls(uri, run.info.run_id, experiment_id, run_url(uri, experiment_id, run.info.run_id))
+
+    def store_evidence(self, dag_run_id: str, evidence: dict) -> str:
+        """The signal's evidence pack, stored once in the run (its canonical bytes); its ``runs:/`` URI."""
+        from tmpipe.review.evidence_ref import evidence_bytes, run_artifact_uri
+        from tmpipe.tracking import client_for
+
+        path = f"{EVIDENCE_DIR}/{re.sub(r'[^A-Za-z0-9_.-]', '_', dag_run_id)}.json"
+        client_for(self.tracking_uri).log_text(self.run_id, evidence_bytes(evidence).decode("utf-8"), path)
+        return run_artifact_uri(self.run_id, path)
 
     def finish(self, engine_result: dict, signals: list[dict], *, trained_until: str, step_bars: int, epochs: int) -> None:
         from mlflow.entities import Metric, Param

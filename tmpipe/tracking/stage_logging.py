@@ -84,6 +84,15 @@ def _log_json(client: MlflowClient, run_id: str, payload: Any, artifact_file: st
     client.log_text(run_id, json.dumps(payload, indent=2, sort_keys=True, default=str), artifact_file)
 
 
+def _log_bytes(client: MlflowClient, run_id: str, data: bytes, artifact_file: str) -> None:
+    """``data`` as the run's ``artifact_file``, byte for byte."""
+    directory, _, name = artifact_file.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="tmpipe-artifact-") as scratch:
+        local = Path(scratch) / name
+        local.write_bytes(data)
+        client.log_artifact(run_id, str(local), directory or None)
+
+
 @with_retry("log config")
 def log_config(
     run_id: str, resolved_config: Mapping, provenance: Mapping, *, tracking_uri: str
@@ -229,11 +238,17 @@ def log_inference(run_id: str, inference_result: Mapping, *, tracking_uri: str) 
 
 @with_retry("log review")
 def log_review(
-    run_id: str, evidence: Mapping, signal: Mapping, trace: Mapping, *, tracking_uri: str
+    run_id: str, evidence: bytes, signal: Mapping, trace: Mapping, *, tracking_uri: str
 ) -> None:
-    """Evidence, signal and trace JSON artifacts; confidence metric; signal action and trace head tags."""
+    """Evidence, signal and trace JSON artifacts; confidence metric; signal action and trace head tags.
+
+    ``evidence`` is the pack's canonical bytes (``tmpipe.review.evidence_ref.evidence_bytes``),
+    written as they are: the trace references them by sha256, so they are the one stored copy.
+    """
     client = client_for(tracking_uri)
-    for payload, artifact_file in zip((evidence, signal, trace), REVIEW_ARTIFACTS, strict=True):
+    evidence_file, signal_file, trace_file = REVIEW_ARTIFACTS
+    _log_bytes(client, run_id, evidence, evidence_file)
+    for payload, artifact_file in ((signal, signal_file), (trace, trace_file)):
         _log_json(client, run_id, dict(payload), artifact_file)
     usage = signal.get("token_usage") or {}
     _log_metrics_once(

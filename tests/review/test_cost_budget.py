@@ -77,3 +77,24 @@ def test_spend_is_published_after_each_call_for_the_other_symbols(endpoint_kit, 
                                 spent_elsewhere=lambda: 0.0, publish_spend=published.append)
     assert len(published) == 3 and published == sorted(published)
     assert published[-1] == pytest.approx(outcome.trace["cost"]["usd"])
+
+
+def test_the_recording_keeps_the_llm_calls_made_before_the_budget_stopped_it(endpoint_kit, evidence, config):
+    import json
+
+    from tmpipe.review.clients import recording_sha256
+
+    with endpoint_kit.FakeEndpoint(endpoint_kit.structured_or_prose(DRAFT, TALK)) as endpoint:
+        outcome = review_signal(evidence, config(endpoint, budget__per_symbol_usd=1e-9), symbol="AAPL")
+    recording = outcome.recording
+    assert recording["reviewer"]["provider"] == "rules" and recording["calls"]  # the rules model's review
+    stopped = recording["before_budget"]
+    assert "review.budget.per_symbol_usd 1e-09 reached" in stopped["reason"]
+    assert stopped["reviewer"]["provider"] == "openai" and stopped["structured_output"] == "json_schema"
+    [llm_call] = stopped["calls"]  # the one call answered before the stop
+    assert llm_call["agent"] == "analyst" and llm_call["request"]["model"] == "local-test-model"
+    assert llm_call["response"]["content"] == TALK["analyst"] and llm_call["response"]["cost_usd"] > 0
+    assert endpoint.roles() == ["analyst"]
+    assert KEY not in json.dumps(recording)
+    summary = outcome.trace["llm_recording"]
+    assert summary["calls"] == len(recording["calls"]) + 1 and summary["sha256"] == recording_sha256(recording)

@@ -50,11 +50,14 @@ def test_each_signal_is_graded_once_and_only_after_its_horizon(tmpipe_home, seri
     assert len(scores) == len(indices) and all(s.revision == 1 for s in scores)
     assert again.record["hit_rate"] == hit_rate and again.record["graded"] == 12
 
-    first = next(s for s in scores if s.dag_run_id == "run-0")
+    # Each score has the scoring run's identity and MLflow run, and names the graded signal and its MLflow run.
+    assert {(s.dag_id, s.dag_run_id) for s in scores} == {(SCORER["dag_id"], SCORER["dag_run_id"])}
+    first = next(s for s in scores if s.content["signal"]["dag_run_id"] == "run-0")
     signal = store.list_artifacts(dag_run_id="run-0", artifact_type="signal")[0]
-    assert first.content["signal"]["artifact_id"] == signal.id
-    assert (first.mlflow_run_id, first.mlflow_experiment_id) == ("mlflow-run-0", "1")
-    assert first.content["scored_by"] == SCORER
+    assert first.graded_signal_id == first.content["signal"]["artifact_id"] == signal.id
+    assert (first.content["signal"]["mlflow_run_id"], first.content["signal"]["mlflow_experiment_id"]) == ("mlflow-run-0", "1")
+    assert first.mlflow_run_id == early.mlflow_run_id and first.content["scored_by"] == SCORER
+    assert {s.mlflow_run_id for s in scores} == {early.mlflow_run_id, later.mlflow_run_id}
     cost = 0.001 + 0.0005
     move = series.close[5] / series.close[0] - 1
     assert first.content["pnl"] == pytest.approx((abs(move) if foresight == "perfect" else -abs(move)) - 2 * cost)
@@ -64,3 +67,43 @@ def test_each_signal_is_graded_once_and_only_after_its_horizon(tmpipe_home, seri
     metrics = client_for(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home)).get_run(again.mlflow_run_id).data.metrics
     assert metrics["signals.hit_rate"] == hit_rate and metrics["signals.graded"] == 12
     assert np.isclose(metrics["signals.cumulative_pnl"], again.record["cumulative_pnl"])
+
+
+def test_another_scoring_run_grades_none_of_the_graded_signals_again(tmpipe_home, series):
+    store = SqliteArtifactStore(tmpipe_home / "webui.db")
+    _persist(store, series, [0, 5, 10], "perfect")
+    loader = lambda data, symbol: series
+    spec = load_spec(SPEC)
+    first = score_symbol(spec, "SPX", store, scored_by=SCORER, graded_at=_at(series, 12), series_loader=loader, log_mlflow=False)
+    other = {"dag_id": "tmpipe-cli", "dag_run_id": "cli__20240601T000000"}
+    second = score_symbol(spec, "SPX", store, scored_by=other, graded_at=_at(series, 79), series_loader=loader, log_mlflow=False)
+    assert (first.newly_graded, second.newly_graded) == (2, 1)
+    by_run = {}
+    for score in store.list_artifacts(artifact_type="signal_score"):
+        by_run.setdefault(score.dag_run_id, []).append(score.content["signal"]["dag_run_id"])
+    assert by_run == {SCORER["dag_run_id"]: ["run-0", "run-5"], other["dag_run_id"]: ["run-10"]}
+
+
+def test_a_dag_runs_scoring_uses_the_config_its_symbol_stages_resolved(tmpipe_home, series):
+    """dag_run.conf and the symbol's WebUI link layer reach the data and the costs, as in the symbol's stages."""
+    from tmpipe.signals.service import score_run
+    from tmpipe.store.factory import embedded_store_path
+
+    store = SqliteArtifactStore(embedded_store_path(tmpipe_home))
+    _persist(store, series, [0], "perfect")
+    seen = []
+
+    def loader(data, symbol):
+        seen.append(data)
+        return series
+
+    links = {"SPX": {"link_id": 7, "notes": None,
+                     "config": {"data": {"demo_series": "nasdaq", "lookback": 7},
+                                "trademaster": {"transaction_cost_pct": 0.002}}}}
+    out = score_run(load_spec(SPEC), ["SPX"], dag_id=SCORER["dag_id"], dag_run_id=SCORER["dag_run_id"],
+                    webui={"backend": "embedded"}, conf_config={"trademaster": {"slippage_pct": 0.001}}, links=links,
+                    series_loader=loader)
+    assert out["errors"] == {} and out["graded"] == 1
+    assert (seen[0]["demo_series"], seen[0]["lookback"]) == ("nasdaq", 7)
+    [score] = store.list_artifacts(artifact_type="signal_score")
+    assert score.content["cost_rate"] == pytest.approx(0.002 + 0.001)

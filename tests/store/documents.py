@@ -58,3 +58,19 @@ def trace_content(symbol: str = "AAA") -> dict:
         "timing": {"started_at": None, "finished_at": None, "duration_ms": None},
         "chain": {"algorithm": "sha256", "body_sha256": SHA, "head": SHA, "timing_sha256": SHA},
     }
+
+
+def score_content(signal_id: int, *, scorer: tuple[str, str], symbol: str = "AAA", signal_run: str = "manual__1",
+                  **changes) -> dict:
+    """A signal_score (schemas/signal_score.schema.json) of signal artifact ``signal_id``, by the run ``scorer``."""
+    return {
+        "schema_version": 1, "kind": "signal_score", "symbol": symbol,
+        "signal": {"artifact_id": signal_id, "dag_id": DAG, "dag_run_id": signal_run, "mlflow_run_id": "signal-run",
+                   "mlflow_experiment_id": "3", "trace_head_sha256": SHA},
+        "scored_by": {"dag_id": scorer[0], "dag_run_id": scorer[1]},
+        "graded_at": "2024-07-08T00:00:00Z", "as_of": "2024-06-27", "horizon": "5d", "horizon_bars": 5,
+        "horizon_end_bar": "2024-07-05", "entry_close": 210.62, "exit_close": 214.0, "forward_return": 0.016,
+        "action": "BUY", "confidence": 0.62, "target_position": 0.5, "direction_right": True, "pnl": 0.0065,
+        "buy_and_hold_pnl": 0.013, "cost_rate": 0.0015, "brier": 0.1444,
+        **changes,
+    }

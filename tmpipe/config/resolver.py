@@ -112,6 +112,15 @@ def resolve(
     return ResolvedConfig(symbol, values, provenance)
 
 
+def resolve_in_run(spec: Spec, symbol: str, conf_config: dict[str, Any] | None, link: Mapping[str, Any] | None) -> ResolvedConfig:
+    """The symbol's config in a DAG run: dag_run.conf's ``config`` and its WebUI link layer
+    (resolve_symbols' ``{link_id, config, notes}``, None without a link) over the spec's layers.
+    Every step of the run that works on the symbol resolves it this way."""
+    link = link or {}
+    return resolve(spec, symbol, conf_config=conf_config, link_config=link.get("config"),
+                   link_source=f"webui link {link.get('link_id')}")
+
+
 def _merge_layers(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, Provenance]]:
     values: dict[str, Any] = {}
     provenance: dict[str, Provenance] = {}

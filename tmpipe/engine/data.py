@@ -95,9 +95,17 @@ def _clip(frame: Bars, data_config: DataConfig) -> Bars:
     keep = np.ones(len(frame), dtype=bool)
     if data_config.start:
         keep &= frame["date"] >= _day(data_config.start, "data.start")
-    if data_config.end:
-        keep &= frame["date"] < _day(data_config.end, "data.end") + np.timedelta64(1, "D")  # inclusive of the end day
+    end = data_config.end
+    if end and _has_time(end):
+        keep &= frame["date"] <= _day(end, "data.end")  # up to and including that bar
+    elif end:
+        keep &= frame["date"] < _day(end, "data.end") + np.timedelta64(1, "D")  # inclusive of the end day
     return frame.rows(keep)
+
+
+def _has_time(value) -> bool:
+    """Whether ``data.end`` names a bar (a timestamp) rather than a day."""
+    return len(str(value).strip()) > 10
 
 
 def _day(value, key: str) -> np.datetime64:
@@ -142,7 +150,8 @@ def _download_yfinance(data_config: DataConfig, symbol: str):
         raise DataError("source 'yfinance' needs the optional extra: pip install 'tmpipe[yfinance]'") from exc
     import pandas as pd
 
-    raw = yfinance.download(symbol, start=data_config.start, end=data_config.end,
+    end = data_config.end  # daily bars: a timestamp's day (the bars are clipped to it after)
+    raw = yfinance.download(symbol, start=data_config.start, end=str(end)[:10] if end else None,
                             auto_adjust=False, progress=False)
     if isinstance(raw.columns, pd.MultiIndex):
         raw.columns = raw.columns.get_level_values(0)

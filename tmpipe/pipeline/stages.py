@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from tmpipe import __version__
-from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_shared
+from tmpipe.config.resolver import ResolvedConfig, resolve_in_run, resolve_shared
 from tmpipe.config.sections import ReviewConfig
 from tmpipe.config.symbol_data import check_symbol_data
 from tmpipe.home import tmpipe_home
@@ -87,13 +87,7 @@ class SymbolStage:
         self.spec: Spec = ctx.spec
         self.mode = ctx.mode
         self.link = link or {"link_id": None, "config": {}, "notes": None}
-        self.config: ResolvedConfig = resolve(
-            self.spec,
-            self.symbol,
-            conf_config=ctx.conf.get("config"),
-            link_config=self.link.get("config"),
-            link_source=f"webui link {self.link.get('link_id')}",
-        )
+        self.config: ResolvedConfig = resolve_in_run(self.spec, self.symbol, ctx.conf.get("config"), self.link)
         check_symbol_data(self.spec, self.config)
 
     def tracker(self, run_id: str | None = None) -> SymbolTracker:
@@ -204,13 +198,14 @@ def review(
 
 
 def _spend_ledger(tracker):
-    """The DAG run's LLM spend in MLflow: the other symbols' ``review_cost_usd``, and this symbol's, logged per call."""
+    """The DAG run's LLM spend in MLflow: the other symbols' ``review_cost_usd`` (in any experiment), and this
+    symbol's, logged per call."""
     from tmpipe.tracking.run_identity import TAG_DAG_ID, TAG_DAG_RUN_ID
     from tmpipe.tracking.stage_logging import dag_run_review_spend, log_review_spend
 
     run, uri = tracker.run, tracker.tracking_uri
     tags = {TAG_DAG_ID: tracker.context.dag_id, TAG_DAG_RUN_ID: tracker.context.dag_run_id}
-    return (lambda: dag_run_review_spend(uri, run.experiment_id, tags, run.run_id),
+    return (lambda: dag_run_review_spend(uri, tags, run.run_id),
             lambda usd: log_review_spend(run.run_id, usd, tracking_uri=uri))
 
 

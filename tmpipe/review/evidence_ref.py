@@ -7,9 +7,9 @@ artifact, carries ``evidence: {uri, sha256, bytes}`` instead of a copy; the refe
 the trace body, so the hash chain seals it. The trace's prompts still hold the pack as the model
 was shown it: that is the record of what the model saw, not a stored copy.
 
-``uri`` is ``runs:/<run_id>/review/evidence.json`` (an MLflow artifact URI), a path relative to
-the directory holding the trace, or null when the pack was not stored (a backfill reviews
-without an MLflow run). A reader fetches the bytes and checks their size and sha256 before it
+``uri`` is ``runs:/<run_id>/review/evidence.json`` (an MLflow artifact URI; a backfill's packs are
+``runs:/<run_id>/backfill/evidence/<dag_run_id>.json`` in its run), a path relative to the
+directory holding the trace, or null when the pack was not stored. A reader fetches the bytes and checks their size and sha256 before it
 trusts them.
 """
 

@@ -110,11 +110,13 @@ async def _review(evidence: dict, config: ReviewConfig, symbol: str, resolver: A
 
 @dataclass(frozen=True)
 class _BudgetStop:
-    """An LLM conversation stopped by review.budget: its entries, calls and the reason."""
+    """An LLM conversation stopped by review.budget: its entries, calls, recording and secrets, and the reason."""
 
     entries: list
     calls: list
     reason: str
+    recording: dict
+    secrets: list
 
 
 async def _converse(evidence, config: ReviewConfig, symbol, plan, decision, clients, cause, termination, started_at, clock,
@@ -182,7 +184,8 @@ async def _converse(evidence, config: ReviewConfig, symbol, plan, decision, clie
                                                      + "; ".join(problems), "http_status": None}
     if cause is not None and cause["kind"] == "budget" and signal is None:
         await clients.close()
-        return _BudgetStop(entries, list(clients.log.calls), cause["detail"].removeprefix("BudgetExhausted: "))
+        return _BudgetStop(entries, list(clients.log.calls), cause["detail"].removeprefix("BudgetExhausted: "),
+                           redact_secrets(clients.recording(), clients.secrets), list(clients.secrets))
     if before_budget is not None and signal is not None:
         signal["risks"] = (signal["risks"] + [f"reviewed by the rules model: {before_budget.reason}"[:500]])[-12:]
     reviewer = _reviewer(clients, config)
@@ -194,6 +197,11 @@ async def _converse(evidence, config: ReviewConfig, symbol, plan, decision, clie
     if clients is not None:
         await clients.close()
         recording = redact_secrets(clients.recording(), clients.secrets)
+        if before_budget is not None:
+            # The LLM's answered calls before the budget stopped it, kept beside the rules model's.
+            llm = before_budget.recording
+            recording["before_budget"] = {"reason": before_budget.reason, "reviewer": llm["reviewer"],
+                                          "structured_output": llm["structured_output"], "calls": llm["calls"]}
     trace = {
         "schema_version": 2,
         "kind": "review_trace",
@@ -211,13 +219,14 @@ async def _converse(evidence, config: ReviewConfig, symbol, plan, decision, clie
         "cost": _cost(clients, before_budget),
         # A replay records the digest of the recording it answered from.
         **({"llm_recording": {"sha256": clients.log.replay_sha256 or recording_sha256(recording),
-                              "calls": len(recording["calls"]), "replayed": clients.log.replay is not None}}
+                              "calls": len(recording["calls"]) + len(recording.get("before_budget", {}).get("calls", [])),
+                              "replayed": clients.log.replay is not None}}
            if recording else {}),
         "entries": entries,
         "timing": {"started_at": started_at, "finished_at": utc_now(),
                    "duration_ms": round((time.perf_counter() - clock) * 1000, 3)},
     }
-    secrets = clients.secrets if clients else []
+    secrets = (clients.secrets if clients else []) + (before_budget.secrets if before_budget else [])
     trace = sign(seal(redact_secrets(trace, secrets)), hmac_key())
     # The signal records the head; the head covers the trace's outcome, never the signal itself.
     return ReviewOutcome({**redact_secrets(signal, secrets), "trace_head_sha256": trace["chain"]["head"]}, trace, recording)

@@ -71,14 +71,15 @@ def score_command(symbol: str | None, spec_path: Path | None, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(symbol: str | None, spec_path: Path | None, as_json: bool) -> None:
     """Persisted signals, newest bar first, with their grade when they have one."""
+    from tmpipe.signals.service import graded_signal_id
+
     try:
         _, store = _open(spec_path)
         rows = []
         for sym in _symbols(store, symbol):
-            scores = {(a.dag_id, a.dag_run_id): a.content
-                      for a in store.list_artifacts(symbol=sym, artifact_type="signal_score")}
+            scores = {graded_signal_id(a): a.content for a in store.list_artifacts(symbol=sym, artifact_type="signal_score")}
             for a in store.list_artifacts(symbol=sym, artifact_type="signal"):
-                score = scores.get((a.dag_id, a.dag_run_id))
+                score = scores.get(a.id)
                 rows.append({"symbol": sym, "dag_run_id": a.dag_run_id, "as_of": a.content.get("as_of"),
                              "action": a.content["action"], "confidence": a.content["confidence"],
                              "review_status": a.content["review_status"], "graded": score is not None,
@@ -166,11 +167,12 @@ def backfill_command(symbol: str, spec_path: Path | None, epochs: int | None, ma
         spec, store = _open(spec_path)
         done = backfill(spec, symbol, store, epochs=epochs, max_signals=max_signals,
                         progress=lambda line: click.echo(line, err=True))
-        scored = score_symbol(spec, done.symbol, store, scored_by={"dag_id": "tmpipe-cli", "dag_run_id": "backfill"})
+        scorer = {"dag_id": "tmpipe-cli", "dag_run_id": "cli-backfill__" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")}
+        scored = score_symbol(spec, done.symbol, store, scored_by=scorer)
     except TmpipeError as exc:
         exit_with_error(exc)
     rec = scored.record
     click.echo(f"{done.symbol}: {done.signals} signals as of {done.first_as_of} .. {done.last_as_of} (model trained on bars "
-               f"up to {done.trained_until}); {rec['graded']} graded, hit rate {_num(rec['hit_rate'], '{:.3f}')}, "
+               f"up to {done.trained_until}; MLflow run {done.mlflow_run_id}); {rec['graded']} graded, hit rate {_num(rec['hit_rate'], '{:.3f}')}, "
                f"following {_num(rec['cumulative_pnl'])} vs buy-and-hold {_num(rec['buy_and_hold'])}. "
                f"See `tmpipe signals report --symbol {done.symbol}`.")

@@ -1,8 +1,10 @@
 """Grading a symbol's persisted signals: read them from the WebUI store, write one signal_score each.
 
-A signal is graded once: the score artifact has the graded signal's identity (dag_id,
-dag_run_id, symbol, type signal_score), so a signal with a score is skipped, and a retried
-write of the same score changes nothing. ``scored_by`` names the run that graded it.
+A score is written under the scoring run's identity (its dag_id and dag_run_id, also in
+``content.scored_by``) and names the graded signal in ``graded_signal_id``; its MLflow lineage is
+the scoring run's ``signal_scores`` run, and ``content.signal`` holds the graded signal's DAG run
+and MLflow run. A signal is graded once: the store keeps one score per graded signal and refuses
+another run's (409), so a signal with a score is skipped, and a retried write changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tmpipe.config.resolver import ResolvedConfig, resolve
+from tmpipe.config.resolver import ResolvedConfig, resolve, resolve_in_run
 from tmpipe.config.sections import DataConfig, WebuiConfig
 from tmpipe.engine.environment import cost_rate
 from tmpipe.signals.scoring import PriceSeries, grade, track_record
@@ -52,28 +54,48 @@ def graded_scores(store: ArtifactStore, symbol: str) -> list[dict]:
     return [a.content for a in store.list_artifacts(symbol=symbol, artifact_type=SCORE)]
 
 
+def graded_signal_id(score: Artifact) -> int:
+    """The signal artifact a score grades (a score written before graded_signal_id names it in its content only)."""
+    return score.graded_signal_id if score.graded_signal_id is not None else score.content["signal"]["artifact_id"]
+
+
 def score_symbol(spec: Spec, symbol: str, store: ArtifactStore, *, scored_by: dict, graded_at: datetime | None = None,
-                 series_loader: Callable[[DataConfig, str], PriceSeries] = load_series, log_mlflow: bool = True) -> SymbolScores:
-    """Grade every signal of ``symbol`` whose horizon has elapsed in the data known at ``graded_at`` (now)."""
+                 series_loader: Callable[[DataConfig, str], PriceSeries] = load_series, log_mlflow: bool = True,
+                 config: ResolvedConfig | None = None) -> SymbolScores:
+    """Grade every signal of ``symbol`` whose horizon has elapsed in the data known at ``graded_at`` (now).
+
+    ``config`` is the symbol's resolved config (data, costs, window, MLflow); a DAG run passes the
+    one its stages used (with dag_run.conf and the WebUI link); without it, the spec's layers.
+    """
     symbol = validate_symbol(symbol)
-    config = resolve(spec, symbol)
+    config = config or resolve(spec, symbol)
     graded_at = graded_at or datetime.now(timezone.utc)
     stamp = np.datetime64(graded_at.astimezone(timezone.utc).replace(tzinfo=None), "ns")
     series = series_loader(config.data, symbol).known_at(stamp)
     costs = cost_rate(config.trademaster)
-    done = {(a.dag_id, a.dag_run_id) for a in store.list_artifacts(symbol=symbol, artifact_type=SCORE)}
-    newly, pending = 0, 0
+    done = {graded_signal_id(a) for a in store.list_artifacts(symbol=symbol, artifact_type=SCORE)}
+    saved: list[int] = []
+    pending = 0
     for signal in store.list_artifacts(symbol=symbol, artifact_type="signal"):
-        if (signal.dag_id, signal.dag_run_id) in done:
+        if signal.id in done:
             continue
         score = grade(signal.content, series, cost_rate=costs)
         if score is None:
             pending += 1
             continue
-        _save_score(store, signal, score, scored_by, graded_at)
-        newly += 1
+        score_id = _save_score(store, signal, score, scored_by, graded_at)
+        if score_id is not None:
+            saved.append(score_id)
+    newly = len(saved)
     record = track_record(graded_scores(store, symbol), window=spec_window(config))
-    run_id = log_record(config, symbol, record, scored_by) if log_mlflow and record["graded"] else None
+    run_id = None
+    if log_mlflow and record["graded"]:
+        run_id, experiment_id = log_record(config, symbol, record, scored_by)
+        # This run's scores link to its MLflow run (those of a retried try that stopped before too).
+        for mine in store.list_artifacts(dag_id=scored_by["dag_id"], dag_run_id=scored_by["dag_run_id"], symbol=symbol,
+                                         artifact_type=SCORE):
+            if mine.mlflow_run_id is None:
+                store.set_lineage(mine.id, run_id, experiment_id)
     log.info("%s: graded %d signal(s), %d waiting for their horizon; hit rate %s over %d", symbol, newly, pending,
              _fmt(record["hit_rate"]), record["directional"])
     return SymbolScores(symbol, newly, pending, record, run_id)
@@ -97,22 +119,33 @@ def spec_window(config: ResolvedConfig) -> int:
     return config.review.track_record.rolling_window
 
 
-def _save_score(store: ArtifactStore, signal: Artifact, score: dict, scored_by: dict, graded_at: datetime) -> None:
+def _save_score(store: ArtifactStore, signal: Artifact, score: dict, scored_by: dict, graded_at: datetime) -> int | None:
+    """The new score's artifact id; None when another scoring run graded the signal first."""
+    from tmpipe.errors import StoreError
+    from tmpipe.store.artifact_validation import CONFLICT
+
     content = {
         "schema_version": 1, "kind": SCORE, "symbol": signal.symbol,
         "signal": {"artifact_id": signal.id, "dag_id": signal.dag_id, "dag_run_id": signal.dag_run_id,
-                   "mlflow_run_id": signal.mlflow_run_id, "trace_head_sha256": signal.content.get("trace_head_sha256")},
+                   "mlflow_run_id": signal.mlflow_run_id, "mlflow_experiment_id": signal.mlflow_experiment_id,
+                   "trace_head_sha256": signal.content.get("trace_head_sha256")},
         "scored_by": dict(scored_by),
         "graded_at": graded_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
         **score,
     }
-    saved = store.save_artifact(ArtifactCreate(dag_id=signal.dag_id, dag_run_id=signal.dag_run_id, symbol=signal.symbol,
-                                               artifact_type=SCORE, content=content))
-    if signal.mlflow_run_id and signal.mlflow_experiment_id:
-        store.set_lineage(saved.id, signal.mlflow_run_id, signal.mlflow_experiment_id)
+    try:
+        saved = store.save_artifact(ArtifactCreate(dag_id=scored_by["dag_id"], dag_run_id=scored_by["dag_run_id"],
+                                                   symbol=signal.symbol, artifact_type=SCORE, content=content,
+                                                   graded_signal_id=signal.id))
+    except StoreError as exc:
+        if exc.status != CONFLICT:
+            raise
+        log.info("%s: signal artifact %d was graded by another run meanwhile: %s", signal.symbol, signal.id, exc)
+        return None
+    return saved.id
 
 
-def log_record(config: ResolvedConfig, symbol: str, record: dict, scored_by: dict) -> str:
+def log_record(config: ResolvedConfig, symbol: str, record: dict, scored_by: dict) -> tuple[str, str]:
     """The track record as metrics of one MLflow run per (scoring run, symbol) in the symbol's experiment."""
     from mlflow.entities import Metric
 
@@ -133,7 +166,7 @@ def log_record(config: ResolvedConfig, symbol: str, record: dict, scored_by: dic
                if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None]
     client.log_batch(run.info.run_id, metrics=metrics)
     client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    return run.info.run_id, experiment_id
 
 
 def _fmt(value: float | None) -> str:
@@ -141,9 +174,14 @@ def _fmt(value: float | None) -> str:
 
 
 def score_run(spec: Spec, symbols: list[str], *, dag_id: str, dag_run_id: str, webui: WebuiConfig,
-              connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = None) -> dict[str, Any]:
+              connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = None,
+              conf_config: dict[str, Any] | None = None, links: dict[str, dict[str, Any]] | None = None,
+              series_loader: Callable[[DataConfig, str], PriceSeries] = load_series) -> dict[str, Any]:
     """The scoring step of a DAG run: grade the run's symbols' signals; one symbol's error does not stop another.
 
+    Each symbol is graded with the config its stages resolved in this run: the spec's layers,
+    ``conf_config`` (dag_run.conf's ``config``) and its WebUI link layer from ``links``
+    (resolve_symbols' ``{symbol: {link_id, config, notes}}``), so data and costs are the run's.
     Returns a small, XCom-sized summary: per symbol what was graded and its record, and the errors.
     """
     from tmpipe.errors import TmpipeError
@@ -155,7 +193,8 @@ def score_run(spec: Spec, symbols: list[str], *, dag_id: str, dag_run_id: str, w
     errors: dict[str, str] = {}
     for symbol in symbols:
         try:
-            done = score_symbol(spec, symbol, store, scored_by=scorer)
+            config = resolve_in_run(spec, symbol, conf_config, (links or {}).get(symbol))
+            done = score_symbol(spec, symbol, store, scored_by=scorer, config=config, series_loader=series_loader)
         except TmpipeError as exc:
             errors[symbol] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
             log.warning("%s: signals not scored: %s", symbol, errors[symbol])

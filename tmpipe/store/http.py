@@ -107,7 +107,10 @@ class HttpArtifactStore:
         self._request("DELETE", f"/api/workflow-symbols/{symbol}/links/{dag_id}/")
 
     def save_artifact(self, artifact: ArtifactCreate) -> Artifact:
-        return Artifact.model_validate(self._request("POST", "/api/artifacts/", json=artifact.model_dump(mode="json")))
+        body = artifact.model_dump(mode="json")
+        if body["graded_signal_id"] is None:  # only a signal_score names one; other writes look as they always did
+            del body["graded_signal_id"]
+        return Artifact.model_validate(self._request("POST", "/api/artifacts/", json=body))
 
     def set_lineage(self, artifact_id: int, mlflow_run_id: str, mlflow_experiment_id: str) -> Artifact:
         body = LineageUpdate(mlflow_run_id=mlflow_run_id, mlflow_experiment_id=mlflow_experiment_id).model_dump()

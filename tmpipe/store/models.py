@@ -58,7 +58,12 @@ class LinkUpdate(BaseModel):
 
 
 class ArtifactCreate(BaseModel):
-    """Writes are idempotent per (dag_id, dag_run_id, symbol, artifact_type).
+    """Writes are idempotent per (dag_id, dag_run_id, symbol, artifact_type) for ``signal`` and ``llm``.
+
+    A ``signal_score`` is written under the scoring run's ``dag_id`` and ``dag_run_id`` and names
+    the graded ``signal`` artifact in ``graded_signal_id``; writes are idempotent per graded
+    signal, and a signal already graded by another run is refused (409): each signal is graded
+    once, and one scoring run may grade many signals of a symbol.
 
     ``content`` must validate against its type's schema: ``signal`` against
     schemas/trading_signal.schema.json, ``llm`` against schemas/llm_artifact.schema.json,
@@ -70,6 +75,9 @@ class ArtifactCreate(BaseModel):
     symbol: str = SymbolName
     artifact_type: ArtifactType
     content: dict[str, Any]
+    graded_signal_id: int | None = Field(
+        None, description="signal_score only (and required there): the id of the graded signal artifact, "
+                          "the same as content.signal.artifact_id; null for other types.")
 
 
 class LineageUpdate(BaseModel):

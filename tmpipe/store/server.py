@@ -13,6 +13,11 @@ WebUI backend:
 - Removing a symbol (`DELETE /api/workflow-symbols/{symbol}/`) deletes it and its links but
   keeps its artifacts and their revisions; removing a link deletes it (deactivate it instead,
   `PATCH` with `is_active: false`, to keep its config). An unknown symbol or link is 404.
+- A `signal_score` is written under its scoring run's `dag_id` and `dag_run_id` and names the
+  graded `signal` artifact in `graded_signal_id` (the same as `content.signal.artifact_id`; a
+  signal of the same symbol and DAG run as the content says, else 422). A signal is graded
+  once: a score of a signal another run has graded is refused with 409; the same run writing
+  it again is the usual idempotent write.
 - Nothing is replaced silently: writing different content to an existing artifact, or
   changing its lineage, keeps the previous version as a revision
   (`GET /api/artifacts/{artifact_id}/revisions/`) and bumps the artifact's `revision`.
@@ -50,6 +55,7 @@ _GUARDED: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong bearer token."},
     413: {"description": "Request body larger than the server's limit."},
 }
+_GRADED: dict[int | str, dict[str, Any]] = {409: {"description": "A signal_score of a signal that another run has graded."}}
 _INVALID: dict[int | str, dict[str, Any]] = {422: {"description": "The body fails its model, or its content/config fails its JSON Schema; `detail` names each field."}}
 
 
@@ -95,9 +101,10 @@ def create_app(store: SqliteArtifactStore, *, token: str | None, max_body_bytes:
         """Deletes the link (for good: deactivate it instead to keep its config)."""
         store.remove_link(symbol, dag_id)
 
-    @api.post("/api/artifacts/", response_model=Artifact, status_code=status.HTTP_201_CREATED, responses=_INVALID)
+    @api.post("/api/artifacts/", response_model=Artifact, status_code=status.HTTP_201_CREATED, responses={**_INVALID, **_GRADED})
     def save_artifact(body: ArtifactCreate, response: Response) -> Artifact:
-        """201 when created; 200 when the artifact existed (its old content, if different, became a revision)."""
+        """201 when created; 200 when the artifact existed (its old content, if different, became a revision);
+        409 for a score of a signal another run has graded."""
         artifact, created = store.write_artifact(body)
         if not created:
             response.status_code = status.HTTP_200_OK

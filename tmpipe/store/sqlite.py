@@ -11,7 +11,15 @@ from typing import Any, Iterator
 from tmpipe.clock import utc_now
 from tmpipe.errors import NotFoundError, StoreError
 from tmpipe.store.models import Artifact, ArtifactCreate, ArtifactRevision, LinkUpdate, SymbolUpdate, WorkflowLink, WorkflowSymbol
-from tmpipe.store.artifact_validation import check_artifact, check_link_config
+from tmpipe.store.artifact_validation import (
+    CONFLICT,
+    SCORE_TYPE,
+    UNPROCESSABLE,
+    check_artifact,
+    check_link_config,
+    graded_signal_mismatch,
+    raise_if,
+)
 from tmpipe.symbols import validate_symbol
 
 _SCHEMA = """
@@ -23,13 +31,6 @@ CREATE TABLE IF NOT EXISTS workflow_links (
     dag_id TEXT NOT NULL, is_active INTEGER NOT NULL, config TEXT NOT NULL, notes TEXT,
     UNIQUE (symbol_id, dag_id)
 );
-CREATE TABLE IF NOT EXISTS artifacts (
-    id INTEGER PRIMARY KEY, dag_id TEXT NOT NULL, dag_run_id TEXT NOT NULL, symbol TEXT NOT NULL,
-    artifact_type TEXT NOT NULL, content TEXT NOT NULL,
-    mlflow_run_id TEXT, mlflow_experiment_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 1,
-    UNIQUE (dag_id, dag_run_id, symbol, artifact_type)
-);
 CREATE TABLE IF NOT EXISTS artifact_revisions (
     id INTEGER PRIMARY KEY, artifact_id INTEGER NOT NULL REFERENCES artifacts(id), revision INTEGER NOT NULL,
     content TEXT NOT NULL, mlflow_run_id TEXT, mlflow_experiment_id TEXT,
@@ -37,6 +38,24 @@ CREATE TABLE IF NOT EXISTS artifact_revisions (
     UNIQUE (artifact_id, revision)
 );
 """
+# One artifact per (dag_id, dag_run_id, symbol, type), except a signal_score: it has its scoring
+# run's identity, and one per graded signal (graded_signal_id) - a signal is graded once.
+_ARTIFACTS = """
+CREATE TABLE {name} (
+    id INTEGER PRIMARY KEY, dag_id TEXT NOT NULL, dag_run_id TEXT NOT NULL, symbol TEXT NOT NULL,
+    artifact_type TEXT NOT NULL, content TEXT NOT NULL,
+    mlflow_run_id TEXT, mlflow_experiment_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1, graded_signal_id INTEGER REFERENCES artifacts(id)
+)
+"""
+_ARTIFACT_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS artifacts_identity ON artifacts (dag_id, dag_run_id, symbol, artifact_type)
+    WHERE graded_signal_id IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS artifacts_graded_once ON artifacts (graded_signal_id) WHERE graded_signal_id IS NOT NULL;
+"""
+_INDEXES = {"artifacts_identity", "artifacts_graded_once"}
+_COLUMNS = ("id, dag_id, dag_run_id, symbol, artifact_type, content, mlflow_run_id, mlflow_experiment_id, created_at, "
+            "updated_at, revision")
 
 
 class SqliteArtifactStore:
@@ -48,9 +67,10 @@ class SqliteArtifactStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            columns = {row["name"] for row in db.execute("PRAGMA table_info(artifacts)")}
-            if "revision" not in columns:  # a store written before revisions were kept
-                db.execute("ALTER TABLE artifacts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
+            current = {row["name"] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")} >= _INDEXES
+        if not current:
+            with self._connect(write=True) as db:
+                _create_or_upgrade_artifacts(db)
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -153,26 +173,37 @@ class SqliteArtifactStore:
     def write_artifact(self, artifact: ArtifactCreate) -> tuple[Artifact, bool]:
         """Create, or replace the content keeping the old one as a revision; True when created.
 
-        Writing the same content again (a retried task) changes nothing.
+        Writing the same content again (a retried task) changes nothing. A ``signal_score`` is
+        found by its graded signal: a second score of that signal from another run is refused (409).
         """
         check_artifact(artifact)
         key = (artifact.dag_id, artifact.dag_run_id, artifact.symbol, artifact.artifact_type)
         content, now = json.dumps(artifact.content), utc_now()
+        by: tuple[Any, ...]
         with self._connect(write=True) as db:
-            find = "SELECT * FROM artifacts WHERE dag_id = ? AND dag_run_id = ? AND symbol = ? AND artifact_type = ?"
-            old = db.execute(find, key).fetchone()
+            if artifact.graded_signal_id is None:
+                find, by = ("SELECT * FROM artifacts WHERE dag_id = ? AND dag_run_id = ? AND symbol = ? AND artifact_type = ? "
+                            "AND graded_signal_id IS NULL"), key
+            else:
+                _graded_signal(db, artifact)
+                find, by = "SELECT * FROM artifacts WHERE graded_signal_id = ?", (artifact.graded_signal_id,)
+            old = db.execute(find, by).fetchone()
+            if old is not None and (old["dag_id"], old["dag_run_id"]) != key[:2]:
+                raise StoreError(f"signal artifact {artifact.graded_signal_id} is graded already, by {old['dag_id']} run "
+                                 f"{old['dag_run_id']} ({SCORE_TYPE} artifact {old['id']}): a signal is graded once",
+                                 status=CONFLICT)
             if old is None:
                 db.execute(
-                    "INSERT INTO artifacts (dag_id, dag_run_id, symbol, artifact_type, content, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (*key, content, now, now),
+                    "INSERT INTO artifacts (dag_id, dag_run_id, symbol, artifact_type, content, created_at, updated_at, "
+                    "graded_signal_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key, content, now, now, artifact.graded_signal_id),
                 )
             elif json.loads(old["content"]) != artifact.content:
                 _keep_revision(db, old, now, "content")
                 db.execute(
                     "UPDATE artifacts SET content = ?, updated_at = ?, revision = revision + 1 WHERE id = ?", (content, now, old["id"])
                 )
-            row = db.execute(find, key).fetchone()
+            row = db.execute(find, by).fetchone()
         return _artifact(row), old is None
 
     def set_lineage(self, artifact_id: int, mlflow_run_id: str, mlflow_experiment_id: str) -> Artifact:
@@ -224,6 +255,38 @@ class SqliteArtifactStore:
         with self._connect() as db:
             rows = db.execute(f"SELECT * FROM artifacts {where} ORDER BY id", [v for _, v in clauses]).fetchall()
         return [_artifact(r) for r in rows]
+
+
+def _create_or_upgrade_artifacts(db: sqlite3.Connection) -> None:
+    """The artifacts table as this version keeps it; an older store's table is rebuilt in place, keeping ids.
+
+    Before graded_signal_id, every artifact was unique per (dag_id, dag_run_id, symbol, type), and a
+    score was kept under its graded signal's identity; such a score keeps that identity and gets
+    its graded signal from ``content.signal.artifact_id``.
+    """
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(artifacts)")}
+    if not columns:
+        db.execute(_ARTIFACTS.format(name="artifacts"))
+    elif "graded_signal_id" not in columns:
+        revision = "revision" if "revision" in columns else "1"  # a store written before revisions were kept
+        db.execute(_ARTIFACTS.format(name="artifacts_upgrade"))
+        db.execute(
+            f"INSERT INTO artifacts_upgrade ({_COLUMNS}, graded_signal_id) SELECT {_COLUMNS.replace('revision', revision)}, "
+            f"CASE WHEN artifact_type = '{SCORE_TYPE}' THEN json_extract(content, '$.signal.artifact_id') END FROM artifacts"
+        )
+        db.execute("DROP TABLE artifacts")
+        db.execute("ALTER TABLE artifacts_upgrade RENAME TO artifacts")
+    for statement in filter(str.strip, _ARTIFACT_INDEXES.split(";")):
+        db.execute(statement)
+
+
+def _graded_signal(db: sqlite3.Connection, score: ArtifactCreate) -> None:
+    """The score's graded signal exists and is the signal its content names."""
+    graded = db.execute("SELECT * FROM artifacts WHERE id = ?", (score.graded_signal_id,)).fetchone()
+    if graded is None:
+        raise StoreError(f"invalid {SCORE_TYPE} artifact: graded_signal_id: no artifact {score.graded_signal_id}",
+                         status=UNPROCESSABLE)
+    raise_if(graded_signal_mismatch(score, dict(graded)), f"{SCORE_TYPE} artifact")
 
 
 def _symbol_row(db: sqlite3.Connection, symbol: str) -> sqlite3.Row:

@@ -310,10 +310,33 @@ def log_review_spend(run_id: str, usd: float, *, tracking_uri: str) -> None:
 
 
 @with_retry("read the DAG run's review spend")
-def dag_run_review_spend(tracking_uri: str, experiment_id: str, run_tags: Mapping[str, str], exclude_run_id: str) -> float:
-    """What the DAG run's other symbols (runs with ``run_tags`` in the experiment) have spent on the LLM so far."""
+def dag_run_review_spend(tracking_uri: str, run_tags: Mapping[str, str], exclude_run_id: str) -> float:
+    """What the DAG run's other symbols (runs with ``run_tags``) have spent on the LLM so far.
+
+    Each symbol logs to its own ``mlflow.experiment``, so every active experiment of the tracking
+    store is searched: a DAG run's symbols in different experiments share one budget.
+    """
+    from mlflow.entities import ViewType
+
     from tmpipe.tracking.run_identity import tags_filter
 
     client = client_for(tracking_uri)
-    runs = client.search_runs([experiment_id], filter_string=tags_filter(dict(run_tags)), max_results=1000)
-    return sum(r.data.metrics.get(REVIEW_COST_METRIC, 0.0) for r in runs if r.info.run_id != exclude_run_id)
+    experiment_ids: list[str] = []
+    token = None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
+        experiment_ids += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            break
+    spent = 0.0
+    for start in range(0, len(experiment_ids), 100):
+        token = None
+        while True:
+            runs = client.search_runs(experiment_ids[start:start + 100], filter_string=tags_filter(dict(run_tags)),
+                                      max_results=1000, page_token=token)
+            spent += sum(r.data.metrics.get(REVIEW_COST_METRIC, 0.0) for r in runs if r.info.run_id != exclude_run_id)
+            token = runs.token
+            if not token:
+                break
+    return spent

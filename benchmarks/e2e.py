@@ -9,7 +9,10 @@ creates both sides' MLflow database and WebUI store. The plain side is this scri
 ``--plain``: one interpreter calling the pipeline's core stage functions (engine with its
 evaluation, review, tracking, persist) in order, symbol by symbol, no Airflow. Trials
 alternate; the ratio is median `tmpipe run` wall time over median plain wall time, both timed
-from process start to exit.
+from process start to exit, and the same for CPU time (user + system, from the children's
+rusage; on a shared machine it moves less than wall time). ``--home DIR`` keeps both homes
+across invocations (migrated and warmed once), so two checkouts can alternate invocation by
+invocation.
 
 The plain side also splits its time: imports (the stage modules and what they load), and per
 symbol: data (the engine loading and splitting bars), training (the epochs, with their
@@ -17,15 +20,17 @@ per-epoch evaluation), evaluation and bundle (the engine's final backtests and s
 tracking (the train stage's MLflow runs, artifacts, registration), then the inference, review
 and persist stages whole (each with its own tracking; inference loads the data again).
 
-    .venv/bin/python benchmarks/e2e.py [--trials 2] [--json]
+    .venv/bin/python benchmarks/e2e.py [--trials 2] [--home DIR] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,7 +57,7 @@ def write_spec(folder: Path) -> Path:
 
 def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     """The DAG's work in this process: resolve, then per symbol the four stages. Timed by part."""
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     import mlflow  # noqa: F401 - the imports every stage pays once
 
     from tmpipe.config.resolver import resolve_shared
@@ -65,7 +70,7 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     from tmpipe.store.factory import open_store
     from tmpipe.tracking import bundle_model, stage_logging  # noqa: F401
 
-    imports = time.perf_counter() - began
+    imports, imports_cpu = time.perf_counter() - began, time.process_time() - cpu_began
     spec = load_spec(spec_path)
     seed_demo_symbols(spec, open_store(resolve_shared(spec).webui))
     ctx = RunContext(dag_id=spec.dag.dag_id, dag_run_id=run_id, logical_date=None, conf={"symbols": symbols},
@@ -77,47 +82,60 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     import tmpipe.engine
 
     clocks = {"engine": 0.0, "data": 0.0, "training": 0.0}
+    cpu_clocks = dict(clocks)
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 clocks[name] += time.perf_counter() - start
+                cpu_clocks[name] += time.process_time() - cpu_start
         return wrapper
 
     tmpipe.engine.train_backtest = timed("engine", tmpipe.engine.train_backtest)
     engine_builtin.load_dataset = timed("data", engine_builtin.load_dataset)
     walkforward.train = timed("training", walkforward.train)  # every walk-forward fold's training
-    per_symbol = {}
+    per_symbol, per_symbol_cpu = {}, {}
     for symbol in selection.symbols:
         link = selection.links[symbol]
         clocks.update(engine=0.0, data=0.0, training=0.0)
-        start = time.perf_counter()
+        cpu_clocks.update(engine=0.0, data=0.0, training=0.0)
+        start, cpu_start = time.perf_counter(), time.process_time()
         trained = stages.train_backtest(ctx, symbol, link)
-        stage = time.perf_counter() - start
+        stage, cpu_stage = time.perf_counter() - start, time.process_time() - cpu_start
         times = {"data": clocks["data"], "training": clocks["training"],
                  "evaluation_and_bundle": clocks["engine"] - clocks["data"] - clocks["training"],
                  "tracking": stage - clocks["engine"]}
+        cpu = {"data": cpu_clocks["data"], "training": cpu_clocks["training"],
+               "evaluation_and_bundle": cpu_clocks["engine"] - cpu_clocks["data"] - cpu_clocks["training"],
+               "tracking": cpu_stage - cpu_clocks["engine"]}
         run_id = trained["mlflow_run_id"]  # handed over as the DAG's XCom does
         for name, stage_function in (("inference", stages.inference), ("review", stages.review),
                                      ("persist", stages.persist)):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             stage_function(ctx, symbol, link, run_id=run_id)
-            times[name] = time.perf_counter() - start
+            times[name], cpu[name] = time.perf_counter() - start, time.process_time() - cpu_start
         times["all_but_training"] = sum(times.values()) - times["training"]
+        cpu["all_but_training"] = sum(cpu.values()) - cpu["training"]
         per_symbol[symbol] = {k: round(v, 3) for k, v in times.items()}
-    return {"imports": round(imports, 3), "symbols": per_symbol, "total": round(time.perf_counter() - began, 3)}
+        per_symbol_cpu[symbol] = {k: round(v, 3) for k, v in cpu.items()}
+    return {"imports": round(imports, 3), "imports_cpu": round(imports_cpu, 3), "symbols": per_symbol,
+            "symbols_cpu": per_symbol_cpu, "total": round(time.perf_counter() - began, 3)}
 
 
-def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system of the child and its children) and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])}... failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, done.stdout
 
 
 def spread(values: list[float]) -> dict:
@@ -131,6 +149,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--symbols", default=f"SPX,NDX,{THIRD[0]}")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--home", type=Path, help="keep both homes here (migrated and warmed once) across invocations")
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)  # internal: the plain side, with this spec
     parser.add_argument("--run-id", default="plain", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,8 +160,9 @@ def main() -> None:
 
     from tmpipe import airflow_env
 
-    with tempfile.TemporaryDirectory(prefix="tmpipe-e2e-") as tmp:
-        folder = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        folder = args.home or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tmpipe-e2e-")))
+        folder.mkdir(parents=True, exist_ok=True)
         spec = write_spec(folder)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TMPIPE"))}
         base["AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY"] = "False"
@@ -150,22 +170,30 @@ def main() -> None:
         airflow_side = base | airflow_env.embedded_airflow_env(airflow_home) | {"TMPIPE_HOME": str(airflow_home),
                                                                              "TMPIPE_SPEC": str(spec)}
         plain_side = base | {"TMPIPE_HOME": str(plain_home)}
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_side, check=True, capture_output=True)
-        # One uncounted round at 1 epoch: both homes create their MLflow database and store.
-        warm = {"TMPIPE__TRADEMASTER__EPOCHS": "1"}
-        timed_run([sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", args.symbols], airflow_side | warm)
-        timed_run([sys.executable, __file__, "--plain", str(spec), "--symbols", args.symbols, "--run-id", "warm"], plain_side | warm)
-        airflow_times, plain_times, splits = [], [], []
-        for trial in range(args.trials):
-            seconds, out = timed_run([sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", args.symbols,
-                                      "--json"], airflow_side)
+        warmed = folder / "warmed"
+        if not warmed.exists():  # a --home kept from an earlier invocation is migrated and warm already
+            subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_side, check=True, capture_output=True)
+            # One uncounted round at 1 epoch: both homes create their MLflow database and store.
+            warm = {"TMPIPE__TRADEMASTER__EPOCHS": "1"}
+            timed_run([sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", args.symbols], airflow_side | warm)
+            timed_run([sys.executable, __file__, "--plain", str(spec), "--symbols", args.symbols, "--run-id", "warm"], plain_side | warm)
+            warmed.write_text("")
+        if not args.trials:
+            return  # --trials 0: only prepare --home
+        airflow_times, plain_times, airflow_cpu, plain_cpu, splits = [], [], [], [], []
+        for _ in range(args.trials):
+            seconds, cpu, out = timed_run([sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols",
+                                           args.symbols, "--json"], airflow_side)
             airflow_times.append(seconds)
-            seconds, out = timed_run([sys.executable, __file__, "--plain", str(spec), "--symbols", args.symbols,
-                                      "--run-id", f"plain_{trial}"], plain_side)
+            airflow_cpu.append(cpu)
+            seconds, cpu, out = timed_run([sys.executable, __file__, "--plain", str(spec), "--symbols", args.symbols,
+                                           "--run-id", f"plain_{time.time_ns()}"], plain_side)
             plain_times.append(seconds)
+            plain_cpu.append(cpu)
             splits.append(json.loads(out.strip().splitlines()[-1]))
 
     ratio = statistics.median(airflow_times) / statistics.median(plain_times)
+    cpu_ratio = statistics.median(airflow_cpu) / statistics.median(plain_cpu)
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": platform.machine(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
@@ -173,20 +201,27 @@ def main() -> None:
         "symbols": symbols,
         "tmpipe_run": spread(airflow_times),
         "plain_process": spread(plain_times),
+        "tmpipe_run_cpu": spread(airflow_cpu),
+        "plain_process_cpu": spread(plain_cpu),
         "price_of_airflow": round(ratio, 2),
         "price_per_trial": [round(a / p, 2) for a, p in zip(airflow_times, plain_times)],
+        "price_of_airflow_cpu": round(cpu_ratio, 2),
+        "price_per_trial_cpu": [round(a / p, 2) for a, p in zip(airflow_cpu, plain_cpu)],
         "plain_split_per_trial": splits,
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"tmpipe run      {report['tmpipe_run']['median_s']:.1f} s  [{report['tmpipe_run']['min_s']}-{report['tmpipe_run']['max_s']}]")
-    print(f"plain process   {report['plain_process']['median_s']:.1f} s  [{report['plain_process']['min_s']}-{report['plain_process']['max_s']}]")
-    print(f"price of Airflow {ratio:.2f}x (per trial {report['price_per_trial']})")
+    for name, key in (("tmpipe run", "tmpipe_run"), ("plain process", "plain_process")):
+        wall, cpu = report[key], report[f"{key}_cpu"]
+        print(f"{name:15s} {wall['median_s']:.1f} s [{wall['min_s']}-{wall['max_s']}], CPU {cpu['median_s']:.1f} s [{cpu['min_s']}-{cpu['max_s']}]")
+    print(f"price of Airflow {ratio:.2f}x (per trial {report['price_per_trial']}), "
+          f"CPU {cpu_ratio:.2f}x (per trial {report['price_per_trial_cpu']})")
     last = splits[-1]
-    print(f"plain imports {last['imports']:.2f} s")
+    print(f"plain imports {last['imports']:.2f} s (CPU {last['imports_cpu']:.2f} s)")
     for symbol, times in last["symbols"].items():
         print(f"  {symbol}: " + ", ".join(f"{k} {v}" for k, v in times.items()))
+        print(f"  {symbol} CPU: " + ", ".join(f"{k} {v}" for k, v in last["symbols_cpu"][symbol].items()))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ migrated in a child process, and Airflow is imported only inside these functions
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -121,11 +123,38 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     dag = bag.get_dag(spec.dag.dag_id)
     _show_progress()
     when = logical_date or datetime.now(timezone.utc)
-    dag_run = dag.test(run_conf=conf, logical_date=when, run_after=when)
+    with _long_lived_objects_frozen():
+        dag_run = dag.test(run_conf=conf, logical_date=when, run_after=when)
     summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
     from tmpipe.tracking import resolve_tracking_uri
 
     return RunOutcome(dag_run.run_id, str(dag_run.state), summary, resolve_tracking_uri(shared.mlflow, home))
+
+
+@contextlib.contextmanager
+def _long_lived_objects_frozen():
+    """The objects alive now (Airflow, dag-factory and the project imported, the DagBag built), and
+    those that survive a full collection during the run (MLflow, SQLAlchemy and the execution API's
+    routes, imported or built by the first tasks), kept out of the garbage collector's traversals.
+
+    A full collection traverses every tracked object; after Airflow's in-process execution API and
+    MLflow are loaded that is close to a million, and ``dag.test()`` ran about a dozen of them per
+    run; freezing cut a 3-symbol run's CPU time by about 1.5 s (benchmarks/README.md). Objects
+    frozen while alive that become garbage during the run are reclaimed only after it: everything
+    is unfrozen again afterwards, so a caller's later collections see it all.
+    """
+    def freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            gc.freeze()
+
+    gc.freeze()
+    gc.callbacks.append(freeze_survivors)
+    try:
+        yield
+    finally:
+        if freeze_survivors in gc.callbacks:
+            gc.callbacks.remove(freeze_survivors)
+        gc.unfreeze()
 
 
 def _show_progress() -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import yaml
 
 from tmpipe.config.resolver import resolve
+from tmpipe.config.sections import DataConfig
 from tmpipe.engine.bar_validation import iso
 from tmpipe.engine.data import load_dataset
 from tmpipe.review.evidence_ref import read_evidence
@@ -57,7 +58,7 @@ def test_intraday_backfill_signals_are_bar_exact_and_linked_to_the_backfills_mlf
     done = backfill(spec, "AAA", store, max_signals=3)
 
     config = resolve(spec, "AAA")
-    dataset = load_dataset(config.section("data"), "AAA")
+    dataset = load_dataset(config.data, "AAA")
     window = dataset.splits["test"].own["date"]
     before = dataset.frame["date"][dataset.frame["date"] < window[0]]
     expected = [iso(stamp) for stamp in window[::7][:3]]  # "1d" is 7 hourly bars
@@ -68,7 +69,7 @@ def test_intraday_backfill_signals_are_bar_exact_and_linked_to_the_backfills_mlf
     assert done.trained_until == iso(before[-1]) and done.trained_until < expected[0]
 
     # One MLflow run for the backfill, in the symbol's experiment, holding the signals.
-    uri = resolve_tracking_uri(config.section("mlflow"), tmpipe_home)
+    uri = resolve_tracking_uri(config.mlflow, tmpipe_home)
     client = client_for(uri)
     run = client.get_run(done.mlflow_run_id)
     assert run.info.experiment_id == get_or_create_experiment(uri, "intraday_backfill")
@@ -105,7 +106,7 @@ def test_data_end_cuts_intraday_bars_at_a_bar_or_at_the_end_of_a_day(tmp_path):
     _hourly_bars(bars)
     config = {"source": "csv", "path": str(bars), "lookback": 5, "valid_ratio": 0.15, "test_ratio": 0.15,
               "start": None, "end": None, "bars_per_year": None}
-    last = lambda end: iso(load_dataset({**config, "end": end}, "AAA").frame["date"][-1])
+    last = lambda end: iso(load_dataset(DataConfig.from_values({**config, "end": end}), "AAA").frame["date"][-1])
     assert last("2024-02-01T12:00:00") == "2024-02-01T12:00:00"
     assert last("2024-02-01 12:00") == "2024-02-01T12:00:00"
     assert last("2024-02-01") == "2024-02-01T16:00:00"  # a day keeps all of its bars

@@ -104,6 +104,6 @@ def test_a_dag_runs_scoring_uses_the_config_its_symbol_stages_resolved(tmpipe_ho
                     webui={"backend": "embedded"}, conf_config={"trademaster": {"slippage_pct": 0.001}}, links=links,
                     series_loader=loader)
     assert out["errors"] == {} and out["graded"] == 1
-    assert (seen[0]["demo_series"], seen[0]["lookback"]) == ("nasdaq", 7)
+    assert (seen[0].demo_series, seen[0].lookback) == ("nasdaq", 7)
     [score] = store.list_artifacts(artifact_type="signal_score")
     assert score.content["cost_rate"] == pytest.approx(0.002 + 0.001)

@@ -105,8 +105,14 @@ def mlflow_server(backend_uri: str, root: Path) -> Iterator[str]:
         "--serve-artifacts", "--artifacts-destination", str(root / "mlflow-artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
-    with _serving(command, port, "/health", root / "mlflow-server.log", 90) as uri:
+    with _serving(command, port, "/health", root / "mlflow-server.log", 90, env=mlflow_server_env()) as uri:
         yield uri
+
+
+def mlflow_server_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test `mlflow server`: without the job runner MLflow starts beside it
+    by default (seven huey consumer processes for its GenAI jobs, which tmpipe does not use)."""
+    return {**(os.environ if base is None else base), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 WEBUI_TOKEN = "tmpipe-test-token-" + uuid.uuid4().hex

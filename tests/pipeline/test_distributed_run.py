@@ -29,7 +29,15 @@ import yaml
 
 from tmpipe.store.http import HttpArtifactStore
 
-from ..servers import WEBUI_TOKEN, free_port, postgres_database, start_server, stop_group, wait_until_healthy
+from ..servers import (
+    WEBUI_TOKEN,
+    free_port,
+    mlflow_server_env,
+    postgres_database,
+    start_server,
+    stop_group,
+    wait_until_healthy,
+)
 from .conftest import DAG_ID, link_pipeline_symbols, spec_text
 from .test_scheduler_run import (
     STARTUP_SECONDS,
@@ -168,7 +176,7 @@ def celery(tmp_path_factory, request):
 
 
 def start_mlflow(deployment: CeleryDeployment) -> None:
-    process = deployment.start_command("mlflow", deployment.mlflow_command)
+    process = deployment.start_command("mlflow", deployment.mlflow_command, mlflow_server_env(deployment.env))
     wait_until_healthy(f"{deployment.mlflow_url}/health", process, deployment.root / "mlflow.log", 90)
 
 

@@ -61,18 +61,26 @@ def migrated_databases(tmp_path_factory) -> Path:
     return home
 
 
-@pytest.fixture
-def home(tmp_path, migrated_databases) -> Path:
-    """A fresh TMPIPE_HOME for `tmpipe run` holding copies of the migrated databases and the
-    migration stamp, so each run finds its Airflow and MLflow schemas current instead of creating
-    them (or starting `airflow db migrate` to learn that); nothing else is shared."""
+@pytest.fixture(scope="session")
+def migrated_home_copy(migrated_databases):
+    """Makes a directory a fresh TMPIPE_HOME for `tmpipe run` holding copies of the migrated
+    databases and the migration stamp, so a run finds its Airflow and MLflow schemas current
+    instead of creating them (or starting `airflow db migrate` to learn that); nothing else is shared."""
     from tmpipe.runner import MIGRATED_STAMP
 
-    home = tmp_path / "home"
-    for database in ("airflow/airflow.db", f"airflow/{MIGRATED_STAMP}", "mlflow/mlflow.db"):
-        (home / database).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(migrated_databases / database, home / database)
-    return home
+    def copy(home: Path) -> Path:
+        for database in ("airflow/airflow.db", f"airflow/{MIGRATED_STAMP}", "mlflow/mlflow.db"):
+            (home / database).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(migrated_databases / database, home / database)
+        return home
+
+    return copy
+
+
+@pytest.fixture
+def home(tmp_path, migrated_home_copy) -> Path:
+    """A fresh TMPIPE_HOME with the session's migrated databases (migrated_home_copy)."""
+    return migrated_home_copy(tmp_path / "home")
 
 
 # --dist loadfile hands each worker whole test files, by default the files with the most tests

@@ -54,10 +54,19 @@ def start_server(command: list[str], log_path: Path, env: dict[str, str] | None 
 
 def stop_group(process: subprocess.Popen) -> None:
     """The process and the children it forked (mlflow's gunicorn/uvicorn workers), by our PID."""
-    if process.poll() is None:
+    stop_groups([process])
+
+
+def stop_groups(processes: list[subprocess.Popen]) -> None:
+    """Several processes with their children, by our PIDs: all are asked to stop at once (each
+    shuts down in its own time, not one after another), then given 20 s before SIGKILL."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in running:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

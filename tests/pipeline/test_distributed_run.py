@@ -36,6 +36,7 @@ from ..servers import (
     postgres_database,
     start_server,
     stop_group,
+    stop_groups,
     wait_until_healthy,
 )
 from .conftest import DAG_ID, link_pipeline_symbols, spec_text
@@ -168,8 +169,7 @@ def celery(tmp_path_factory, request):
         finally:
             if deployment.api is not None:
                 deployment.api.close()
-            for name in list(deployment.processes):
-                stop_group(deployment.processes[name])
+            stop_groups(list(deployment.processes.values()))
             if not set_up or request.session.testsfailed > failures_before:
                 print(f"\nLogs of the failed distributed test:\n{deployment.log_tails()}", file=sys.__stderr__)
             flush_redis_db(REDIS_DB)

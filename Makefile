@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
-# uv (from PyPI, into the venv) resolves and installs: parallel downloads make a fresh install
-# several times faster than pip. The venv keeps pip: the torch extra's CPU wheel is installed with
-# it (.ci/run), since uv does not read pip's configuration.
+# uv (from PyPI, into the venv) resolves and installs: on an empty cache `make install` took 65 s
+# with it and 353 s with pip on this machine kind (parallel downloads). The venv keeps pip: the
+# torch extra's local CPU wheel is installed with it (.ci/run); uv does not read pip's configuration.
 UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
 .PHONY: install install-torch run test test-fast lint validate benchmark

@@ -100,7 +100,10 @@ FILE_SECONDS = {
     "tests/tracking/test_tracking_runs.py": 80,
     "tests/tracking/test_tracking_production.py": 75,
     "tests/pipeline/test_stages.py": 75,
-    "tests/pipeline/test_prepare_home.py": 60,
+    "tests/pipeline/test_prepare_home.py": 40,
+    "tests/doctor/test_doctor.py": 100,
+    "tests/dags/test_run_state.py": 60,
+    "tests/dags/test_factory.py": 55,
 }
 
 

@@ -1,6 +1,7 @@
 """Test-wide settings: telemetry off, a private TMPIPE_HOME, and the project root as cwd."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,85 @@ def airflow_home(airflow_settings):
     """The same Airflow with its SQLite metadata database migrated once, for `dag.test()` runs."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return airflow_settings
+
+
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory) -> Path:
+    """A TMPIPE_HOME whose Airflow and MLflow databases are migrated once per session (seconds each).
+
+    Airflow's is migrated by `tmpipe run`'s own step (`runner.prepare_home`, in a child process as
+    `tmpipe run` does it), which also writes the stamp that tells a later run it has nothing to migrate.
+    """
+    home = tmp_path_factory.mktemp("migrated_home")
+    prepare = "import sys; from pathlib import Path; from tmpipe.runner import prepare_home; prepare_home(Path(sys.argv[1]), Path('spec.yaml'))"
+    subprocess.run([sys.executable, "-c", prepare, str(home)], check=True, capture_output=True, timeout=600)
+    from tmpipe.runner import MIGRATED_STAMP
+    from tmpipe.tracking import client_for, embedded_tracking_uri
+
+    assert (home / "airflow" / MIGRATED_STAMP).is_file()
+    client_for(embedded_tracking_uri(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def migrated_home_copy(migrated_databases):
+    """Makes a directory a fresh TMPIPE_HOME for `tmpipe run` holding copies of the migrated
+    databases and the migration stamp, so a run finds its Airflow and MLflow schemas current
+    instead of creating them (or starting `airflow db migrate` to learn that); nothing else is shared."""
+    from tmpipe.runner import MIGRATED_STAMP
+
+    def copy(home: Path) -> Path:
+        for database in ("airflow/airflow.db", f"airflow/{MIGRATED_STAMP}", "mlflow/mlflow.db"):
+            (home / database).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(migrated_databases / database, home / database)
+        return home
+
+    return copy
+
+
+@pytest.fixture
+def home(tmp_path, migrated_home_copy) -> Path:
+    """A fresh TMPIPE_HOME with the session's migrated databases (migrated_home_copy)."""
+    return migrated_home_copy(tmp_path / "home")
+
+
+# --dist loadfile hands each worker whole test files, by default the files with the most tests
+# first; the files that start Airflow deployments or run DAGs hold few tests but most of the
+# suite's time, so they came last and one worker ran the long tail alone. Longest first instead
+# (seconds of one file on one worker, measured on a loaded 2-core machine; unlisted files count
+# a second a test), so the two workers end together.
+FILE_SECONDS = {
+    "tests/pipeline/test_distributed_run.py": 600,
+    "tests/pipeline/test_production_run.py": 430,
+    "tests/pipeline/test_local_run.py": 400,
+    "tests/pipeline/test_local_run_models.py": 300,
+    "tests/review/test_replay_run.py": 250,
+    "tests/pipeline/test_scheduler_run.py": 220,
+    "tests/signals/test_dag_step.py": 140,
+    "tests/pipeline/test_scratch.py": 85,
+    "tests/tracking/test_tracking_runs.py": 80,
+    "tests/tracking/test_tracking_production.py": 75,
+    "tests/pipeline/test_stages.py": 75,
+    "tests/pipeline/test_prepare_home.py": 40,
+    "tests/doctor/test_doctor.py": 100,
+    "tests/dags/test_run_state.py": 60,
+    "tests/dags/test_factory.py": 55,
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongestFileFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node):
+            def seconds(scope: str) -> float:
+                return FILE_SECONDS.get(scope, len(self.workqueue[scope]))
+
+            for scope in sorted(self.workqueue, key=seconds, reverse=True):
+                self.workqueue.move_to_end(scope)
+            super()._assign_work_unit(node)
+
+    return LongestFileFirst(config, log)

@@ -54,10 +54,19 @@ def start_server(command: list[str], log_path: Path, env: dict[str, str] | None 
 
 def stop_group(process: subprocess.Popen) -> None:
     """The process and the children it forked (mlflow's gunicorn/uvicorn workers), by our PID."""
-    if process.poll() is None:
+    stop_groups([process])
+
+
+def stop_groups(processes: list[subprocess.Popen]) -> None:
+    """Several processes with their children, by our PIDs: all are asked to stop at once (each
+    shuts down in its own time, not one after another), then given 20 s before SIGKILL."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in running:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -105,8 +114,14 @@ def mlflow_server(backend_uri: str, root: Path) -> Iterator[str]:
         "--serve-artifacts", "--artifacts-destination", str(root / "mlflow-artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
-    with _serving(command, port, "/health", root / "mlflow-server.log", 90) as uri:
+    with _serving(command, port, "/health", root / "mlflow-server.log", 90, env=mlflow_server_env()) as uri:
         yield uri
+
+
+def mlflow_server_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test `mlflow server`: without the job runner MLflow starts beside it
+    by default (seven huey consumer processes for its GenAI jobs, which tmpipe does not use)."""
+    return {**(os.environ if base is None else base), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 WEBUI_TOKEN = "tmpipe-test-token-" + uuid.uuid4().hex

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tmpipe import airflow_env
 
 DAG_ID = "trademaster_autogen_pipeline_workflow"
 
@@ -52,30 +50,6 @@ def pipeline_spec(tmp_path):
     broken = {"data": {"source": "csv", "path": str(tmp_path / "no_such_bars.csv")}}
     path.write_text(spec_text(symbols={"BROKEN": broken}))
     return path
-
-
-@pytest.fixture(scope="session")
-def migrated_databases(tmp_path_factory) -> Path:
-    """A TMPIPE_HOME whose Airflow and MLflow databases are migrated once per session (seconds each)."""
-    home = tmp_path_factory.mktemp("migrated_home")
-    env = {**os.environ, **airflow_env.embedded_airflow_env(home)}
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    from tmpipe.tracking import client_for, embedded_tracking_uri
-
-    client_for(embedded_tracking_uri(home))
-    return home
-
-
-@pytest.fixture
-def home(tmp_path, migrated_databases) -> Path:
-    """A fresh TMPIPE_HOME for `tmpipe run` holding copies of the migrated databases, so each run
-    finds its Airflow and MLflow schemas current instead of creating them; nothing else is shared."""
-    home = tmp_path / "home"
-    for database in ("airflow/airflow.db", "mlflow/mlflow.db"):
-        (home / database).parent.mkdir(parents=True)
-        shutil.copyfile(migrated_databases / database, home / database)
-    return home
 
 
 def run_tmpipe(home: Path, *args: str, env: dict | None = None) -> tuple[int, dict]:

@@ -29,7 +29,16 @@ import yaml
 
 from tmpipe.store.http import HttpArtifactStore
 
-from ..servers import WEBUI_TOKEN, free_port, postgres_database, start_server, stop_group, wait_until_healthy
+from ..servers import (
+    WEBUI_TOKEN,
+    free_port,
+    mlflow_server_env,
+    postgres_database,
+    start_server,
+    stop_group,
+    stop_groups,
+    wait_until_healthy,
+)
 from .conftest import DAG_ID, link_pipeline_symbols, spec_text
 from .test_scheduler_run import (
     STARTUP_SECONDS,
@@ -160,15 +169,14 @@ def celery(tmp_path_factory, request):
         finally:
             if deployment.api is not None:
                 deployment.api.close()
-            for name in list(deployment.processes):
-                stop_group(deployment.processes[name])
+            stop_groups(list(deployment.processes.values()))
             if not set_up or request.session.testsfailed > failures_before:
                 print(f"\nLogs of the failed distributed test:\n{deployment.log_tails()}", file=sys.__stderr__)
             flush_redis_db(REDIS_DB)
 
 
 def start_mlflow(deployment: CeleryDeployment) -> None:
-    process = deployment.start_command("mlflow", deployment.mlflow_command)
+    process = deployment.start_command("mlflow", deployment.mlflow_command, mlflow_server_env(deployment.env))
     wait_until_healthy(f"{deployment.mlflow_url}/health", process, deployment.root / "mlflow.log", 90)
 
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 from tmpipe import airflow_env, runner
 
 
-def test_a_migrated_home_is_not_migrated_again(tmp_path, monkeypatch):
+def test_a_migrated_home_is_not_migrated_again(tmp_path, monkeypatch, migrated_databases):
     home = tmp_path / "home"
+    # A database migrated by something else (no stamp: e.g. an older tmpipe) is migrated once;
+    # a home without a database is migrated from nothing at the end.
+    (home / "airflow").mkdir(parents=True)
+    shutil.copyfile(migrated_databases / "airflow" / "airflow.db", home / "airflow" / "airflow.db")
     for key in [*airflow_env.embedded_airflow_env(home), "TMPIPE_SPEC"]:  # prepare_home sets them; undo after
         if key in os.environ:
             monkeypatch.setenv(key, os.environ[key])

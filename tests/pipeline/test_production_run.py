@@ -58,7 +58,7 @@ def webui(webui_server):
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory, mlflow_server, webui_proxy, webui):
+def production(tmp_path_factory, migrated_home_copy, mlflow_server, webui_proxy, webui):
     """The spec (WebUI via the proxy) and the environment (MLflow server) of the runs."""
     root = tmp_path_factory.mktemp("production")
     spec = root / "spec.yaml"
@@ -66,7 +66,8 @@ def production(tmp_path_factory, mlflow_server, webui_proxy, webui):
     # token from TMPIPE_WEBUI_TOKEN, the default webui.token_env, as `tmpipe webui serve` reads it.
     spec.write_text(spec_text({"webui": {"backend": "http", "base_url": webui_proxy.url}}))
     env = {"TMPIPE__MLFLOW__TRACKING_URI": mlflow_server, "TMPIPE_WEBUI_TOKEN": WEBUI_TOKEN}
-    return dict(home=root / "home", spec=spec, env=env, mlflow=mlflow_server, proxy=webui_proxy, store=webui)
+    home = migrated_home_copy(root / "home")  # Airflow's SQLite metadata, migrated once per session
+    return dict(home=home, spec=spec, env=env, mlflow=mlflow_server, proxy=webui_proxy, store=webui)
 
 
 def run_pipeline(production: dict, *args: str) -> tuple[int, dict]:

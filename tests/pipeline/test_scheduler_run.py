@@ -24,7 +24,7 @@ import pytest
 
 from tmpipe.airflow_env import installed_dags_folder
 
-from ..servers import free_port, postgres_database, start_server, stop_group, wait_until_healthy
+from ..servers import free_port, postgres_database, start_server, stop_groups, wait_until_healthy
 from .conftest import DAG_ID, mlflow_runs, spec_text, webui_artifacts
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
@@ -168,9 +168,7 @@ def deployment(tmp_path_factory, request):
         finally:
             if deployment.api is not None:
                 deployment.api.close()
-            for name in ("scheduler", "dag-processor", "api-server"):
-                if name in deployment.processes:
-                    stop_group(deployment.processes[name])
+            stop_groups([deployment.processes[name] for name in ("scheduler", "dag-processor", "api-server") if name in deployment.processes])
             if not set_up or request.session.testsfailed > failures_before:
                 print(f"\nAirflow logs of the failed scheduler test:\n{deployment.log_tails()}", file=sys.__stderr__)
 

@@ -22,8 +22,7 @@ def _review(client, run) -> tuple[dict, dict]:
     return read("review/signal.json"), read("review/trace.json")
 
 
-def test_a_replayed_run_gives_the_same_signal_and_trace_messages(endpoint_kit, tmp_path):
-    home = tmp_path / "home"
+def test_a_replayed_run_gives_the_same_signal_and_trace_messages(endpoint_kit, tmp_path, home):
     with endpoint_kit.FakeEndpoint(endpoint_kit.structured_or_prose(DRAFT, TALK)) as endpoint:
         review = {"model_client": {"provider": "openai", "base_url": endpoint.base_url, "model": "local-test-model",
                                    "api_key_env": "TMPIPE_TEST_LLM_KEY",
@@ -57,8 +56,7 @@ def test_a_replayed_run_gives_the_same_signal_and_trace_messages(endpoint_kit, t
     assert KEY not in open(recording).read()
 
 
-def test_replaying_a_run_without_a_recording_fails_the_review_clearly(tmp_path):
-    home = tmp_path / "home"
+def test_replaying_a_run_without_a_recording_fails_the_review_clearly(tmp_path, home):
     spec = tmp_path / "spec.yaml"
     spec.write_text(spec_text())
     code, out = run_tmpipe(home, "--spec", str(spec), "--symbols", "AAA", "--replay-llm", "manual__1999-01-01")

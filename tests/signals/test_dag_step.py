@@ -14,6 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_dag_run_grades_earlier_signals_and_reports_them(tmp_path, monkeypatch):
+    # A home with no Airflow database: the suite's one end-to-end run that migrates it first,
+    # as a first `tmpipe run` does (the other runs start from the session's migrated copy).
     home = tmp_path / "home"
     monkeypatch.setenv("TMPIPE_HOME", str(home))
     spec = spec_file(tmp_path)

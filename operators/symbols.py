@@ -44,5 +44,7 @@ class ResolveSymbolsOperator(TmpipeOperator):
     def stages_left_out(self, mode: str) -> list[str]:
         """Task ids of the downstream chain stages (``SymbolStageOperator.stage``) ``mode`` does not run."""
         run = modes.stages_of(mode)
+        if run == modes.STAGES or not self.has_dag():  # nothing to leave out, or no DAG (run as a unit)
+            return []
         left_out = [task.task_id for task in self.downstream_list if getattr(task, "stage", None) in set(modes.STAGES) - set(run)]
         return sorted(left_out)

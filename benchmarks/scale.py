@@ -143,7 +143,7 @@ def growth(spec: Path, count: int, env: dict[str, str]) -> dict:
     for stage in ("train_backtest", "inference", "review", "persist"):
         values = [r["rss_anon_kb"] for r in readings if r["stage"] == stage]
         stages[stage] = {"rss_anon_mb_first": round(values[0] / 1024, 1), "rss_anon_mb_last": round(values[-1] / 1024, 1),
-                         "kb_per_symbol": round(slope(values[2:]), 1) if len(values) > 3 else None}
+                         "kb_per_symbol": round(slope(values[2:]), 1) if len(values) > 3 else None, "rss_anon_kb": values}
     per_symbol = [s["kb_per_symbol"] for s in stages.values() if s["kb_per_symbol"] is not None]
     return {"symbols": count, "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": round(sum(per_symbol), 1)}

@@ -16,7 +16,9 @@ wraps `dag.test()`'s task runner to read its own anonymous RSS (``RssAnon``, aft
 ``gc.collect()``) each time a symbol's stage returns. `dag.test()` runs a stage for every
 symbol before the next stage, so each stage's readings are that stage's symbols one after
 another; the figure is the least-squares slope of each stage's readings past the first two
-(warm-up: first imports, first MLflow client), in KB per symbol.
+(warm-up: first imports, first MLflow client), in KB per symbol. It also reads ``VmHWM`` (the
+peak RSS so far) after every task, to name the task that reached the run's peak. ``--growth 5,20``
+runs the counts one after another on the same home, as the scale points do.
 
     .venv/bin/python benchmarks/scale.py --growth 20 [--epochs 1] [--json]
 """
@@ -88,9 +90,11 @@ def plot(points: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def rss_anon_kb() -> int:
+def status_kb(*fields: str) -> list[int]:
+    """Fields of /proc/self/status in KB (``RssAnon``: anonymous memory now, ``VmHWM``: peak RSS so far)."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
+        values = {line.split(":")[0]: int(line.split()[1]) for line in status if line.split(":")[0] in fields}
+    return [values[field] for field in fields]
 
 
 def growth_child(spec: Path, count: int) -> None:
@@ -105,10 +109,10 @@ def growth_child(spec: Path, count: int) -> None:
 
     def measured(*, ti, task, **kwargs):
         result = run_task(ti=ti, task=task, **kwargs)
-        if "." in ti.task_id:  # a stage of a symbol's chain
-            gc.collect()
-            print(json.dumps({"stage": ti.task_id.split(".", 1)[1], "map_index": ti.map_index, "state": str(ti.state),
-                              "rss_anon_kb": rss_anon_kb()}), file=sys.stderr, flush=True)
+        gc.collect()
+        rss_anon, hwm = status_kb("RssAnon", "VmHWM")
+        print(json.dumps({"stage": ti.task_id.split(".")[-1], "map_index": ti.map_index, "state": str(ti.state),
+                          "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm}), file=sys.stderr, flush=True)
         return result
 
     dag_module._run_task = measured
@@ -145,8 +149,12 @@ def growth(spec: Path, count: int, env: dict[str, str]) -> dict:
         stages[stage] = {"rss_anon_mb_first": round(values[0] / 1024, 1), "rss_anon_mb_last": round(values[-1] / 1024, 1),
                          "kb_per_symbol": round(slope(values[2:]), 1) if len(values) > 3 else None, "rss_anon_kb": values}
     per_symbol = [s["kb_per_symbol"] for s in stages.values() if s["kb_per_symbol"] is not None]
+    # Which task first reached the run's peak RSS (VmHWM after each task; the peak can only rise).
+    peak_task = next((f"{r['stage']}[{r['map_index']}]" for r in readings if r["vm_hwm_kb"] == readings[-1]["vm_hwm_kb"]), None)
+    tasks = [{"task": f"{r['stage']}[{r['map_index']}]", "vm_hwm_mb": round(r["vm_hwm_kb"] / 1024, 1)} for r in readings]
     return {"symbols": count, "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": round(sum(per_symbol), 1)}
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": round(sum(per_symbol), 1),
+            "peak_reached_in": peak_task, "vm_hwm_after_each_task": tasks}
 
 
 def main() -> None:
@@ -155,14 +163,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "scale.png")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--growth", type=int, metavar="N", help="RSS growth per symbol inside one run over N symbols")
+    parser.add_argument("--growth", metavar="N[,M...]", help="RSS growth per symbol inside one run over N symbols (then M, same home)")
     parser.add_argument("--growth-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.growth_child:
         growth_child(args.spec, args.growth_child)
         return
-    counts = [args.growth] if args.growth else [int(c) for c in args.counts.split(",")]
+    counts = [int(c) for c in (args.growth or args.counts).split(",")]
 
     from tmpipe import airflow_env
 
@@ -177,7 +185,7 @@ def main() -> None:
         run(spec, ["S001"], env)  # uncounted: creates the MLflow store
         if args.growth:
             report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epochs": args.epochs,
-                      "load_average": os.getloadavg(), "growth": growth(spec, args.growth, env)}
+                      "load_average": os.getloadavg(), "growth": [growth(spec, count, env) for count in counts]}
             print(json.dumps(report, indent=2 if args.json else None))
             return
         for count in counts:

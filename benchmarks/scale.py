@@ -10,6 +10,17 @@ this script imports nothing heavy before the runs, so its own RSS (the floor of 
 figure, see README) stays small.
 
     .venv/bin/python benchmarks/scale.py [--counts 1,5,20,50] [--epochs 1] [--png scale.png] [--json]
+
+``--growth N`` measures the growth itself: one `tmpipe run` over N symbols, in a child that
+wraps `dag.test()`'s task runner to read its own anonymous RSS (``RssAnon``, after a
+``gc.collect()``) each time a symbol's stage returns. `dag.test()` runs a stage for every
+symbol before the next stage, so each stage's readings are that stage's symbols one after
+another; the figure is the least-squares slope of each stage's readings past the first two
+(warm-up: first imports, first MLflow client), in KB per symbol. It also reads ``VmHWM`` (the
+peak RSS so far) after every task, to name the task that reached the run's peak. ``--growth 5,20``
+runs the counts one after another on the same home, as the scale points do.
+
+    .venv/bin/python benchmarks/scale.py --growth 20 [--epochs 1] [--json]
 """
 
 from __future__ import annotations
@@ -79,14 +90,87 @@ def plot(points: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def status_kb(*fields: str) -> list[int]:
+    """Fields of /proc/self/status in KB (``RssAnon``: anonymous memory now, ``VmHWM``: peak RSS so far)."""
+    with open("/proc/self/status") as status:
+        values = {line.split(":")[0]: int(line.split()[1]) for line in status if line.split(":")[0] in fields}
+    return [values[field] for field in fields]
+
+
+def growth_child(spec: Path, count: int) -> None:
+    """In the child: one DAG run over ``count`` symbols; prints one JSON reading per finished stage task."""
+    import gc
+
+    import airflow.sdk.definitions.dag as dag_module
+
+    from tmpipe.runner import run_local
+
+    run_task = dag_module._run_task
+
+    def measured(*, ti, task, **kwargs):
+        result = run_task(ti=ti, task=task, **kwargs)
+        gc.collect()
+        rss_anon, hwm = status_kb("RssAnon", "VmHWM")
+        print(json.dumps({"stage": ti.task_id.split(".")[-1], "map_index": ti.map_index, "state": str(ti.state),
+                          "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm}), file=sys.stderr, flush=True)
+        return result
+
+    dag_module._run_task = measured
+    outcome = run_local(spec, {"symbols": [f"S{i:03d}" for i in range(1, count + 1)]})
+    print(json.dumps({"state": outcome.state}), file=sys.stderr, flush=True)
+
+
+def slope(values: list[int]) -> float:
+    """Least-squares slope of ``values`` against their index."""
+    n = len(values)
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / sum((i - mean_x) ** 2 for i in range(n))
+
+
+def growth(spec: Path, count: int, env: dict[str, str]) -> dict:
+    """Per-stage RSS growth in KB per symbol inside one long-lived `tmpipe run` process."""
+    command = [sys.executable, __file__, "--growth-child", str(count), "--spec", str(spec)]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    readings, state = [], None
+    for line in process.stderr:
+        if line.startswith("{"):
+            record = json.loads(line)
+            if "state" in record and "stage" not in record:
+                state = record["state"]
+            else:
+                readings.append(record)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or state != "success":
+        raise SystemExit(f"tmpipe run over {count} symbols: state {state}")
+    stages = {}
+    for stage in ("train_backtest", "inference", "review", "persist"):
+        values = [r["rss_anon_kb"] for r in readings if r["stage"] == stage]
+        stages[stage] = {"rss_anon_mb_first": round(values[0] / 1024, 1), "rss_anon_mb_last": round(values[-1] / 1024, 1),
+                         "kb_per_symbol": round(slope(values[2:]), 1) if len(values) > 3 else None, "rss_anon_kb": values}
+    per_symbol = [s["kb_per_symbol"] for s in stages.values() if s["kb_per_symbol"] is not None]
+    # Which task first reached the run's peak RSS (VmHWM after each task; the peak can only rise).
+    peak_task = next((f"{r['stage']}[{r['map_index']}]" for r in readings if r["vm_hwm_kb"] == readings[-1]["vm_hwm_kb"]), None)
+    tasks = [{"task": f"{r['stage']}[{r['map_index']}]", "vm_hwm_mb": round(r["vm_hwm_kb"] / 1024, 1)} for r in readings]
+    return {"symbols": count, "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": round(sum(per_symbol), 1),
+            "peak_reached_in": peak_task, "vm_hwm_after_each_task": tasks}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", default="1,5,20,50")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "scale.png")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--growth", metavar="N[,M...]", help="RSS growth per symbol inside one run over N symbols (then M, same home)")
+    parser.add_argument("--growth-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    counts = [int(c) for c in args.counts.split(",")]
+    if args.growth_child:
+        growth_child(args.spec, args.growth_child)
+        return
+    counts = [int(c) for c in (args.growth or args.counts).split(",")]
 
     from tmpipe import airflow_env
 
@@ -99,6 +183,11 @@ def main() -> None:
             "TMPIPE_HOME": str(folder / "home"), "TMPIPE_SPEC": str(spec), "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False"}
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
         run(spec, ["S001"], env)  # uncounted: creates the MLflow store
+        if args.growth:
+            report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epochs": args.epochs,
+                      "load_average": os.getloadavg(), "growth": [growth(spec, count, env) for count in counts]}
+            print(json.dumps(report, indent=2 if args.json else None))
+            return
         for count in counts:
             points.append(run(spec, [f"S{i:03d}" for i in range(1, count + 1)], env))
             print(json.dumps(points[-1]), file=sys.stderr, flush=True)  # a partial result if a long count is cut off

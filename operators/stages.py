@@ -38,6 +38,8 @@ class SymbolStageOperator(TmpipeOperator):
 
     def run_stage(self, ctx: RunContext, context: Any) -> Any:
         mode = ctx.mode
+        # The scheduler skips stages outside the mode before they start (resolve_symbols tells it);
+        # this covers a task started anyway, e.g. by `airflow tasks test`.
         if not modes.runs(mode, self.stage):
             raise AirflowSkipException(f"mode {mode}: {self.task_id} does not run")
         links = context["ti"].xcom_pull(task_ids=RESOLVE_TASK_ID, key=LINKS_KEY) or {}

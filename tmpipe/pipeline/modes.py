@@ -1,8 +1,9 @@
 """Which stages of a symbol's chain each run mode runs: the one table everything else reads.
 
-The operators skip, the tracker logs the config in the first stage and closes the MLflow run
-in the last, the summary calls a symbol done when its last stage returned, and the CLI and
-the DAG's params offer these modes. ``schemas/mode.schema.json`` lists the same names for
+resolve_symbols has the scheduler skip the others (no task starts for them; a stage
+operator started anyway skips too), the tracker logs the config in the first stage and closes
+the MLflow run in the last, the summary calls a symbol done when its last stage returned, and
+the CLI and the DAG's params offer these modes. ``schemas/mode.schema.json`` lists the same names for
 editors and ``dag_run.conf`` validation (a test keeps the two equal).
 """
 

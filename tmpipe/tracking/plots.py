@@ -20,7 +20,7 @@ def plot_equity_curve(csv_path: str | Path, png_path: str | Path, *, title: str)
     curve = pd.read_csv(csv_path, parse_dates=["date"])
     dates = curve["date"]
     figure = Figure(figsize=(10, 8), dpi=100)
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     equity_axes, drawdown_axes, position_axes = figure.subplots(
         3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1, 1]}
     )
@@ -51,5 +51,13 @@ def plot_equity_curve(csv_path: str | Path, png_path: str | Path, *, title: str)
     figure.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.1, hspace=0.12)
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png_path)
+    try:
+        figure.savefig(png_path)
+    finally:
+        # Figure and canvas reference each other, so only the cyclic GC would free them: in
+        # `tmpipe run` (every symbol's tasks in one process) that can be many symbols later, each
+        # waiting figure holding its 1000x800 RGBA buffer (3.2 MB). Free the buffer and artists now.
+        canvas.renderer = None
+        canvas._lastKey = None
+        figure.clear()
     return png_path

@@ -169,12 +169,26 @@ def build_dags(globals_dict: dict[str, Any], specs: str | os.PathLike[str] | Non
         load_yaml_dags(globals_dict=globals_dict, config_dict=cast_with_type(config))
     for dag_id, doc in docs.items():
         globals_dict[dag_id].doc_md = doc
+        _wait_for_every_stage(globals_dict[dag_id])
     taken = set(config)
     for failure in catalog.failures:
         log.error("tmpipe: spec %s builds no DAG:\n%s", failure.path, "\n".join(failure.lines))
         dag_id = failure.dag_id if failure.dag_id and failure.dag_id not in taken else invalid_spec_dag_id(failure.path)
         taken.add(dag_id)
         globals_dict[dag_id] = invalid_spec_dag(dag_id, failure)
+
+
+def _wait_for_every_stage(dag: Any) -> None:
+    """Make score_signals and summarize wait for every stage of each symbol, not only persist.
+
+    resolve_symbols has the scheduler skip the stages a mode leaves out before they start: in
+    train_backtest mode persist is skipped at once, so an all_done that waited for persist alone
+    would fire while a symbol's train_backtest is still up for retry (a killed worker's task) and
+    report the symbol as unfinished.
+    """
+    stages = [task for task_id, task in dag.task_dict.items() if task_id.startswith(CHAIN_GROUP_ID + ".")]
+    for task_id in (SCORE_TASK_ID, "summarize"):
+        dag.task_dict[task_id].set_upstream(stages)
 
 
 def invalid_spec_dag_id(path: Path) -> str:

@@ -28,8 +28,10 @@ def test_dagbag_has_the_dag_without_import_errors(airflow_home):
         "symbol_chain.inference": ["resolve_symbols", "symbol_chain.train_backtest"],
         "symbol_chain.review": ["resolve_symbols", "symbol_chain.inference"],
         "symbol_chain.persist": ["resolve_symbols", "symbol_chain.review"],
-        "score_signals": ["symbol_chain.persist"],
-        "summarize": ["score_signals", "symbol_chain.persist"],
+        # Every stage, not only persist: a mode's skipped stages must not let them fire while an
+        # earlier stage is up for retry.
+        "score_signals": [f"symbol_chain.{stage}" for stage in ("inference", "persist", "review", "train_backtest")],
+        "summarize": ["score_signals"] + [f"symbol_chain.{stage}" for stage in ("inference", "persist", "review", "train_backtest")],
     }
     assert dag.task_dict["summarize"].trigger_rule == "all_done"
     assert dag.task_dict["score_signals"].trigger_rule == "all_done"

@@ -46,5 +46,5 @@ class ResolveSymbolsOperator(TmpipeOperator):
         run = modes.stages_of(mode)
         if run == modes.STAGES or not self.has_dag():  # nothing to leave out, or no DAG (run as a unit)
             return []
-        left_out = [task.task_id for task in self.downstream_list if getattr(task, "stage", None) in set(modes.STAGES) - set(run)]
-        return sorted(left_out)
+        not_run = set(modes.STAGES) - set(run)
+        return sorted(task.task_id for task in self.downstream_list if getattr(task, "stage", None) in not_run)

@@ -31,7 +31,13 @@ from tmpipe.tracking import (
     stage_run,
 )
 from tmpipe.tracking.registry import download_run_bundle
-from tmpipe.tracking.stage_logging import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, MODEL_ARTIFACT_DIR, REVIEW_ARTIFACTS
+from tmpipe.tracking.stage_logging import (
+    ENGINE_RESULT_ARTIFACT,
+    EVIDENCE_ARTIFACT,
+    INFERENCE_ARTIFACT,
+    MODEL_ARTIFACT_DIR,
+    REVIEW_ARTIFACTS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +167,7 @@ class SymbolTracker:
         """Where this run stores the review's evidence pack, as the trace references it."""
         from tmpipe.review.evidence_ref import run_artifact_uri
 
-        return run_artifact_uri(self.open_run.run_id, REVIEW_ARTIFACTS[0])
+        return run_artifact_uri(self.open_run.run_id, EVIDENCE_ARTIFACT)
 
     def log_review(self, evidence: bytes, signal: dict[str, Any], trace: dict[str, Any]) -> None:
         """``evidence``: the pack's canonical bytes, the one stored copy the trace references."""

@@ -13,7 +13,7 @@ import math
 import numbers
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,8 @@ ENGINE_RESULT_ARTIFACT = "engine/result.json"
 EQUITY_CSV_ARTIFACT_DIR = "backtest"
 MODEL_ARTIFACT_DIR = "model"
 INFERENCE_ARTIFACT = "inference/result.json"
-REVIEW_ARTIFACTS = ("review/evidence.json", "review/signal.json", "review/trace.json")
+EVIDENCE_ARTIFACT = "review/evidence.json"  # the one stored copy of the pack; traces reference it
+REVIEW_ARTIFACTS = (EVIDENCE_ARTIFACT, "review/signal.json", "review/trace.json")
 
 CURVE_KEYS = ("loss", "train_return", "valid_return", "valid_sharpe")
 CURVE_PREFIX = "epoch/"  # "epoch/valid_sharpe" must not collide with the chosen model's valid_sharpe
@@ -321,22 +322,24 @@ def dag_run_review_spend(tracking_uri: str, run_tags: Mapping[str, str], exclude
     from tmpipe.tracking.run_identity import tags_filter
 
     client = client_for(tracking_uri)
-    experiment_ids: list[str] = []
+    experiment_ids = [e.experiment_id for e in _every_page(
+        lambda token: client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token))]
+
+    def runs_in(batch: list[str]) -> Iterator[Any]:
+        return _every_page(lambda token: client.search_runs(batch, filter_string=tags_filter(dict(run_tags)),
+                                                            max_results=1000, page_token=token))
+
+    batches = (experiment_ids[start:start + 100] for start in range(0, len(experiment_ids), 100))
+    return sum((r.data.metrics.get(REVIEW_COST_METRIC, 0.0) for batch in batches for r in runs_in(batch)
+               if r.info.run_id != exclude_run_id), 0.0)
+
+
+def _every_page(search: Callable[[str | None], Any]) -> Iterator[Any]:
+    """Every item of a paged MLflow search: ``search(page_token)`` returns a PagedList with ``.token``."""
     token = None
     while True:
-        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
-        experiment_ids += [e.experiment_id for e in page]
+        page = search(token)
+        yield from page
         token = page.token
         if not token:
-            break
-    spent = 0.0
-    for start in range(0, len(experiment_ids), 100):
-        token = None
-        while True:
-            runs = client.search_runs(experiment_ids[start:start + 100], filter_string=tags_filter(dict(run_tags)),
-                                      max_results=1000, page_token=token)
-            spent += sum(r.data.metrics.get(REVIEW_COST_METRIC, 0.0) for r in runs if r.info.run_id != exclude_run_id)
-            token = runs.token
-            if not token:
-                break
-    return spent
+            return

@@ -17,10 +17,12 @@ def test_a_migrated_home_is_not_migrated_again(tmp_path, monkeypatch, migrated_d
     (home / "airflow").mkdir(parents=True)
     shutil.copyfile(migrated_databases / "airflow" / "airflow.db", home / "airflow" / "airflow.db")
     for key in [*airflow_env.embedded_airflow_env(home), "TMPIPE_SPEC"]:  # prepare_home sets them; undo after
-        if key in os.environ:
-            monkeypatch.setenv(key, os.environ[key])
-        else:
-            monkeypatch.delenv(key, raising=False)
+        # setenv records the value to restore (or that there was none); delenv alone records
+        # nothing for an absent key, so the value prepare_home sets would leak into later tests.
+        absent = key not in os.environ
+        monkeypatch.setenv(key, os.environ.get(key, ""))
+        if absent:
+            monkeypatch.delenv(key)
     migrations, really_run = [], subprocess.run
 
     def run_and_record(command, *args, **kwargs):

@@ -1,4 +1,4 @@
-"""Test-wide settings: telemetry off, a private TMPIPE_HOME, and the project root as cwd."""
+"""Test-wide settings: telemetry off, a private TMPIPE_HOME, the project root as cwd, no environment leaks."""
 
 import os
 import shutil
@@ -8,16 +8,62 @@ from pathlib import Path
 
 import pytest
 
+# threadpoolctl sets KMP_DUPLICATE_LIB_OK once, at its import; imported here, before any test, that
+# is not the leak of whichever test first trains a model.
+import threadpoolctl  # noqa: F401
 from tmpipe import airflow_env
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ["AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY"] = "False"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Off from the start: MLflow's telemetry calls a host off loopback, and its client exports then
+# unsets _MLFLOW_TELEMETRY_SESSION_ID when a later call switches it off, mid-test.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+
+@pytest.fixture(autouse=True)
+def _environ_unchanged():
+    """Fails a test that leaves os.environ changed, naming the keys, and puts the environment back.
+
+    A leak outlives its test and breaks later tests of other files in the same worker (a
+    ``monkeypatch.delenv`` of an absent key records nothing to undo, so a setenv by the code under
+    test stays). Fixtures of a wider scope are set up before this one and torn down after, so what
+    they set on purpose is in the snapshot; this fixture requests nothing and its name sorts first
+    among the autouse ones, so every other function fixture (``monkeypatch`` too) is undone before
+    the check. Values are not shown: they may be secrets. PYTEST_CURRENT_TEST is pytest's own.
+    """
+    before = dict(os.environ)
+    yield
+    after = dict(os.environ)
+    if "PYTEST_CURRENT_TEST" in before:
+        after["PYTEST_CURRENT_TEST"] = before["PYTEST_CURRENT_TEST"]
+    if after == before:
+        return
+    added = sorted(after.keys() - before.keys())
+    removed = sorted(before.keys() - after.keys())
+    changed = sorted(key for key in before.keys() & after.keys() if before[key] != after[key])
+    for key in added:
+        del os.environ[key]
+    os.environ.update({key: before[key] for key in removed + changed})
+    leaks = ", ".join(f"{what}: {' '.join(keys)}" for what, keys in
+                      (("added", added), ("removed", removed), ("changed", changed)) if keys)
+    pytest.fail(f"the test left os.environ changed (restored now); {leaks}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
 def _project_root(monkeypatch):
     monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture
+def dag_test_environ():
+    """For tests that run ``dag.test()``: Airflow's task runner exports each task's AIRFLOW_CTX_*
+    variables into the process it runs in (meant for the task's own process); put back after the test."""
+    before = {key: value for key, value in os.environ.items() if key.startswith("AIRFLOW_CTX_")}
+    yield
+    for key in [key for key in os.environ if key.startswith("AIRFLOW_CTX_")]:
+        del os.environ[key]
+    os.environ.update(before)
 
 
 @pytest.fixture

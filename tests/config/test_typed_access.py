@@ -83,3 +83,26 @@ def test_the_review_takes_a_typed_config_not_a_dict():
 
     with pytest.raises(TypeError, match="ReviewConfig"):
         review_signal({}, ReviewConfig.from_values({}).model_dump(), symbol="AAPL")  # type: ignore[arg-type]
+
+
+def test_a_dict_passed_for_the_webui_or_mlflow_section_is_a_type_check_error(tmp_path):
+    """``open_store`` and ``resolve_tracking_uri`` take the typed section only; a dict fails mypy, the section passes."""
+    pytest.importorskip("mypy")
+    probe = tmp_path / "probe_sections.py"
+    probe.write_text(
+        "from tmpipe.config.sections import MlflowConfig, WebuiConfig\n"
+        "from tmpipe.store.factory import open_store\n"
+        "from tmpipe.tracking import resolve_tracking_uri\n"
+        "open_store({'backend': 'embedded'})\n"
+        "resolve_tracking_uri({'tracking_uri': None}, '/tmp')\n"
+        "open_store(WebuiConfig.from_values({}))\n"
+        "resolve_tracking_uri(MlflowConfig.from_values({}), '/tmp')\n"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-error-summary",
+         f"--config-file={ROOT / 'pyproject.toml'}", f"--cache-dir={tmp_path / 'cache'}", str(probe)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    errors = re.findall(rf"^{re.escape(str(probe))}:(\d+): error: .*\"(\w+)\" has incompatible type \"dict\[.*"
+                        rf"expected \"(\w+)\"", checked.stdout, re.M)
+    assert errors == [("4", "open_store", "WebuiConfig"), ("5", "resolve_tracking_uri", "MlflowConfig")], checked.stdout

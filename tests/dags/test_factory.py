@@ -44,7 +44,8 @@ def test_tmpipe_spec_still_loads_only_that_spec(airflow_home, monkeypatch):
     assert bag.dag_ids == [RESEARCH_ID]
 
 
-def test_a_duplicate_dag_id_and_a_broken_spec_are_shown_while_good_specs_load(airflow_home, monkeypatch, tmp_path, caplog):
+def test_a_duplicate_dag_id_and_a_broken_spec_are_shown_while_good_specs_load(airflow_home, dag_test_environ, monkeypatch,
+                                                                             tmp_path, caplog):
     shutil.copy(SHIPPED / f"{MAIN_ID}.yaml", tmp_path / "a_main.yaml")
     shutil.copy(SHIPPED / f"{RESEARCH_ID}.yaml", tmp_path / "b_research.yaml")
     (tmp_path / "c_copy.yaml").write_text((SHIPPED / f"{MAIN_ID}.yaml").read_text().replace("max_symbols: 10", "max_symbols: 5"))

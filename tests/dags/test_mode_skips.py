@@ -14,7 +14,7 @@ from tmpipe.runner import read_summary
 
 from ..pipeline.conftest import DAG_ID, spec_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dag_test_environ")]
 
 GROUP = "symbol_chain"
 

@@ -13,7 +13,7 @@ from tmpipe.runner import read_summary
 from ..pipeline.conftest import DAG_ID, spec_file, spec_text
 from ..servers import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dag_test_environ")]
 
 
 def run_dag(tmp_path, monkeypatch, conf: dict, **spec_sections) -> tuple[str, dict[str, str], dict]:

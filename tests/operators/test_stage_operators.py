@@ -43,6 +43,7 @@ def test_the_stages_a_mode_does_not_run_skip_without_an_error_record(operators, 
 def test_each_stage_logs_into_the_run_the_previous_stage_returned(operators, spec_path, tmpipe_home):
     from mlflow import MlflowClient
 
+    from tmpipe.config.sections import MlflowConfig
     from tmpipe.tracking.run_identity import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL, resolve_tracking_uri
 
     run = DagRunMemory({"mode": "both", "symbol": "AAA"})
@@ -51,7 +52,7 @@ def test_each_stage_logs_into_the_run_the_previous_stage_returned(operators, spe
     trained = run.execute(stages["train_backtest"], map_index=0)
 
     # An older run with the same identity tags, as a lost creation race leaves one: a search by tags picks it.
-    client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
+    client = MlflowClient(resolve_tracking_uri(MlflowConfig.from_values({}), tmpipe_home))
     own = client.get_run(trained["mlflow_run_id"])
     identity = {key: own.data.tags[key] for key in (TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL)}
     older = client.create_run(own.info.experiment_id, start_time=own.info.start_time - 60_000, tags=identity).info.run_id

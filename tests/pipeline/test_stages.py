@@ -2,6 +2,7 @@
 
 import pytest
 
+from tmpipe.config.sections import MlflowConfig
 from tmpipe.errors import DataError
 from tmpipe.pipeline import stages
 from tmpipe.pipeline.context import RunContext
@@ -44,7 +45,7 @@ def test_unconfigured_symbol_fails_before_anything_is_tracked_or_stored(tmpipe_h
         with pytest.raises(DataError, match="^X: demo bars"):
             stage(ctx, "X", selection.links["X"])
 
-    client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
+    client = MlflowClient(resolve_tracking_uri(MlflowConfig.from_values({}), tmpipe_home))
     assert [m.name for m in client.search_registered_models()] == ["tmpipe.AAA.deepscalper"]
     experiments = [e.experiment_id for e in client.search_experiments()]
     assert {r.data.tags["symbol"] for r in client.search_runs(experiments)} == {"AAA"}
@@ -88,7 +89,7 @@ def test_a_later_stage_logs_into_the_run_handed_over_not_one_a_tag_search_finds(
 
     ctx = context(spec_path, "both", "AAA")
     trained = stages.train_backtest(ctx, "AAA", None)
-    client = MlflowClient(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home))
+    client = MlflowClient(resolve_tracking_uri(MlflowConfig.from_values({}), tmpipe_home))
     run = client.get_run(trained["mlflow_run_id"])
     identity = {key: run.data.tags[key] for key in (TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL)}
 
@@ -112,6 +113,6 @@ def test_a_symbol_stage_gives_its_tracker_the_run_identity_the_config_and_the_ha
     identity = tracker.context
     assert (identity.dag_id, identity.dag_run_id, identity.symbol, identity.mode, identity.map_index,
             identity.try_number, identity.run_timestamp) == (DAG_ID, "manual__1", "AAA", "inference", 2, 3, "2024-06-03T00:00:00+00:00")
-    assert identity.tracking_uri == resolve_tracking_uri({"tracking_uri": None}, tmpipe_home)
+    assert identity.tracking_uri == resolve_tracking_uri(MlflowConfig.from_values({}), tmpipe_home)
     assert (tracker.handed_over_run_id, tracker.agent, tracker.config) == ("handed-over", "deepscalper", stage.config)
     assert tracker.run is None  # nothing touches MLflow before a stage opens the run

@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 from click.testing import CliRunner
@@ -197,6 +198,16 @@ def test_the_evidence_pack_is_stored_once_in_mlflow_and_the_trace_and_llm_artifa
     assert shown.exit_code == 0 and json.loads(shown.output) == evidence
 
 
+def _persist_refusal(ctx: RunContext, run_id: str) -> str:
+    """The problems persist names when it refuses to publish the symbol's review."""
+    with pytest.raises(ReviewError) as refused:
+        stages.persist(ctx, SYMBOL, None)
+    prefix = f"{SYMBOL}: not publishing review/trace.json of MLflow run {run_id}: "
+    assert str(refused.value).startswith(prefix)
+    assert SqliteArtifactStore(embedded_store_path()).list_artifacts() == []
+    return str(refused.value).removeprefix(prefix)
+
+
 def test_a_tampered_evidence_json_in_mlflow_is_caught_by_persist_verify_and_evidence(run_context, tmpipe_home, tmp_path):
     reviewed = stages.review(run_context, SYMBOL, None)
     run_id = reviewed["mlflow_run_id"]
@@ -206,15 +217,29 @@ def test_a_tampered_evidence_json_in_mlflow_is_caught_by_persist_verify_and_evid
     forged["inference"]["action"] = "long"  # what a reader of the stored pack would now believe the model saw
     client = client_for(f"sqlite:///{(tmpipe_home / 'mlflow' / 'mlflow.db').resolve()}")
     client.log_text(run_id, json.dumps(forged, sort_keys=True, separators=(",", ":")), REVIEW_ARTIFACTS[0])
-    with pytest.raises(ReviewError) as refused:
-        stages.persist(run_context, SYMBOL, None)
-    assert str(refused.value).startswith(f"{SYMBOL}: not publishing review/trace.json of MLflow run {run_id}: "
-                                         f"tampered: runs:/{run_id}/review/evidence.json has sha256 ")
-    assert SqliteArtifactStore(embedded_store_path()).list_artifacts() == []
+    problem = _persist_refusal(run_context, run_id)
+    assert problem.startswith(f"tampered: runs:/{run_id}/review/evidence.json has sha256 ")
     trace_path = tmp_path / "trace.json"
     trace_path.write_text(json.dumps(trace))
     result = verify(trace_path, "--mlflow-run", run_id)
-    assert result.exit_code == 1 and f"tampered: runs:/{run_id}/review/evidence.json has sha256" in result.output
+    assert result.exit_code == 1 and f"{trace_path}: {problem}" in result.output.splitlines()
     assert verify(trace_path).exit_code == 0  # without --mlflow-run the pack is not read: noted, not failed
     shown = CliRunner().invoke(review_cli, ["evidence", str(trace_path)])
-    assert shown.exit_code == 1 and "tampered" in shown.output
+    assert shown.exit_code == 1 and shown.output.strip() == f"Error: {trace_path}: {problem}"
+
+
+def test_a_missing_evidence_json_is_the_same_problem_for_persist_verify_and_evidence(run_context, tmpipe_home, tmp_path):
+    reviewed = stages.review(run_context, SYMBOL, None)
+    run_id = reviewed["mlflow_run_id"]
+    trace = json.loads(_mlflow_bytes(tmpipe_home, run_id, REVIEW_ARTIFACTS[2], tmp_path / "trace"))
+    client = client_for(f"sqlite:///{(tmpipe_home / 'mlflow' / 'mlflow.db').resolve()}")
+    artifact_dir = Path(unquote(urlparse(client.get_run(run_id).info.artifact_uri).path))
+    (artifact_dir / REVIEW_ARTIFACTS[0]).unlink()
+    problem = _persist_refusal(run_context, run_id)
+    assert problem.startswith(f"evidence: runs:/{run_id}/review/evidence.json: ")
+    trace_path = tmp_path / "trace.json"
+    trace_path.write_text(json.dumps(trace))
+    result = verify(trace_path, "--mlflow-run", run_id)
+    assert result.exit_code == 1 and f"{trace_path}: {problem}" in result.output.splitlines()
+    shown = CliRunner().invoke(review_cli, ["evidence", str(trace_path)])
+    assert shown.exit_code == 1 and shown.output.strip() == f"Error: {trace_path}: {problem}"

@@ -93,3 +93,21 @@ def test_the_trace_references_the_evidence_file_beside_it_and_verify_catches_it_
     (out / "evidence.json").unlink()
     missing = runner.invoke(review, ["verify", str(out / "trace.json")])
     assert missing.exit_code == 1 and "evidence: evidence.json: cannot read" in missing.output
+    problem = missing.output.strip().removeprefix(f"{out / 'trace.json'}: ")
+    unreadable = runner.invoke(review, ["evidence", str(out / "trace.json")])
+    assert unreadable.exit_code == 1 and unreadable.output.strip() == f"Error: {out / 'trace.json'}: {problem}"
+
+
+def test_a_trace_whose_pack_was_not_stored_is_noted_by_verify_and_refused_by_evidence(tmp_path, evidence, review_config):
+    from tmpipe.review import review_signal
+
+    trace = review_signal(evidence, review_config, symbol="AAPL", evidence_uri=None).trace
+    assert trace["evidence"]["uri"] is None
+    trace_path = _write(tmp_path / "trace.json", trace)
+    runner = CliRunner()
+    verified = runner.invoke(review, ["verify", str(trace_path)])
+    assert verified.exit_code == 0
+    assert "evidence: pack not stored (the trace's evidence.uri is null), not checked" in verified.output
+    shown = runner.invoke(review, ["evidence", str(trace_path)])
+    assert shown.exit_code == 1
+    assert shown.output.strip() == f"Error: {trace_path}: evidence: pack not stored (the trace's evidence.uri is null)"

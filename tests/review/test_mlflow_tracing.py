@@ -11,6 +11,8 @@ from tmpipe.review import enable_mlflow_tracing, review_signal, verify_trace
 def test_review_is_traced_in_mlflow_as_one_trace(tmp_path, evidence, review_config, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    # set_experiment exports MLFLOW_EXPERIMENT_ID for subprocesses; monkeypatch owning the key first undoes that too.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         assert enable_mlflow_tracing() is True

@@ -62,9 +62,10 @@ def test_each_signal_is_graded_once_and_only_after_its_horizon(tmpipe_home, seri
     move = series.close[5] / series.close[0] - 1
     assert first.content["pnl"] == pytest.approx((abs(move) if foresight == "perfect" else -abs(move)) - 2 * cost)
 
+    from tmpipe.config.sections import MlflowConfig
     from tmpipe.tracking import client_for, resolve_tracking_uri
 
-    metrics = client_for(resolve_tracking_uri({"tracking_uri": None}, tmpipe_home)).get_run(again.mlflow_run_id).data.metrics
+    metrics = client_for(resolve_tracking_uri(MlflowConfig.from_values({}), tmpipe_home)).get_run(again.mlflow_run_id).data.metrics
     assert metrics["signals.hit_rate"] == hit_rate and metrics["signals.graded"] == 12
     assert np.isclose(metrics["signals.cumulative_pnl"], again.record["cumulative_pnl"])
 
@@ -86,6 +87,7 @@ def test_another_scoring_run_grades_none_of_the_graded_signals_again(tmpipe_home
 
 def test_a_dag_runs_scoring_uses_the_config_its_symbol_stages_resolved(tmpipe_home, series):
     """dag_run.conf and the symbol's WebUI link layer reach the data and the costs, as in the symbol's stages."""
+    from tmpipe.config.sections import WebuiConfig
     from tmpipe.signals.service import score_run
     from tmpipe.store.factory import embedded_store_path
 
@@ -101,7 +103,7 @@ def test_a_dag_runs_scoring_uses_the_config_its_symbol_stages_resolved(tmpipe_ho
                      "config": {"data": {"demo_series": "nasdaq", "lookback": 7},
                                 "trademaster": {"transaction_cost_pct": 0.002}}}}
     out = score_run(load_spec(SPEC), ["SPX"], dag_id=SCORER["dag_id"], dag_run_id=SCORER["dag_run_id"],
-                    webui={"backend": "embedded"}, conf_config={"trademaster": {"slippage_pct": 0.001}}, links=links,
+                    webui=WebuiConfig.from_values({"backend": "embedded"}), conf_config={"trademaster": {"slippage_pct": 0.001}}, links=links,
                     series_loader=loader)
     assert out["errors"] == {} and out["graded"] == 1
     assert (seen[0].demo_series, seen[0].lookback) == ("nasdaq", 7)

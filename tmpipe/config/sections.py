@@ -28,13 +28,6 @@ class _Section(BaseModel):
         """The typed section of a (partial) dict that passed its schema; missing keys take schema defaults."""
         return cls.model_validate(schemas.fill_defaults(cls.schema_id, dict(values or {})))
 
-    @classmethod
-    def of(cls, value: Self | Mapping[str, Any] | None) -> Self:
-        """``value`` as this section: a typed section as is, a dict (callers not yet typed) built."""
-        if value is None or isinstance(value, Mapping):
-            return cls.from_values(value)
-        return value
-
 
 class DataConfig(_Section):
     schema_id = "urn:tmpipe:section:data"

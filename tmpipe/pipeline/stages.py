@@ -256,18 +256,14 @@ def persist(ctx: RunContext, symbol: str, link: dict[str, Any] | None, *, run_id
 def _check_review_outputs(symbol: str, signal: dict[str, Any], trace: dict[str, Any], tracker: SymbolTracker) -> None:
     from tmpipe.errors import ReviewError
     from tmpipe.review.anchors import mlflow_anchor, signal_anchor, verify_anchored
-    from tmpipe.review.evidence_ref import evidence_problems, fetch_evidence
+    from tmpipe.review.evidence_ref import check_evidence
     from tmpipe.review.trace import hmac_key
 
     anchors = [signal_anchor(signal, "review/signal.json"), mlflow_anchor(tracker.open_run.run_id, tracker.tracking_uri)]
     result = verify_anchored(trace, anchors, hmac_key())
     problems = list(result.problems)
     if result.ok:  # the trace is intact: the evidence pack it references must be too
-        reference = trace["evidence"]
-        try:
-            problems = evidence_problems(reference, fetch_evidence(reference["uri"], tracking_uri=tracker.tracking_uri))
-        except ReviewError as exc:
-            problems = [str(exc)]
+        problems = check_evidence(trace["evidence"], tracking_uri=tracker.tracking_uri).problems
     if problems:
         raise ReviewError(f"{symbol}: not publishing review/trace.json of MLflow run {tracker.open_run.run_id}: "
                           + "; ".join(problems), symbol=symbol, stage="persist")

@@ -195,18 +195,15 @@ def _mlflow_uri(tracking_uri: str | None) -> str:
 
 
 def _check_evidence(reference: dict, trace_dir: Path, tracking_uri: str | None) -> tuple[list[str], str]:
-    """(problems, note) of the evidence pack a verified trace references."""
-    from tmpipe.review.evidence_ref import MLFLOW_SCHEME, evidence_problems, fetch_evidence
+    """(problems, note) of the evidence pack a verified trace references; the note is for a pack without problems."""
+    from tmpipe.review.evidence_ref import MLFLOW_SCHEME, NOT_STORED, check_evidence
 
     uri = reference["uri"]
     if uri is None:
-        return [], "evidence pack not stored (evidence.uri is null), not checked"
+        return [], f"evidence: {NOT_STORED}, not checked"
     if uri.startswith(MLFLOW_SCHEME) and tracking_uri is None:
         return [], f"evidence {uri} not checked (give --mlflow-run to read it)"
-    try:
-        problems = evidence_problems(reference, fetch_evidence(uri, tracking_uri=tracking_uri, base_dir=trace_dir))
-    except TmpipeError as exc:
-        return [f"evidence: {exc}"], ""
+    problems = check_evidence(reference, tracking_uri=tracking_uri, base_dir=trace_dir).problems
     return problems, f"evidence {uri} matches its sha256"
 
 

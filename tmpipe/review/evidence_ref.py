@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,43 @@ def run_artifact_uri(run_id: str, artifact_path: str) -> str:
     return f"{MLFLOW_SCHEME}{run_id}/{artifact_path}"
 
 
-def fetch_evidence(uri: str | None, *, tracking_uri: str | None = None, base_dir: Path | None = None) -> bytes:
-    """The stored bytes behind a reference's ``uri``: from MLflow (``runs:/``, needs ``tracking_uri``) or a file."""
+NOT_STORED = "pack not stored (the trace's evidence.uri is null)"
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    """The stored bytes of a referenced pack (None when they could not be fetched) and what is wrong with them."""
+
+    data: bytes | None
+    problems: list[str]
+
+
+def check_evidence(reference: dict, *, tracking_uri: str | None = None, base_dir: Path | None = None) -> EvidenceCheck:
+    """Fetch the pack a trace references and compare it with the reference; a fetch error is a problem too.
+
+    The one check behind persist, ``tmpipe review verify`` and ``tmpipe review evidence``, so the
+    three word the same problem alike.
+    """
+    uri = reference["uri"]
     if uri is None:
-        raise ReviewError("the evidence pack was not stored (the trace's evidence.uri is null)")
+        return EvidenceCheck(None, [f"evidence: {NOT_STORED}"])
+    try:
+        data = _fetch(uri, tracking_uri=tracking_uri, base_dir=base_dir)
+    except ReviewError as exc:
+        return EvidenceCheck(None, [f"evidence: {exc}"])
+    return EvidenceCheck(data, _differences(reference, data))
+
+
+def read_evidence(reference: dict, *, tracking_uri: str | None = None, base_dir: Path | None = None) -> dict:
+    """The evidence pack a trace references, after :func:`check_evidence`; ReviewError naming its problems."""
+    checked = check_evidence(reference, tracking_uri=tracking_uri, base_dir=base_dir)
+    if checked.data is None or checked.problems:
+        raise ReviewError("; ".join(checked.problems))
+    return json.loads(checked.data)
+
+
+def _fetch(uri: str, *, tracking_uri: str | None, base_dir: Path | None) -> bytes:
+    """The stored bytes behind a reference's ``uri``: from MLflow (``runs:/``, needs ``tracking_uri``) or a file."""
     if uri.startswith(MLFLOW_SCHEME):
         run_id, _, artifact_path = uri.removeprefix(MLFLOW_SCHEME).partition("/")
         if tracking_uri is None:
@@ -72,7 +106,7 @@ def fetch_evidence(uri: str | None, *, tracking_uri: str | None = None, base_dir
         raise ReviewError(f"{uri}: cannot read: {exc.strerror or exc}") from exc
 
 
-def evidence_problems(reference: dict, data: bytes) -> list[str]:
+def _differences(reference: dict, data: bytes) -> list[str]:
     """What differs between the stored bytes and the trace's reference (empty when they match)."""
     where, problems = reference["uri"], []
     if len(data) != reference["bytes"]:
@@ -82,12 +116,3 @@ def evidence_problems(reference: dict, data: bytes) -> list[str]:
         problems.append(f"tampered: {where} has sha256 {digest[:16]}..., the trace's evidence reference "
                         f"{reference['sha256'][:16]}...")
     return problems
-
-
-def read_evidence(reference: dict, *, tracking_uri: str | None = None, base_dir: Path | None = None) -> dict:
-    """The evidence pack a trace references, after checking its size and sha256; ReviewError if they differ."""
-    data = fetch_evidence(reference["uri"], tracking_uri=tracking_uri, base_dir=base_dir)
-    problems = evidence_problems(reference, data)
-    if problems:
-        raise ReviewError("; ".join(problems))
-    return json.loads(data)

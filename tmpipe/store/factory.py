@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 from tmpipe.config.sections import WebuiConfig
 from tmpipe.errors import StoreError
@@ -17,7 +17,7 @@ def embedded_store_path(home: Path | None = None) -> Path:
 
 
 def open_store(
-    webui: WebuiConfig | Mapping[str, Any],
+    webui: WebuiConfig,
     *,
     connection_lookup: Callable[[str], tuple[str | None, str | None]] | None = None,
 ) -> ArtifactStore:
@@ -26,7 +26,6 @@ def open_store(
     ``connection_lookup(conn_id) -> (base_url, token)`` lets the Airflow operators read an
     Airflow connection without this module importing Airflow.
     """
-    webui = WebuiConfig.of(webui)
     if webui.backend == "embedded":
         from tmpipe.store.sqlite import SqliteArtifactStore
 

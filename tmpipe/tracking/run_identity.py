@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tmpipe.config.sections import MlflowConfig
@@ -113,9 +112,9 @@ def embedded_tracking_uri(tmpipe_home: str | Path) -> str:
     return f"sqlite:///{mlflow_dir / 'mlflow.db'}"
 
 
-def resolve_tracking_uri(mlflow_config: MlflowConfig | Mapping[str, Any], tmpipe_home: str | Path) -> str:
+def resolve_tracking_uri(mlflow_config: MlflowConfig, tmpipe_home: str | Path) -> str:
     """``mlflow.tracking_uri`` from the resolved config, or the embedded store when null."""
-    return MlflowConfig.of(mlflow_config).tracking_uri or embedded_tracking_uri(tmpipe_home)
+    return mlflow_config.tracking_uri or embedded_tracking_uri(tmpipe_home)
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -150,7 +150,6 @@ def build_dags(globals_dict: dict[str, Any], specs: str | os.PathLike[str] | Non
     (Airflow drops every DAG of a dags file that raises). Opens no socket and touches no
     database: all backend calls happen inside tasks; nothing per symbol is resolved here.
     """
-    os.environ.setdefault("AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY", "False")
     with warnings.catch_warnings():
         # dag-factory 1.1 imports Airflow 2 paths that Airflow 3 shims with a warning each.
         warnings.filterwarnings("ignore", message=r"The `airflow\..*` attribute is deprecated")

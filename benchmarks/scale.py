@@ -54,7 +54,7 @@ def write_spec(folder: Path, count: int, epochs: int) -> Path:
 
 
 def run(spec: Path, symbols: list[str], env: dict[str, str]) -> dict:
-    """One `tmpipe run`: wall seconds, peak RSS (MB) and the run's state."""
+    """One `tmpipe run`: wall and CPU seconds (user + system), peak RSS (MB) and the run's state."""
     command = [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", ",".join(symbols), "--json"]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -66,7 +66,7 @@ def run(spec: Path, symbols: list[str], env: dict[str, str]) -> dict:
     if os.waitstatus_to_exitcode(status) != 0 or succeeded != len(symbols):
         raise SystemExit(f"tmpipe run over {len(symbols)} symbols: {succeeded} succeeded: {out[-2000:]}")
     return {"symbols": len(symbols), "succeeded": succeeded, "seconds": round(seconds, 2), "seconds_per_symbol": round(seconds / len(symbols), 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
 def plot(points: list[dict], path: Path) -> None:
@@ -204,7 +204,8 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     for p in points:
-        print(f"{p['symbols']:>3} symbols: {p['seconds']:8.1f} s ({p['seconds_per_symbol']:.1f} s/symbol), peak RSS {p['peak_rss_mb']:.0f} MB")
+        print(f"{p['symbols']:>3} symbols: {p['seconds']:8.1f} s ({p['seconds_per_symbol']:.1f} s/symbol), CPU {p['cpu_seconds']:.1f} s, "
+              f"peak RSS {p['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ TMPIPE_SPEC names one spec; else every *.yaml in TMPIPE_SPECS_DIR, else in dag_s
 import os
 from pathlib import Path
 
+from tmpipe.generator import build_dags  # first: it hides one of Airflow's warnings about itself that the imports below raise
+
 # The Airflow modules that dag-factory and the symbol task group import. Airflow's DAG processor
 # pre-imports the airflow.* modules a DAG file names, once, before it forks a parser per parse
 # ([dag_processor] parsing_pre_import_modules); named here, they are not imported again on every
@@ -18,8 +20,6 @@ import airflow.sdk.definitions.decorators.task_group
 import airflow.sensors.python
 import airflow.timetables.assets
 import airflow.version  # noqa: F401
-
-from tmpipe.generator import build_dags
 
 SPECS = os.environ.get("TMPIPE_SPEC") or os.environ.get("TMPIPE_SPECS_DIR") or Path(__file__).parent.parent / "dag_specs"
 

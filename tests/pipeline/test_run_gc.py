@@ -1,15 +1,18 @@
-"""`tmpipe run` keeps its long-lived objects out of the garbage collector's traversals.
+"""`tmpipe run` keeps its long-lived objects out of the garbage collector's traversals, collects
+after every task, and shows the user none of Airflow's own deprecation warnings about itself.
 
 A run holds about a million tracked objects (Airflow with its in-process execution API, MLflow,
 SQLAlchemy); every full collection, and the interpreter's collections at exit, traversed all of
-them. Observed from inside a real run: a collector callback records the frozen count it sees, and
-the last exit handler the frozen count at the end.
+them. Observed from inside one real run: a collector callback records the frozen count it sees
+and every full collection, an Airflow listener plugin each task's end, and the last exit handler
+the frozen count at the end.
 """
 
 import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -19,30 +22,88 @@ pytestmark = pytest.mark.slow
 
 PROBE = """
 import atexit, gc, json, sys
-seen = []
-gc.callbacks.append(lambda phase, info: seen.append(gc.get_freeze_count()) if phase == "start" and info["generation"] == 2 else None)
+seen, events = [], []
+def record(phase, info):
+    if phase == "start" and info["generation"] == 2:
+        seen.append(gc.get_freeze_count())
+        events.append("full collection")
+gc.callbacks.append(record)
+sys.modules["gc_probe_events"] = events  # the listener plugin appends each task's end here
 # registered first, so it runs last: after the CLI's own exit path and every other exit handler
 atexit.register(lambda: print("GC-PROBE " + json.dumps({"full_collections": len(seen), "max_frozen_in_run": max(seen, default=0),
-                                                       "frozen_at_exit": gc.get_freeze_count()}), flush=True))
+                                                       "frozen_at_exit": gc.get_freeze_count(), "events": events}), flush=True))
 sys.argv = ["tmpipe", *sys.argv[1:]]
 from tmpipe.cli import main
 main()
 """
 
+# An Airflow plugin whose listener notes each task's start and end (the runner calls the end hook
+# before before_stopping, its last one), between the full collections the probe notes.
+PLUGIN = '''
+import sys
+from airflow.listeners import hookimpl
+from airflow.plugins_manager import AirflowPlugin
 
-def test_a_run_freezes_its_long_lived_objects_and_exits_with_them_frozen(tmp_path, home):
-    spec = spec_file(tmp_path)
+class TaskEnds:
+    @hookimpl
+    def on_task_instance_running(self, previous_state, task_instance):
+        sys.modules["gc_probe_events"].append("task started")
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state, task_instance):
+        sys.modules["gc_probe_events"].append("task ended")
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state, task_instance, error):
+        sys.modules["gc_probe_events"].append("task ended")
+
+class TaskEndsPlugin(AirflowPlugin):
+    name = "gc_probe_task_ends"
+    listeners = [TaskEnds()]
+'''
+
+
+@pytest.fixture(scope="module")
+def probed_run(tmp_path_factory, migrated_home_copy):
+    """One `tmpipe run` of one symbol in mode both (1 epoch) under the probe: its exit code, output and readings."""
+    folder = tmp_path_factory.mktemp("gc_probe")
+    home = migrated_home_copy(folder / "home")
+    plugins = folder / "plugins"
+    plugins.mkdir()
+    (plugins / "gc_probe_task_ends.py").write_text(textwrap.dedent(PLUGIN))
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, "run", "--spec", str(spec), "--symbols", "AAA", "--mode", "train_backtest"],
+        [sys.executable, "-c", PROBE, "run", "--spec", str(spec_file(folder)), "--symbols", "AAA", "--mode", "both"],
         capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TMPIPE_HOME": str(home), "TMPIPE__TRADEMASTER__EPOCHS": "1"},
+        env={**os.environ, "TMPIPE_HOME": str(home), "TMPIPE__TRADEMASTER__EPOCHS": "1",
+             "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [line] = [line for line in result.stdout.splitlines() if line.startswith("GC-PROBE ")]
-    probe = json.loads(line.removeprefix("GC-PROBE "))
+    return result, json.loads(line.removeprefix("GC-PROBE "))
+
+
+def test_a_run_freezes_its_long_lived_objects_and_exits_with_them_frozen(probed_run):
+    _, probe = probed_run
     # full collections still run during the run, over what was created since the last freeze
     assert probe["full_collections"] >= 1
     # imports and the DagBag frozen before dag.test(): tens of thousands of objects
     assert probe["max_frozen_in_run"] > 50_000, probe
     # and frozen again at exit, so the interpreter's last collections skip them
     assert probe["frozen_at_exit"] > 50_000, probe
+
+
+def test_every_task_ends_with_a_full_collection(probed_run):
+    """The garbage a task leaves is freed as it ends, before the next task starts, not many tasks later."""
+    _, probe = probed_run
+    events = probe["events"]
+    ends = [i for i, event in enumerate(events) if event == "task ended"]
+    # resolve_symbols, the symbol's four stages, score_signals and summarize
+    assert len(ends) == 7 and events.count("task started") == 7, events
+    assert all(i + 1 < len(events) and events[i + 1] == "full collection" for i in ends), events
+
+
+def test_the_run_shows_no_airflow_deprecation_warning_about_airflow_itself(probed_run):
+    result, _ = probed_run
+    output = result.stdout + result.stderr
+    assert "AAA" in output  # the run's own progress lines are there
+    assert "determine_kwargs" not in output and "DeprecatedImportWarning" not in output, output[-3000:]

@@ -92,6 +92,7 @@ def test_a_later_stage_logs_into_the_run_handed_over_not_one_a_tag_search_finds(
     client = MlflowClient(resolve_tracking_uri(MlflowConfig.from_values({}), tmpipe_home))
     run = client.get_run(trained["mlflow_run_id"])
     identity = {key: run.data.tags[key] for key in (TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_SYMBOL)}
+    assert run.data.tags["tmpipe.stage"] == "train_backtest"
 
     other_symbols_run = client.create_run(run.info.experiment_id, tags={**identity, TAG_SYMBOL: "BBB"}).info.run_id
     inferred = stages.inference(ctx, "AAA", None, run_id=other_symbols_run)
@@ -102,6 +103,7 @@ def test_a_later_stage_logs_into_the_run_handed_over_not_one_a_tag_search_finds(
     older = client.create_run(run.info.experiment_id, start_time=run.info.start_time - 60_000, tags=identity).info.run_id
     reviewed = stages.review(ctx, "AAA", None, run_id=trained["mlflow_run_id"])
     assert reviewed["mlflow_run_id"] == trained["mlflow_run_id"] != older
+    assert client.get_run(reviewed["mlflow_run_id"]).data.tags["tmpipe.stage"] == "review"
     assert "review/signal.json" not in [a.path for a in client.list_artifacts(older, "review")]
 
 

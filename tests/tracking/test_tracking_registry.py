@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,11 @@ def test_gate_promotes_and_load_round_trips_bundle(
     assert len(client.search_model_versions("name = 'tmpipe.AAPL.dqn'")) == 1
     tags = client.get_run(run.run_id).data.tags
     assert tags["gate.passed"] == "True" and tags["registry.version"] == "1"
+    version_tags = client.get_model_version("tmpipe.AAPL.dqn", "1").tags
+    assert set(version_tags) == {"symbol", "agent", "gate.passed", "gate.reasons", "gate.beat_buy_and_hold",
+                                 "gate.max_drawdown", "gate.skill", "gate.beat_baselines"}
+    assert (version_tags["symbol"], version_tags["agent"], version_tags["gate.passed"]) == ("AAPL", "dqn", "True")
+    assert json.loads(version_tags["gate.beat_buy_and_hold"]) == outcome["gate"]["checks"]["beat_buy_and_hold"]
 
     promoted = load_promoted_model(tracking_uri, "tmpipe", "AAPL", "dqn", "champion", tmp_path / "dl")
     assert (promoted.version, promoted.run_id) == ("1", run.run_id)
@@ -65,6 +71,20 @@ def test_gate_promotes_and_load_round_trips_bundle(
     loaded = mlflow.pyfunc.load_model(str(promoted.pyfunc_dir))
     assert loaded.metadata.get_input_schema().input_names() == ["symbol", "config_json"]
     assert Path(loaded.unwrap_python_model().bundle_dir, "weights.pt").is_file()
+
+
+def test_registering_a_run_again_retags_its_version_with_the_gate_outcome_now(
+    context_factory, engine_result_factory, tracking_uri, tmp_path, promotion
+):
+    """A retried task whose gate now fails: the same version, tagged with the new outcome."""
+    run, result = _trained_run(context_factory, engine_result_factory, tracking_uri, tmp_path, "manual__1")
+    assert register_and_promote(run.run_id, "AAPL", "dqn", result, promotion, "tmpipe", tracking_uri=tracking_uri)["promoted"]
+    stricter = PromotionConfig.from_values({"alias": "champion", "require_beat_buy_and_hold": True, "max_drawdown": 0.0})
+    again = register_and_promote(run.run_id, "AAPL", "dqn", result, stricter, "tmpipe", tracking_uri=tracking_uri)
+    assert (again["version"], again["promoted"]) == ("1", False)
+    tags = client_for(tracking_uri).get_model_version("tmpipe.AAPL.dqn", "1").tags
+    assert tags["gate.passed"] == "False" and tags["gate.reasons"] == "; ".join(again["gate"]["reasons"])
+    assert json.loads(tags["gate.max_drawdown"])["limit"] == 0.0
 
 
 def test_failed_gate_registers_but_keeps_previous_champion(

@@ -41,6 +41,7 @@ from tmpipe.tracking.stage_logging import (
 
 log = logging.getLogger(__name__)
 
+STAGE_TAG = "tmpipe.stage"  # the stage in progress, or the last one that ran
 # In inference mode the backtest behind the promoted model is copied here for the review.
 PROMOTED_RESULT_ARTIFACT = "engine/promoted_result.json"
 
@@ -69,12 +70,12 @@ class SymbolTracker:
         The mode's first stage logs the resolved config, once per run.
         """
         mode = self.context.mode
-        with stage_run(self.context, last_stage=name == last_stage(mode), run_id=self.handed_over_run_id) as run:
+        with stage_run(self.context, last_stage=name == last_stage(mode), run_id=self.handed_over_run_id,
+                       tags={STAGE_TAG: name}) as run:
             self.run = run
             log.info("%s %s: MLflow run %s (mode %s)", self.context.symbol, name, run.run_id, mode)
             if name == first_stage(mode):
                 log_config(run.run_id, self.config.values, _provenance(self.config), tracking_uri=self.tracking_uri)
-            set_tags(self.tracking_uri, run.run_id, {"tmpipe.stage": name})
             yield run
 
     @property

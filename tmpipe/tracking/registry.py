@@ -149,15 +149,20 @@ def _ensure_registered_model(client: MlflowClient, name: str, description: str) 
             raise
 
 
-def _version_for_run(client: MlflowClient, name: str, run_id: str, tags: dict[str, str]):
+def _tagged_version_for_run(client: MlflowClient, name: str, run_id: str, tags: dict[str, str]):
+    """The run's version of ``name`` carrying ``tags``: created with them in one call, or (a retried
+    task) the version registered before, tagged again one tag per call (MLflow has no batch for these)."""
     found = client.search_model_versions(
         f"name = {quote_filter_value(name)} AND run_id = {quote_filter_value(run_id)}"
     )
-    if found:
-        return min(found, key=lambda mv: int(mv.version))
-    return client.create_model_version(
-        name, source=f"runs:/{run_id}/{MODEL_ARTIFACT_DIR}", run_id=run_id, tags=tags
-    )
+    if not found:
+        return client.create_model_version(
+            name, source=f"runs:/{run_id}/{MODEL_ARTIFACT_DIR}", run_id=run_id, tags=tags
+        )
+    version = min(found, key=lambda mv: int(mv.version))
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    return version
 
 
 @with_retry("register and promote model")
@@ -181,15 +186,14 @@ def register_and_promote(
     name = registered_model_name(prefix, symbol, agent)
     alias = promotion.alias
     _ensure_registered_model(client, name, f"tmpipe {agent} agent for {symbol}")
-    version = _version_for_run(client, name, run_id, {"symbol": symbol, "agent": agent})
     gate = evaluate_gate(engine_result, promotion)
     gate_tags = {
         "gate.passed": gate["passed"],
         GATE_REASONS_TAG: REASON_SEPARATOR.join(gate["reasons"]),
         **{f"gate.{key}": json.dumps(check, sort_keys=True) for key, check in gate["checks"].items()},
     }
-    for key, value in gate_tags.items():
-        client.set_model_version_tag(name, version.version, key, str(value))
+    version_tags = {"symbol": symbol, "agent": agent, **{key: str(value) for key, value in gate_tags.items()}}
+    version = _tagged_version_for_run(client, name, run_id, version_tags)
     if gate["passed"]:
         client.set_registered_model_alias(name, alias, version.version)
     _set_tags(

@@ -131,7 +131,7 @@ def _handed_over_run(client: MlflowClient, ctx: TrackingContext, run_id: str):
 
 
 @with_retry("get or create run")
-def get_or_create_run(ctx: TrackingContext, run_id: str | None = None) -> RunRef:
+def get_or_create_run(ctx: TrackingContext, run_id: str | None = None, tags: Mapping[str, object] | None = None) -> RunRef:
     """The run of (dag_id, dag_run_id, symbol); a retried or cleared task reuses it.
 
     ``run_id`` is the run an earlier stage of the symbol handed over (its XCom); when it is
@@ -139,7 +139,7 @@ def get_or_create_run(ctx: TrackingContext, run_id: str | None = None) -> RunRef
     the run is found by its identity tags or created: find-then-create is serialised by a file
     lock on SQLite; against a server, a process that sees it lost a creation race deletes its
     own copy and joins the oldest run. The run is (re)marked RUNNING and its per-try tags are
-    refreshed.
+    refreshed, with ``tags`` (e.g. the stage's) in the same call.
     """
     client = client_for(ctx.tracking_uri)
     run = _handed_over_run(client, ctx, run_id) if run_id else None
@@ -147,7 +147,7 @@ def get_or_create_run(ctx: TrackingContext, run_id: str | None = None) -> RunRef
         run = _find_or_create_run(client, ctx)
     if run.info.status != "RUNNING":
         client.update_run(run.info.run_id, status="RUNNING")
-    _set_tags(client, run.info.run_id, ctx.all_tags())
+    _set_tags(client, run.info.run_id, {**ctx.all_tags(), **(tags or {})})
     return _ref(run)
 
 
@@ -188,13 +188,16 @@ def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
 
 
 @contextlib.contextmanager
-def stage_run(ctx: TrackingContext, *, last_stage: bool, run_id: str | None = None) -> Iterator[RunRef]:
-    """Run one pipeline stage inside the symbol's run (``run_id``: handed over by the earlier stage).
+def stage_run(
+    ctx: TrackingContext, *, last_stage: bool, run_id: str | None = None, tags: Mapping[str, object] | None = None
+) -> Iterator[RunRef]:
+    """Run one pipeline stage inside the symbol's run (``run_id``: handed over by the earlier stage),
+    setting ``tags`` on it with the run's own.
 
     On an exception the run ends FAILED (and the exception propagates); after the last stage
     of the mode it ends FINISHED; otherwise it stays RUNNING for the next stage.
     """
-    run = get_or_create_run(ctx, run_id)
+    run = get_or_create_run(ctx, run_id, tags)
     try:
         yield run
     except BaseException:

@@ -98,11 +98,11 @@ def home(tmp_path, migrated_home_copy) -> Path:
 # a second a test), so the two workers end together.
 FILE_SECONDS = {
     "tests/pipeline/test_distributed_run.py": 600,
-    "tests/pipeline/test_production_run.py": 430,
+    "tests/pipeline/test_production_run.py": 290,
     "tests/pipeline/test_local_run.py": 400,
     "tests/pipeline/test_local_run_models.py": 300,
     "tests/review/test_replay_run.py": 250,
-    "tests/pipeline/test_scheduler_run.py": 220,
+    "tests/pipeline/test_scheduler_run.py": 145,
     "tests/signals/test_dag_step.py": 140,
     "tests/pipeline/test_scratch.py": 85,
     "tests/tracking/test_tracking_runs.py": 80,

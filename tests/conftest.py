@@ -83,28 +83,36 @@ def airflow_settings(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def airflow_home(airflow_settings):
-    """The same Airflow with its SQLite metadata database migrated once, for `dag.test()` runs."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+def airflow_home(airflow_settings, migrated_airflow_database):
+    """The same Airflow with a copy of the session's migrated SQLite metadata database (the one
+    `tmpipe run` homes copy: one migration per test worker, not two), for `dag.test()` runs."""
+    shutil.copyfile(migrated_airflow_database / "airflow" / "airflow.db", airflow_settings / "airflow" / "airflow.db")
     return airflow_settings
 
 
 @pytest.fixture(scope="session")
-def migrated_databases(tmp_path_factory) -> Path:
-    """A TMPIPE_HOME whose Airflow and MLflow databases are migrated once per session (seconds each).
+def migrated_airflow_database(tmp_path_factory) -> Path:
+    """A TMPIPE_HOME whose Airflow database is migrated once per session (seconds).
 
-    Airflow's is migrated by `tmpipe run`'s own step (`runner.prepare_home`, in a child process as
-    `tmpipe run` does it), which also writes the stamp that tells a later run it has nothing to migrate.
+    Migrated by `tmpipe run`'s own step (`runner.prepare_home`, in a child process as `tmpipe run`
+    does it), which also writes the stamp that tells a later run it has nothing to migrate.
     """
     home = tmp_path_factory.mktemp("migrated_home")
     prepare = "import sys; from pathlib import Path; from tmpipe.runner import prepare_home; prepare_home(Path(sys.argv[1]), Path('spec.yaml'))"
     subprocess.run([sys.executable, "-c", prepare, str(home)], check=True, capture_output=True, timeout=600)
     from tmpipe.runner import MIGRATED_STAMP
-    from tmpipe.tracking import client_for, embedded_tracking_uri
 
     assert (home / "airflow" / MIGRATED_STAMP).is_file()
-    client_for(embedded_tracking_uri(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def migrated_databases(migrated_airflow_database) -> Path:
+    """The same TMPIPE_HOME with its MLflow database created too (seconds more)."""
+    from tmpipe.tracking import client_for, embedded_tracking_uri
+
+    client_for(embedded_tracking_uri(migrated_airflow_database))
+    return migrated_airflow_database
 
 
 @pytest.fixture(scope="session")
@@ -136,11 +144,11 @@ def home(tmp_path, migrated_home_copy) -> Path:
 # a second a test), so the two workers end together.
 FILE_SECONDS = {
     "tests/pipeline/test_distributed_run.py": 600,
-    "tests/pipeline/test_production_run.py": 430,
+    "tests/pipeline/test_production_run.py": 290,
     "tests/pipeline/test_local_run.py": 400,
     "tests/pipeline/test_local_run_models.py": 300,
     "tests/review/test_replay_run.py": 250,
-    "tests/pipeline/test_scheduler_run.py": 220,
+    "tests/pipeline/test_scheduler_run.py": 145,
     "tests/signals/test_dag_step.py": 140,
     "tests/pipeline/test_scratch.py": 85,
     "tests/tracking/test_tracking_runs.py": 80,

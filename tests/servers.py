@@ -7,17 +7,22 @@ and stopped by its PID, so the workers a server forks go with it.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -86,22 +91,118 @@ def _serving(
         stop_group(process)
 
 
-@contextmanager
-def postgres_database(prefix: str = "tmpipe_test") -> Iterator[str]:
-    """A fresh database on the local PostgreSQL, dropped on exit; yields its SQLAlchemy URI."""
+def _admin_connection():
     psycopg2 = pytest.importorskip("psycopg2")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(dbname="postgres", **PG)
     admin.autocommit = True
+    return admin
+
+
+def _uri(name: str) -> str:
+    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the installed driver is psycopg2.
+    return f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+
+
+@contextmanager
+def postgres_database(prefix: str = "tmpipe_test", migrated: str | None = None) -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped on exit; yields its SQLAlchemy URI.
+
+    With ``migrated`` ("airflow" or "mlflow") it is a copy of a template database holding that
+    schema, migrated once per installed version (template_database): a copy takes a fraction of
+    a second, a migration of an empty database many seconds.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = _admin_connection()
     with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+        if migrated is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        else:
+            template = template_database(migrated)
+            with _template_lock(cursor):  # no copy while another worker connects to a template it builds
+                cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
-        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the installed driver is psycopg2.
-        yield f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+        yield _uri(name)
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+# Each schema's distribution, Alembic versions folder and the command that migrates an empty
+# database at a URI: Airflow's as `airflow db migrate` does it (the URI in its environment);
+# MLflow's as `mlflow server --serve-artifacts` does it when it starts (its default experiment
+# stores artifacts under mlflow-artifacts:/0, as the server would have made it).
+MLFLOW_TABLES = "import sys; from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore; SqlAlchemyStore(sys.argv[1], 'mlflow-artifacts:/')"
+SCHEMAS = {
+    "airflow": ("apache-airflow", "airflow/migrations/versions", lambda uri: [sys.executable, "-m", "airflow", "db", "migrate"]),
+    "mlflow": ("mlflow", "mlflow/store/db_migrations/versions", lambda uri: [sys.executable, "-c", MLFLOW_TABLES, uri]),
+}
+TEMPLATE_LOCK = 7_160_151  # the PostgreSQL advisory lock key under which templates are built and copied
+
+
+@contextmanager
+def _template_lock(cursor) -> Iterator[None]:
+    cursor.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK,))
+    try:
+        yield
+    finally:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", (TEMPLATE_LOCK,))
+
+
+def alembic_heads(versions: Path) -> list[str]:
+    """The head revisions of an Alembic versions folder, read from its scripts' text (importing
+    them would import, and configure, the package they belong to)."""
+    revisions, parents = set(), set()
+    for script in versions.glob("*.py"):
+        text = script.read_text()
+        revisions.update(re.findall(r'^revision = "(\w+)"', text, re.MULTILINE))
+        for line in re.findall(r"^down_revision = (.*)$", text, re.MULTILINE):
+            parents.update(re.findall(r'"(\w+)"', line))
+    return sorted(revisions - parents)
+
+
+def template_database(schema: str) -> str:
+    """The name of the template database of ``schema`` ("airflow" or "mlflow") for the installed
+    version and its Alembic head, built if the local PostgreSQL has none yet.
+
+    Built under an advisory lock, so test workers starting together build it once, and under a
+    name of its own, renamed only once migrated, so a failed build leaves no template behind;
+    templates of other versions of the schema are dropped then.
+    """
+    distribution, versions, migrate = SCHEMAS[schema]
+    package_root = Path(importlib.util.find_spec(distribution.removeprefix("apache-")).origin).parent.parent
+    key = f"{metadata.version(distribution)} {' '.join(alembic_heads(package_root / versions))}"
+    name = f"tmpipe_template_{schema}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    admin = _admin_connection()
+    try:
+        with admin.cursor() as cursor, _template_lock(cursor):
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cursor.fetchone() is None:
+                cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"tmpipe\\_template\\_{schema}\\_%",))
+                for (stale,) in cursor.fetchall():
+                    cursor.execute(f'DROP DATABASE "{stale}" WITH (FORCE)')
+                building = f"{name}_building"
+                cursor.execute(f'CREATE DATABASE "{building}"')
+                with tempfile.TemporaryDirectory(prefix=f"{schema}-template-") as home:
+                    _migrate(schema, migrate(_uri(building)), _uri(building), Path(home))
+                cursor.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    finally:
+        admin.close()
+    return name
+
+
+def _migrate(schema: str, command: list[str], uri: str, home: Path) -> None:
+    """Migrates the empty database at ``uri`` in a child process whose environment names it and
+    nothing of another Airflow or MLflow."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TMPIPE", "MLFLOW"))}
+    env.update(
+        AIRFLOW_HOME=str(home / "airflow"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=uri,
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY="False",
+    )
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=home)
+    assert done.returncode == 0, f"migrating the {schema} template failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """The production column end to end: `tmpipe run` against real servers on loopback.
 
-MLflow is a real `mlflow server` with a fresh PostgreSQL database and served artifacts; the
+MLflow is a real `mlflow server` with a fresh, migrated PostgreSQL database and served artifacts; the
 WebUI is `tmpipe webui serve` in its own process, reached through a recording proxy so the
 test sees the exact requests the pipeline made. Every process is stopped by its PID.
 """
@@ -23,7 +23,9 @@ LINK_CONFIG = {"trademaster": {"seed": 7}}
 
 @pytest.fixture(scope="module")
 def postgres_db():
-    with postgres_database("tmpipe_pipeline") as uri:
+    """MLflow's schema copied from a template migrated once (servers.template_database), not
+    migrated again by the server: dozens of Alembic steps on PostgreSQL."""
+    with postgres_database("tmpipe_pipeline", migrated="mlflow") as uri:
         yield uri
 
 

@@ -1,7 +1,7 @@
 """The DAG under a real Airflow scheduler: LocalExecutor workers and PostgreSQL metadata, on loopback.
 
 `airflow api-server`, `airflow scheduler` and `airflow dag-processor` run as separate processes
-on a fresh PostgreSQL database, as in production; every task runs in its own worker process and
+on a fresh, migrated PostgreSQL database, as in production; every task runs in its own worker process and
 reaches the api-server's Execution API with a JWT signed by the shared secret. The test drives
 the run through the public REST API (unpause, trigger, poll) and then reads what the tasks left
 behind: task states, the summary XCom, the embedded WebUI store and the embedded MLflow store.
@@ -149,14 +149,11 @@ def deployment(tmp_path_factory, request):
     password_file.write_text(json.dumps({USER: password}))
     failures_before = request.session.testsfailed
     set_up = False
-    with postgres_database("tmpipe_airflow") as database_uri:
+    # A copy of the database `airflow db migrate` made once for the installed Airflow (servers.template_database).
+    with postgres_database("tmpipe_airflow", migrated="airflow") as database_uri:
         port = free_port()
         env = airflow_environment(root, database_uri, port, password_file)
         deployment = Deployment(root, env, f"http://127.0.0.1:{port}")
-        migrate = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=180
-        )
-        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
         try:
             api_server = deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
             # --skip-serve-logs: no task log server on 0.0.0.0; task logs stay in AIRFLOW_HOME/logs.

@@ -243,6 +243,37 @@ def webui_server(db_path: Path, *args: str, token: str | None = WEBUI_TOKEN) -> 
         yield url
 
 
+@contextmanager
+def webui_app_server(db_path: Path, *, token: str | None = WEBUI_TOKEN) -> Iterator[str]:
+    """The `tmpipe webui serve` app on the SQLite file `db_path`, served by uvicorn on 127.0.0.1 in a
+    thread of the test process; yields its URL.
+
+    The same app and HTTP server as `webui_server`, without a Python process to start per test:
+    for tests of the API and its clients. Tests of the `serve` command itself use `webui_server`.
+    """
+    import uvicorn
+
+    from tmpipe.store.server import create_app
+    from tmpipe.store.sqlite import SqliteArtifactStore
+
+    app = create_app(SqliteArtifactStore(db_path), token=token)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the in-process WebUI server did not start"
+            time.sleep(0.01)  # readiness polling, not a timing assumption
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        listener.close()
+
+
 class ForwardingProxy:
     """A reverse proxy on 127.0.0.1 in front of a real server, recording every request.
 

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Kept between runs, beside `make lint`'s cache (.mypy_cache, ignored by git) but apart from it as
+# the options differ: warm, mypy rechecks only what changed instead of every dependency. The probes
+# keep their paths too, as mypy reports a probe it finds unchanged by the path it had when checked.
+PROBES = Path(".mypy_cache", "typed-access-probes")  # relative to ROOT, as mypy names them
 
 # (module, a config key it reads, the section model that holds the key)
 READS = [
@@ -25,22 +29,23 @@ READS = [
 ]
 
 
-def test_a_misspelt_key_in_the_code_that_reads_a_section_is_a_type_check_error(tmp_path):
+def test_a_misspelt_key_in_the_code_that_reads_a_section_is_a_type_check_error():
     """Each module, copied with one key misspelt, fails mypy at every line that reads the key as an attribute."""
     pytest.importorskip("mypy")
     probes = {}
+    (ROOT / PROBES).mkdir(parents=True, exist_ok=True)
     for module, key, model in READS:
         source = (ROOT / module).read_text()
         misspelt = key[:-1]  # "epochs" -> "epoch"
         assert re.search(rf"\b{key}\b", source), f"{module} no longer reads {key}"
-        probe = tmp_path / f"probe_{Path(module).stem}.py"
-        probe.write_text(re.sub(rf"\b{key}\b", misspelt, source))
+        probe = PROBES / f"probe_{Path(module).stem}.py"
+        (ROOT / probe).write_text(re.sub(rf"\b{key}\b", misspelt, source))
         lines = sorted({node.lineno for node in ast.walk(ast.parse(source))
                         if isinstance(node, ast.Attribute) and node.attr == key})
         probes[probe] = (model, misspelt, lines)
     checked = subprocess.run(
         [sys.executable, "-m", "mypy", "--follow-imports=silent", "--check-untyped-defs", "--no-error-summary",
-         f"--config-file={ROOT / 'pyproject.toml'}", f"--cache-dir={tmp_path / 'cache'}", *map(str, probes)],
+         f"--config-file={ROOT / 'pyproject.toml'}", f"--cache-dir={PROBES / 'cache'}", *map(str, probes)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
     for probe, (model, misspelt, lines) in probes.items():

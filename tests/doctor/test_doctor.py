@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..servers import WEBUI_TOKEN, ForwardingProxy, free_port, mlflow_server, webui_server
+from ..servers import WEBUI_TOKEN, ForwardingProxy, free_port, mlflow_server, webui_app_server
 
 LLM_KEY = "sk-doctor-test-key-0123456789"
 
@@ -60,7 +60,8 @@ def broker():
 
 @pytest.fixture
 def webui(tmp_path):
-    with webui_server(tmp_path / "webui.db") as url:
+    """The WebUI app over HTTP from a thread of this process: the doctor is the process under test."""
+    with webui_app_server(tmp_path / "webui.db") as url:
         yield url
 
 

@@ -10,7 +10,7 @@ from tmpipe.store.factory import embedded_store_path
 from tmpipe.store.models import LinkUpdate, SymbolUpdate
 from tmpipe.store.sqlite import SqliteArtifactStore
 
-from ..servers import WEBUI_TOKEN, webui_server
+from ..servers import WEBUI_TOKEN, webui_app_server
 from .conftest import DAG_ID, spec_file
 
 
@@ -72,7 +72,7 @@ def test_named_symbols_within_the_cap_drop_nothing(tmp_path, store):
 
 def test_no_symbols_over_http_names_the_query_and_the_dag(tmp_path, tmpipe_home, monkeypatch):
     monkeypatch.setenv("TMPIPE_WEBUI_TOKEN", WEBUI_TOKEN)
-    with webui_server(tmp_path / "webui.db") as url:
+    with webui_app_server(tmp_path / "webui.db") as url:
         store = SqliteArtifactStore(tmp_path / "webui.db")
         store.add_symbol("OFF", enabled=False)
         store.add_link("OFF", DAG_ID)  # a disabled symbol does not count

@@ -26,7 +26,7 @@ from tmpipe.tracking import client_for, embedded_tracking_uri
 from tmpipe.tracking.stage_logging import ENGINE_RESULT_ARTIFACT, INFERENCE_ARTIFACT, REVIEW_ARTIFACTS
 
 from ..review.forgery import forge_buy, forge_signal_to_match
-from ..servers import WEBUI_TOKEN, webui_server
+from ..servers import WEBUI_TOKEN, webui_app_server
 from ..tracking.conftest import make_engine_result
 from .conftest import DAG_ID, spec_text
 
@@ -123,7 +123,7 @@ def test_verify_reads_a_webui_artifact_over_http(run_context, tmp_path, tmpipe_h
     store = SqliteArtifactStore(embedded_store_path())
     trace_path = tmp_path / "trace.json"
     trace_path.write_text(json.dumps(forge_buy(store.get_artifact(persisted["llm_artifact_id"]).content)))
-    with webui_server(embedded_store_path(tmpipe_home)) as url:
+    with webui_app_server(embedded_store_path(tmpipe_home)) as url:
         result = verify(trace_path, "--webui-artifact", persisted["signal_artifact_id"], "--url", url)
         missing = verify(trace_path, "--webui-artifact", 999, "--url", url)
     assert result.exit_code == 1 and "tampered: WebUI artifact" in result.output

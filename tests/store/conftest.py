@@ -1,14 +1,15 @@
-"""Fixtures: a real `tmpipe webui serve` process and a fault-injecting proxy in front of it."""
+"""Fixtures: a real WebUI server on 127.0.0.1 and a fault-injecting proxy in front of it."""
 
 import pytest
 
-from ..servers import ForwardingProxy, webui_server as serve_webui
+from ..servers import ForwardingProxy, webui_app_server
 
 
 @pytest.fixture
 def webui_server(tmp_path):
-    """`tmpipe webui serve` for real, in its own process, stopped by PID."""
-    with serve_webui(tmp_path / "webui.db") as url:
+    """The `tmpipe webui serve` app on a fresh database, served over HTTP in a thread of this process
+    (test_server_security.py also starts the command itself, in its own process)."""
+    with webui_app_server(tmp_path / "webui.db") as url:
         yield url
 
 

@@ -114,8 +114,32 @@ def test_concurrent_processes_share_one_fresh_sqlite_store(tmp_path):
         assert {"worker.0", "worker.1", "worker.2"} <= set(run.data.tags)
 
 
+MLFLOW_BUSY_TIMEOUT = "PRAGMA busy_timeout = 20000;"  # what MLflow sets on every SQLite session
+
+
+@pytest.fixture
+def short_sqlite_busy_timeout():
+    """MLflow's SQLite sessions wait 1 s, not 20 s, for a lock before "database is locked": the
+    retry under test begins only then. Fails if MLflow no longer sets the timeout this way."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    rewritten = []
+
+    def shorten(conn, cursor, statement, parameters, context, executemany):
+        if statement == MLFLOW_BUSY_TIMEOUT:
+            rewritten.append(statement)
+            return "PRAGMA busy_timeout = 1000;", parameters
+        return statement, parameters
+
+    event.listen(Engine, "before_cursor_execute", shorten, retval=True)
+    yield
+    event.remove(Engine, "before_cursor_execute", shorten)
+    assert rewritten, f"MLflow did not set {MLFLOW_BUSY_TIMEOUT!r}: the test waited for nothing it knows of"
+
+
 @pytest.mark.slow
-def test_locked_sqlite_store_is_retried(context_factory, tracking_uri):
+def test_locked_sqlite_store_is_retried(context_factory, tracking_uri, short_sqlite_busy_timeout):
     """Another process holds the database lock; the write waits, retries and lands."""
     run = get_or_create_run(context_factory())
     holder = sqlite3.connect(str(sqlite_path(tracking_uri)), isolation_level=None)

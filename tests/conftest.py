@@ -151,7 +151,7 @@ FILE_SECONDS = {
     "tests/pipeline/test_scheduler_run.py": 145,
     "tests/signals/test_dag_step.py": 140,
     "tests/pipeline/test_scratch.py": 85,
-    "tests/tracking/test_tracking_runs.py": 80,
+    "tests/tracking/test_tracking_runs.py": 60,
     "tests/tracking/test_tracking_production.py": 75,
     "tests/pipeline/test_stages.py": 75,
     "tests/pipeline/test_prepare_home.py": 40,

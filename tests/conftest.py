@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Off from the start: MLflow's telemetry calls a host off loopback, and its client exports then
 # unsets _MLFLOW_TELEMETRY_SESSION_ID when a later call switches it off, mid-test.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+# torch (the torch extra's tests) exports its compile-cache directory, as an absolute path, the
+# first time autograd asks for it; set here, that export changes nothing mid-test.
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(
+    os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "tmpipe-tests-torchinductor"))
 
 
 @pytest.fixture(autouse=True)

@@ -208,6 +208,17 @@ def _persist_refusal(ctx: RunContext, run_id: str) -> str:
     return str(refused.value).removeprefix(prefix)
 
 
+def _cli_names_the_same_problem(trace: dict, run_id: str, problem: str, tmp_path: Path) -> Path:
+    """`review verify --mlflow-run` and `review evidence` fail on the trace with persist's ``problem``; the trace's path."""
+    trace_path = tmp_path / "trace.json"
+    trace_path.write_text(json.dumps(trace))
+    result = verify(trace_path, "--mlflow-run", run_id)
+    assert result.exit_code == 1 and f"{trace_path}: {problem}" in result.output.splitlines()
+    shown = CliRunner().invoke(review_cli, ["evidence", str(trace_path)])
+    assert shown.exit_code == 1 and shown.output.strip() == f"Error: {trace_path}: {problem}"
+    return trace_path
+
+
 def test_a_tampered_evidence_json_in_mlflow_is_caught_by_persist_verify_and_evidence(run_context, tmpipe_home, tmp_path):
     reviewed = stages.review(run_context, SYMBOL, None)
     run_id = reviewed["mlflow_run_id"]
@@ -219,13 +230,8 @@ def test_a_tampered_evidence_json_in_mlflow_is_caught_by_persist_verify_and_evid
     client.log_text(run_id, json.dumps(forged, sort_keys=True, separators=(",", ":")), REVIEW_ARTIFACTS[0])
     problem = _persist_refusal(run_context, run_id)
     assert problem.startswith(f"tampered: runs:/{run_id}/review/evidence.json has sha256 ")
-    trace_path = tmp_path / "trace.json"
-    trace_path.write_text(json.dumps(trace))
-    result = verify(trace_path, "--mlflow-run", run_id)
-    assert result.exit_code == 1 and f"{trace_path}: {problem}" in result.output.splitlines()
+    trace_path = _cli_names_the_same_problem(trace, run_id, problem, tmp_path)
     assert verify(trace_path).exit_code == 0  # without --mlflow-run the pack is not read: noted, not failed
-    shown = CliRunner().invoke(review_cli, ["evidence", str(trace_path)])
-    assert shown.exit_code == 1 and shown.output.strip() == f"Error: {trace_path}: {problem}"
 
 
 def test_a_missing_evidence_json_is_the_same_problem_for_persist_verify_and_evidence(run_context, tmpipe_home, tmp_path):
@@ -237,9 +243,4 @@ def test_a_missing_evidence_json_is_the_same_problem_for_persist_verify_and_evid
     (artifact_dir / REVIEW_ARTIFACTS[0]).unlink()
     problem = _persist_refusal(run_context, run_id)
     assert problem.startswith(f"evidence: runs:/{run_id}/review/evidence.json: ")
-    trace_path = tmp_path / "trace.json"
-    trace_path.write_text(json.dumps(trace))
-    result = verify(trace_path, "--mlflow-run", run_id)
-    assert result.exit_code == 1 and f"{trace_path}: {problem}" in result.output.splitlines()
-    shown = CliRunner().invoke(review_cli, ["evidence", str(trace_path)])
-    assert shown.exit_code == 1 and shown.output.strip() == f"Error: {trace_path}: {problem}"
+    _cli_names_the_same_problem(trace, run_id, problem, tmp_path)

@@ -55,9 +55,45 @@ def write_spec(folder: Path) -> Path:
     return path
 
 
+class ImportClock:
+    """Wall and CPU seconds spent importing modules, wherever the import statement sits.
+
+    The stages import heavy libraries where they first need them (MLflow's SQLAlchemy store on the
+    first client, matplotlib on the first plot), so the first symbol's stages would carry the
+    process's one-time imports. Wrapping importlib's ``_find_and_load`` (what every import statement
+    and ``importlib.import_module`` call, and what ``-X importtime`` times) charges them to imports.
+    Only the outermost import is timed: nested ones are inside it.
+    """
+
+    def __init__(self) -> None:
+        import importlib._bootstrap as bootstrap
+
+        self.wall = self.cpu = 0.0
+        self._depth = 0
+        self._original = bootstrap._find_and_load
+
+        def find_and_load(name, import_):
+            if self._depth:
+                return self._original(name, import_)
+            self._depth += 1
+            start, cpu_start = time.perf_counter(), time.process_time()
+            try:
+                return self._original(name, import_)
+            finally:
+                self._depth -= 1
+                self.wall += time.perf_counter() - start
+                self.cpu += time.process_time() - cpu_start
+
+        bootstrap._find_and_load = find_and_load
+
+    def read(self) -> tuple[float, float]:
+        return self.wall, self.cpu
+
+
 def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     """The DAG's work in this process: resolve, then per symbol the four stages. Timed by part."""
     began, cpu_began = time.perf_counter(), time.process_time()
+    import_clock = ImportClock()
     import mlflow  # noqa: F401 - the imports every stage pays once
 
     from tmpipe.config.resolver import resolve_shared
@@ -78,20 +114,28 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     selection = stages.resolve_symbols(ctx)
 
     # Time the engine, its data loading and its epochs from inside, by wrapping those functions
-    # where the stages and the engine look them up.
+    # where the stages and the engine look them up. Every part is wall, CPU and the imports inside it.
     import tmpipe.engine
 
-    clocks = {"engine": 0.0, "data": 0.0, "training": 0.0}
-    cpu_clocks = dict(clocks)
+    parts: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def part(name):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        import_wall, import_cpu = import_clock.read()
+        try:
+            yield
+        finally:
+            now_wall, now_cpu = import_clock.read()
+            totals = parts.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+            for index, value in enumerate((time.perf_counter() - start, time.process_time() - cpu_start,
+                                           now_wall - import_wall, now_cpu - import_cpu)):
+                totals[index] += value
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            try:
+            with part(name):
                 return function(*args, **kwargs)
-            finally:
-                clocks[name] += time.perf_counter() - start
-                cpu_clocks[name] += time.process_time() - cpu_start
         return wrapper
 
     tmpipe.engine.train_backtest = timed("engine", tmpipe.engine.train_backtest)
@@ -100,29 +144,28 @@ def plain(spec_path: Path, symbols: list[str], run_id: str) -> dict:
     per_symbol, per_symbol_cpu = {}, {}
     for symbol in selection.symbols:
         link = selection.links[symbol]
-        clocks.update(engine=0.0, data=0.0, training=0.0)
-        cpu_clocks.update(engine=0.0, data=0.0, training=0.0)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        trained = stages.train_backtest(ctx, symbol, link)
-        stage, cpu_stage = time.perf_counter() - start, time.process_time() - cpu_start
-        times = {"data": clocks["data"], "training": clocks["training"],
-                 "evaluation_and_bundle": clocks["engine"] - clocks["data"] - clocks["training"],
-                 "tracking": stage - clocks["engine"]}
-        cpu = {"data": cpu_clocks["data"], "training": cpu_clocks["training"],
-               "evaluation_and_bundle": cpu_clocks["engine"] - cpu_clocks["data"] - cpu_clocks["training"],
-               "tracking": cpu_stage - cpu_clocks["engine"]}
+        parts.clear()
+        with part("train_backtest"):
+            trained = stages.train_backtest(ctx, symbol, link)
+        # Nested parts: data and training inside the engine, the engine inside train_backtest.
+        split = {"data": parts["data"], "training": parts["training"],
+                 "evaluation_and_bundle": [e - d - t for e, d, t in zip(parts["engine"], parts["data"], parts["training"])],
+                 "tracking": [s - e for s, e in zip(parts["train_backtest"], parts["engine"])]}
         run_id = trained["mlflow_run_id"]  # handed over as the DAG's XCom does
         for name, stage_function in (("inference", stages.inference), ("review", stages.review),
                                      ("persist", stages.persist)):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            stage_function(ctx, symbol, link, run_id=run_id)
-            times[name], cpu[name] = time.perf_counter() - start, time.process_time() - cpu_start
-        times["all_but_training"] = sum(times.values()) - times["training"]
-        cpu["all_but_training"] = sum(cpu.values()) - cpu["training"]
-        per_symbol[symbol] = {k: round(v, 3) for k, v in times.items()}
-        per_symbol_cpu[symbol] = {k: round(v, 3) for k, v in cpu.items()}
-    return {"imports": round(imports, 3), "imports_cpu": round(imports_cpu, 3), "symbols": per_symbol,
-            "symbols_cpu": per_symbol_cpu, "total": round(time.perf_counter() - began, 3)}
+            parts.clear()
+            with part(name):
+                stage_function(ctx, symbol, link, run_id=run_id)
+            split[name] = parts[name]  # whole (inference loads the data again inside it)
+        for column, offset, out in ((0, 2, per_symbol), (1, 3, per_symbol_cpu)):
+            # Each part without the imports inside it; those are one row of their own.
+            times = {name: values[column] - values[offset] for name, values in split.items()}
+            times["imports"] = sum(values[offset] for values in split.values())
+            times["all_but_training"] = sum(v for k, v in times.items() if k not in ("training", "imports"))
+            out[symbol] = {k: round(v, 3) for k, v in times.items()}
+    return {"imports": round(imports, 3), "imports_cpu": round(imports_cpu, 3),
+            "symbols": per_symbol, "symbols_cpu": per_symbol_cpu, "total": round(time.perf_counter() - began, 3)}
 
 
 def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:

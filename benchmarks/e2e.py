@@ -18,7 +18,9 @@ The plain side also splits its time: imports (the stage modules and what they lo
 symbol: data (the engine loading and splitting bars), training (the epochs, with their
 per-epoch evaluation), evaluation and bundle (the engine's final backtests and saved model),
 tracking (the train stage's MLflow runs, artifacts, registration), then the inference, review
-and persist stages whole (each with its own tracking; inference loads the data again).
+and persist stages whole (each with its own tracking; inference loads the data again). Modules
+a stage imports on first use are timed apart from the part they sit in, as that symbol's
+``imports`` (see ImportClock); ``all_but_training`` is the rest, training and imports left out.
 
     .venv/bin/python benchmarks/e2e.py [--trials 2] [--home DIR] [--json]
 """

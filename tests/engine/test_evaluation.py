@@ -9,7 +9,7 @@ from tmpipe.engine.baselines import baseline_positions, ma_crossover_positions
 from tmpipe.config.sections import EvaluationConfig, TrademasterConfig
 from tmpipe.engine.defaults import default_config
 from tmpipe.engine.report import Track, drawdown_bars, track_report
-from tmpipe.engine.skill import _sharpe_rows, circular_shift_test, deflated_sharpe, net_returns, resampled_sharpes
+from tmpipe.engine.skill import _sharpe_rows, circular_shift_test, deflated_sharpe, net_returns, bootstrap_sharpes
 from tmpipe.engine.walkforward import fold_bounds, run_walk_forward
 from tmpipe.engine.data import load_dataset
 from tmpipe.errors import DataError
@@ -57,14 +57,16 @@ def test_resampling_works_a_block_of_rows_at_a_time_with_the_same_numbers():
     returns = ar1_returns(rng, 3001, 0.1)
     held = np.sign(returns[:-1])
     bars = len(held)
+    starts = rng.integers(0, bars, size=(5000, -(-bars // 10)))
     tracemalloc.start()
     try:
         many = circular_shift_test(held, returns[1:], COST, min_shift=20, max_shifts=2900)
+        resampled, flipped = bootstrap_sharpes([held, -held], starts, 10)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert many["shifts"] == 2900
-    assert peak < 32e6, f"peak {peak / 1e6:.0f} MB: the (shifts x bars) matrix is built whole ({2900 * bars * 8 / 1e6:.0f} MB)"
+    assert peak < 32e6, f"peak {peak / 1e6:.0f} MB: a (rows x bars) matrix is built whole (~{5000 * bars * 8 / 1e6:.0f} MB)"
 
     offsets = np.arange(20, bars - 20 + 1)
     offsets = offsets[np.linspace(0, offsets.size - 1, 2900).round().astype(int)]
@@ -72,8 +74,9 @@ def test_resampling_works_a_block_of_rows_at_a_time_with_the_same_numbers():
     observed = _sharpe_rows(net_returns(held, returns[1:], COST))
     assert many["p_value"] == (1 + np.count_nonzero(whole >= observed - 1e-12)) / 2901
     assert many["null_sharpe_median"] == float(np.median(whole))
-    indices = rng.integers(0, bars, size=(700, bars))
-    assert np.array_equal(resampled_sharpes(held, indices), _sharpe_rows(held[indices]))
+    whole_indices = ((starts[:, :, None] + np.arange(10)) % bars).reshape(len(starts), -1)[:, :bars]
+    assert np.array_equal(resampled, _sharpe_rows(held[whole_indices]))
+    assert np.array_equal(flipped, _sharpe_rows(-held[whole_indices]))
 
 
 def test_deflated_sharpe_falls_with_the_number_and_spread_of_trials():

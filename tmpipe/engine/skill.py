@@ -45,11 +45,19 @@ def _row_blocks(rows: int, columns: int) -> Iterator[slice]:
     return (slice(start, start + step) for start in range(0, rows, step))
 
 
-def resampled_sharpes(returns: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Per-bar Sharpe of ``returns[indices[i]]`` for every row ``i``, a block of rows at a time."""
-    sharpes = np.empty(len(indices))
-    for rows in _row_blocks(len(indices), indices.shape[-1]):
-        sharpes[rows] = _sharpe_rows(returns[indices[rows]])
+def bootstrap_sharpes(series: list[np.ndarray], starts: np.ndarray, block: int) -> list[np.ndarray]:
+    """Per-bar Sharpe of each series over each circular block bootstrap resample, a block of rows at a time.
+
+    Row ``i`` of ``starts`` holds the first bars of resample ``i``'s blocks of ``block`` bars; every
+    series is resampled on the same bars (paired), and the indices are built once for all of them.
+    """
+    bars = len(series[0])
+    sharpes = [np.empty(len(starts)) for _ in series]
+    for rows in _row_blocks(len(starts), bars):
+        chosen = starts[rows]
+        indices = ((chosen[:, :, None] + np.arange(block)) % bars).reshape(len(chosen), -1)[:, :bars]
+        for returns, out in zip(series, sharpes, strict=True):
+            out[rows] = _sharpe_rows(returns[indices])
     return sharpes
 
 
@@ -81,19 +89,18 @@ def circular_shift_test(held: np.ndarray, asset_returns: np.ndarray, cost_rate: 
             "shifts": int(offsets.size), "null_sharpe_median": float(np.median(null))}
 
 
-def block_bootstrap_indices(n: int, block: int, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """(samples, n) bar indices of a circular block bootstrap with blocks of ``block`` bars."""
-    blocks = -(-n // block)
-    starts = rng.integers(0, n, size=(samples, blocks))
-    return ((starts[:, :, None] + np.arange(block)[None, None, :]) % n).reshape(samples, -1)[:, :n]
+def block_bootstrap_starts(n: int, block: int, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """(samples, blocks) first bars of the blocks of a circular block bootstrap over ``n`` bars."""
+    return rng.integers(0, n, size=(samples, -(-n // block)))
 
 
-def sharpe_difference(strategy: np.ndarray, baseline: np.ndarray, indices: np.ndarray, bars_per_year: float,
-                      confidence: float) -> dict:
-    """Annualised Sharpe of ``strategy`` minus that of ``baseline`` (paired bars), with a percentile interval."""
+def sharpe_difference(strategy: np.ndarray, baseline: np.ndarray, strategy_draws: np.ndarray,
+                      baseline_draws: np.ndarray, bars_per_year: float, confidence: float) -> dict:
+    """Annualised Sharpe of ``strategy`` minus that of ``baseline``, with a percentile interval from
+    their per-bar Sharpes over the same bootstrap resamples (``bootstrap_sharpes``)."""
     scale = math.sqrt(bars_per_year)
     estimate = float(_sharpe_rows(strategy) - _sharpe_rows(baseline)) * scale
-    draws = (resampled_sharpes(strategy, indices) - resampled_sharpes(baseline, indices)) * scale
+    draws = (strategy_draws - baseline_draws) * scale
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(draws, [tail, 1.0 - tail])
     return {"estimate": estimate, "ci_low": float(low), "ci_high": float(high)}
@@ -131,10 +138,11 @@ def assess_skill(held: np.ndarray, asset_returns: np.ndarray, baselines: dict[st
                                 max_shifts=settings.max_shifts)
     rng = np.random.default_rng(seed)
     block, samples, confidence = settings.bootstrap_block, settings.bootstrap_samples, float(settings.confidence)
-    indices = block_bootstrap_indices(len(strategy), block, samples, rng)
-    differences = {name: sharpe_difference(strategy, net_returns(np.asarray(pos, float), asset_returns, cost_rate),
-                                           indices, bars_per_year, confidence)
-                   for name, pos in baselines.items()}
+    starts = block_bootstrap_starts(len(strategy), block, samples, rng)
+    baseline_returns = {name: net_returns(np.asarray(pos, float), asset_returns, cost_rate) for name, pos in baselines.items()}
+    strategy_draws, *baseline_draws = bootstrap_sharpes([strategy, *baseline_returns.values()], starts, block)
+    differences = {name: sharpe_difference(strategy, returns, strategy_draws, draws, bars_per_year, confidence)
+                   for (name, returns), draws in zip(baseline_returns.items(), baseline_draws, strict=True)}
     return {
         "p_value": float(shift["p_value"]),
         "method": "circular_shift",

@@ -73,7 +73,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    names = names_at(args.baseline)
+    try:
+        names = names_at(args.baseline)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"suite.py: cannot read the tests at {args.baseline} ({exc.stderr.strip()}); "
+                         "a shallow clone needs `git fetch --unshallow`") from None
     ids = todays_ids(names)
     report: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "machine": {"cores": os.cpu_count(), "load_average": os.getloadavg()},

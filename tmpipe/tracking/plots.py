@@ -15,7 +15,6 @@ def plot_equity_curve(csv_path: str | Path, png_path: str | Path, *, title: str)
     """
     import pandas as pd
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     curve = pd.read_csv(csv_path, parse_dates=["date"])
@@ -47,10 +46,8 @@ def plot_equity_curve(csv_path: str | Path, png_path: str | Path, *, title: str)
     position_axes.step(dates, curve["position"], where="post", linewidth=1.0, color="C0")
     position_axes.set_ylabel("position")
     position_axes.grid(alpha=0.3)
-    # Concise date labels fit unrotated: no autofmt_xdate, which laid the ticks out a second time.
-    locator = AutoDateLocator()
-    position_axes.xaxis.set_major_locator(locator)
-    position_axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    # Date labels unrotated (years, or year-month, fit side by side): autofmt_xdate laid the ticks
+    # out a second time to rotate them.
     # Fixed margins for these fixed labels: tight_layout measured every text box (~0.2 s per task).
     figure.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.06, hspace=0.12)
     png_path = Path(png_path)

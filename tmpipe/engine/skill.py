@@ -80,9 +80,9 @@ def circular_shift_test(held: np.ndarray, asset_returns: np.ndarray, cost_rate: 
     if offsets.size > max_shifts:
         offsets = offsets[np.linspace(0, offsets.size - 1, max_shifts).round().astype(int)]
     observed = float(_sharpe_rows(net_returns(held, asset_returns, cost_rate)))
-    null = np.empty(offsets.size)
+    null, bars = np.empty(offsets.size), np.arange(n)
     for rows in _row_blocks(offsets.size, n):
-        shifted = held[(np.arange(n)[None, :] - offsets[rows, None]) % n]
+        shifted = held[(bars[None, :] - offsets[rows, None]) % n]
         null[rows] = _sharpe_rows(net_returns(shifted, asset_returns, cost_rate))
     at_least = int(np.count_nonzero(null >= observed - 1e-12))
     return {"p_value": (1 + at_least) / (1 + offsets.size), "observed_sharpe": observed,

@@ -46,9 +46,9 @@ def plot_equity_curve(csv_path: str | Path, png_path: str | Path, *, title: str)
     position_axes.step(dates, curve["position"], where="post", linewidth=1.0, color="C0")
     position_axes.set_ylabel("position")
     position_axes.grid(alpha=0.3)
-    # Date labels unrotated (years, or year-month, fit side by side): autofmt_xdate laid the ticks
-    # out a second time to rotate them.
     # Fixed margins for these fixed labels: tight_layout measured every text box (~0.2 s per task).
+    # Date labels stay unrotated (years, or year-month, fit side by side): autofmt_xdate laid the
+    # ticks out a second time to rotate them.
     figure.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.06, hspace=0.12)
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)

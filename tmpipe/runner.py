@@ -121,6 +121,9 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     if bag.import_errors:
         raise DagImportError(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(spec.dag.dag_id)
+    from tmpipe.in_process_api import build_for_sdk_version
+
+    build_for_sdk_version()
     _show_progress()
     when = logical_date or datetime.now(timezone.utc)
     with _long_lived_objects_frozen():

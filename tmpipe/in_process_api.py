@@ -24,7 +24,8 @@ def build_for_sdk_version() -> bool:
 
     Call before ``dag.test()``: Airflow caches the in-process server per process, and the app
     keeps the bundle and router it was built with. The module globals Airflow's factory reads
-    are swapped only while it runs.
+    are swapped only while it runs; the routers are generated here rather than on the first
+    request, and if anything fails the server is reset for Airflow to build its full app.
     """
     try:
         from airflow.api_fastapi.execution_api import routes, versions
@@ -41,16 +42,25 @@ def build_for_sdk_version() -> bool:
     if server._app is not None:
         return False  # built already, by an earlier dag.test() in this process
     if full_bundle.versions[0].value != API_VERSION or full_bundle.head_version.changes:
-        log.debug("in-process Execution API left to Airflow: SDK speaks %s, server's newest is %s",
-                  API_VERSION, full_bundle.versions[0].value)
+        log.debug("in-process Execution API left to Airflow: the SDK speaks %s, the server's newest is %s (%d head changes)",
+                  API_VERSION, full_bundle.versions[0].value, len(full_bundle.head_version.changes))
         return False
 
+    one_version = VersionBundle(HeadVersion(), Version(API_VERSION))
     newest_router = copy.copy(full_router)  # without the routes that exist only in older versions
     newest_router.routes = [route for route in full_router.routes if _DELETED_ROUTE_TAG not in getattr(route, "tags", ())]
-    versions.bundle = VersionBundle(HeadVersion(), Version(API_VERSION))
-    routes.execution_api_router = newest_router
+    versions.bundle, routes.execution_api_router = one_version, newest_router
     try:
-        server.app  # noqa: B018 - the cached property builds the app; Cadwyn fills its routers on the first request
+        app = server.app
     finally:
         versions.bundle, routes.execution_api_router = full_bundle, full_router
+    try:
+        if app.versions is not one_version:
+            raise LookupError("this Airflow's factory did not read the swapped bundle")
+        app._cadwyn_initialize()  # what the first request would do, now, so that a failure falls back
+    except Exception as exc:  # any failure: Airflow builds its own app, for every version
+        log.debug("in-process Execution API left to Airflow: %s", exc)
+        del server.app
+        server._app = None
+        return False
     return True

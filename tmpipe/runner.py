@@ -136,9 +136,9 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
 
 @contextlib.contextmanager
 def _long_lived_objects_frozen():
-    """The objects alive now (Airflow, dag-factory and the project imported, the DagBag built), and
-    those that survive a full collection during the run (MLflow, SQLAlchemy and the execution API's
-    routes, imported or built by the first tasks), kept out of the garbage collector's traversals.
+    """The objects alive now (Airflow, dag-factory and the project imported, the DagBag and the
+    in-process execution API's routes built), and those that survive a full collection during the
+    run (MLflow and SQLAlchemy, imported by the first tasks), kept out of the garbage collector's traversals.
 
     A full collection traverses every tracked object; after Airflow's in-process execution API and
     MLflow are loaded that is close to a million, and ``dag.test()`` ran about a dozen of them per

@@ -8,6 +8,7 @@ migrated in a child process, and Airflow is imported only inside these functions
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import json
 import logging
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tmpipe import airflow_env
 from tmpipe.errors import DagImportError
@@ -134,35 +135,43 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     return RunOutcome(dag_run.run_id, str(dag_run.state), summary, resolve_tracking_uri(shared.mlflow, home))
 
 
+# A full collection's survivors are frozen only when at least this many are not frozen yet: imports
+# and first builds leave tens of thousands, a finished task a few hundred (benchmarks/README.md).
+FREEZE_AT_SURVIVORS = 20_000
+
+
 @contextlib.contextmanager
 def _long_lived_objects_frozen():
     """The objects alive now (Airflow, dag-factory and the project imported, the DagBag and the
-    in-process execution API's routes built), and those that survive a full collection during the
-    run (MLflow and SQLAlchemy, imported by the first tasks), kept out of the garbage collector's traversals.
+    in-process execution API's routes built), and the many that survive a full collection during
+    the run (MLflow and SQLAlchemy, imported by the first tasks), kept out of the garbage collector's traversals.
 
     A full collection traverses every tracked object; after Airflow's in-process execution API and
     MLflow are loaded that is close to a million, and ``dag.test()`` ran about a dozen of them per
-    run; freezing cut a 3-symbol run's CPU time by about 1.5 s (benchmarks/README.md). Objects
-    frozen while alive that become garbage during the run are reclaimed only after it: everything
-    is unfrozen again afterwards, so a caller's later collections see it all.
+    run; freezing cut a 3-symbol run's CPU time by about 1.5 s (benchmarks/README.md). A frozen
+    object in a reference cycle is reclaimed only after the run, so a collection's survivors are
+    frozen only when they are many: the few hundred a task still holds as it ends (its supervisor,
+    context and comms) stay visible and are freed by the next task's collection, instead of being
+    kept for the run's life, once per task. Everything is unfrozen again afterwards, so a caller's
+    later collections see it all.
     """
     from airflow.sdk.listener import get_listener_manager
 
-    def freeze_survivors(phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop" and info["generation"] == 2:
+    def freeze_many_survivors(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 2 and len(gc.get_objects(generation=2)) >= FREEZE_AT_SURVIVORS:
             gc.freeze()
 
     listeners = get_listener_manager()
     collector = _collector_after_each_task()
     gc.freeze()
-    gc.callbacks.append(freeze_survivors)
+    gc.callbacks.append(freeze_many_survivors)
     listeners.add_listener(collector)
     try:
         yield
     finally:
         listeners.pm.unregister(collector)
-        if freeze_survivors in gc.callbacks:
-            gc.callbacks.remove(freeze_survivors)
+        if freeze_many_survivors in gc.callbacks:
+            gc.callbacks.remove(freeze_many_survivors)
         gc.unfreeze()
 
 
@@ -172,16 +181,31 @@ def _collector_after_each_task():
     A task leaves reference cycles (MLflow's and Airflow's objects, matplotlib's figure and canvas)
     that only the cyclic collector frees; on the collector's own schedule they piled up over many
     tasks, and the run's peak memory grew by about 2.5 MB per symbol. After the freezes above, a
-    collection here traverses only what the task created (benchmarks/README.md, "Speed and footprint").
+    collection here traverses only what the earlier tasks left unfrozen (benchmarks/README.md, "Speed and footprint").
+    The heap is trimmed after it.
     """
     from airflow.listeners import hookimpl
+
+    trim_heap = _heap_trimmer()
 
     class CollectAfterEachTask:
         @hookimpl
         def before_stopping(self, component: object) -> None:
             gc.collect()
+            if trim_heap is not None:
+                trim_heap(0)
 
     return CollectAfterEachTask()
+
+
+def _heap_trimmer() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, where the C library has it: it hands the heap pages that a task's
+    freed objects leave back to the system. Without it the C allocator kept them, and the run's
+    resident memory grew by about 0.1 MB more per symbol (benchmarks/README.md)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
 
 
 def _show_progress() -> None:

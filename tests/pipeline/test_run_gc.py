@@ -1,5 +1,6 @@
 """`tmpipe run` keeps its long-lived objects out of the garbage collector's traversals, collects
-after every task, and shows the user none of Airflow's own deprecation warnings about itself.
+after every task without keeping what a task leaves, and shows the user none of Airflow's own
+deprecation warnings about itself.
 
 A run holds about a million tracked objects (Airflow with its in-process execution API, MLflow,
 SQLAlchemy); every full collection, and the interpreter's collections at exit, traversed all of
@@ -107,3 +108,47 @@ def test_the_run_shows_no_airflow_deprecation_warning_about_airflow_itself(probe
     output = result.stdout + result.stderr
     assert "AAA" in output  # the run's own progress lines are there
     assert "determine_kwargs" not in output and "DeprecatedImportWarning" not in output, output[-3000:]
+
+
+# Tasks as the runner's freeze and collector see them: a first task imports many long-lived
+# objects; every task still holds its state, in a reference cycle, when its runner's last hook runs.
+SIMULATED_TASKS = """
+import gc, json, weakref
+from airflow.sdk.listener import get_listener_manager
+from tmpipe.runner import FREEZE_AT_SURVIVORS, _long_lived_objects_frozen
+
+class TaskState:
+    pass
+
+hook = get_listener_manager().hook
+ended = []
+with _long_lived_objects_frozen():
+    frozen_at_start = gc.get_freeze_count()
+    imported = [[i] for i in range(2 * FREEZE_AT_SURVIVORS)]
+    for task in range(30):
+        state = TaskState()
+        state.cycle = state
+        ended.append(weakref.ref(state))
+        hook.before_stopping(component=None)
+        del state
+    still_alive = [i for i, ref in enumerate(ended) if ref() is not None]
+    frozen_in_run = gc.get_freeze_count() - frozen_at_start
+print(json.dumps({"still_alive": still_alive, "frozen_in_run": frozen_in_run, "frozen_after": gc.get_freeze_count()}))
+"""
+
+
+def test_what_a_task_leaves_is_freed_by_the_next_collection_not_frozen_for_the_run(tmp_path):
+    """Freezing every collection's survivors froze each task's own state too: its supervisor,
+    context and comms are still referenced as the task's last hook collects, and in reference
+    cycles they were then kept until the run ended, once per task."""
+    result = subprocess.run([sys.executable, "-c", SIMULATED_TASKS], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "AIRFLOW_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    # the first task's imports are frozen (with that task's own state), and nothing is left frozen after the run
+    from tmpipe.runner import FREEZE_AT_SURVIVORS
+
+    assert probe["frozen_in_run"] >= 2 * FREEZE_AT_SURVIVORS, probe
+    assert probe["frozen_after"] == 0, probe
+    # of 30 tasks, only the first (frozen with the imports) and the last (no collection since) remain
+    assert probe["still_alive"] == [0, 29], probe

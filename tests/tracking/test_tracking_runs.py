@@ -64,6 +64,26 @@ def test_stage_run_sets_terminal_status(context_factory, tracking_uri):
     assert client.get_run(run.run_id).info.status == "FINISHED"
 
 
+def test_a_stage_leaves_no_artifact_repository_cached_for_its_run(context_factory, tracking_uri, tmp_path):
+    """MLflow caches one artifact repository (a thread pool and a queue) per run for the life of the
+    process; in `tmpipe run` one process runs every symbol's stages, so each stage drops its own."""
+    from mlflow.tracking._tracking_service import utils
+
+    note = tmp_path / "note.txt"
+    note.write_text("stage output")
+    for last_stage in (False, True):
+        with stage_run(context_factory(), last_stage=last_stage) as run:
+            client_for(tracking_uri).log_artifact(run.run_id, str(note))
+            assert run.run_id in utils._artifact_repos_cache  # MLflow's cache, under the name we drop from
+        assert run.run_id not in utils._artifact_repos_cache
+    with pytest.raises(ValueError, match="bad bars"), stage_run(context_factory(symbol="MSFT"), last_stage=False) as failed:
+        client_for(tracking_uri).log_artifact(failed.run_id, str(note))
+        raise ValueError("bad bars")
+    assert failed.run_id not in utils._artifact_repos_cache
+    # the artifacts are where they were logged, and a later stage reaches them again
+    assert [a.path for a in client_for(tracking_uri).list_artifacts(run.run_id)] == ["note.txt"]
+
+
 def test_end_run_rejects_non_terminal_status(context_factory, tracking_uri):
     run = get_or_create_run(context_factory())
     with pytest.raises(TrackingError, match="terminal"):

@@ -206,5 +206,21 @@ def stage_run(
         except TrackingError as tracking_failure:  # keep the stage's own error in front
             log.warning("could not mark run %s FAILED: %s", run.run_id, tracking_failure)
         raise
+    finally:
+        _forget_artifact_repository(run.run_id)
     if last_stage:
         end_run(ctx.tracking_uri, run.run_id, "FINISHED")
+
+
+def _forget_artifact_repository(run_id: str) -> None:
+    """Drop the artifact repository MLflow cached for this run (with its thread pool and queue).
+
+    MLflow keeps one per run for the life of the process, up to 1,024; a stage is the last use
+    of it in its task. In a deployment each task is its own process, but ``tmpipe run`` runs a
+    whole DAG run in one, where they piled up by one per symbol (benchmarks/README.md).
+    """
+    from mlflow.tracking._tracking_service import utils
+
+    cache = getattr(utils, "_artifact_repos_cache", None)  # MLflow's own name; a test pins it
+    if cache is not None:
+        cache.pop(run_id, None)

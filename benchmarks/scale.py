@@ -18,9 +18,11 @@ symbol before the next stage, so each stage's readings are that stage's symbols 
 another; the figure is the least-squares slope of each stage's readings past the first two
 (warm-up: first imports, first MLflow client), in KB per symbol. It also reads ``VmHWM`` (the
 peak RSS so far) after every task, to name the task that reached the run's peak. ``--growth 5,20``
-runs the counts one after another on the same home, as the scale points do.
+runs the counts one after another on the same home, as the scale points do. With ``--traced``
+the child also runs under tracemalloc and reports the Python heap's slope beside the RSS one:
+what Python objects keep, without the C allocator's and native libraries' share (slower).
 
-    .venv/bin/python benchmarks/scale.py --growth 20 [--epochs 1] [--json]
+    .venv/bin/python benchmarks/scale.py --growth 20 [--traced] [--epochs 1] [--json]
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def status_kb(*fields: str) -> list[int]:
 def growth_child(spec: Path, count: int) -> None:
     """In the child: one DAG run over ``count`` symbols; prints one JSON reading per finished stage task."""
     import gc
+    import tracemalloc
 
     import airflow.sdk.definitions.dag as dag_module
 
@@ -111,8 +114,9 @@ def growth_child(spec: Path, count: int) -> None:
         result = run_task(ti=ti, task=task, **kwargs)
         gc.collect()
         rss_anon, hwm = status_kb("RssAnon", "VmHWM")
+        traced = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else None
         print(json.dumps({"stage": ti.task_id.split(".")[-1], "map_index": ti.map_index, "state": str(ti.state),
-                          "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm}), file=sys.stderr, flush=True)
+                          "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm, "traced_kb": traced}), file=sys.stderr, flush=True)
         return result
 
     dag_module._run_task = measured
@@ -127,11 +131,11 @@ def slope(values: list[int]) -> float:
     return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / sum((i - mean_x) ** 2 for i in range(n))
 
 
-def growth(spec: Path, count: int, env: dict[str, str]) -> dict:
+def growth(spec: Path, count: int, env: dict[str, str], traced: bool = False) -> dict:
     """Per-stage RSS growth in KB per symbol inside one long-lived `tmpipe run` process."""
     command = [sys.executable, __file__, "--growth-child", str(count), "--spec", str(spec)]
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env | ({"PYTHONTRACEMALLOC": "1"} if traced else {}), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     readings, state = [], None
     for line in process.stderr:
         if line.startswith("{"):
@@ -148,12 +152,17 @@ def growth(spec: Path, count: int, env: dict[str, str]) -> dict:
         values = [r["rss_anon_kb"] for r in readings if r["stage"] == stage]
         stages[stage] = {"rss_anon_mb_first": round(values[0] / 1024, 1), "rss_anon_mb_last": round(values[-1] / 1024, 1),
                          "kb_per_symbol": round(slope(values[2:]), 1) if len(values) > 3 else None, "rss_anon_kb": values}
+        if traced:
+            heap = [r["traced_kb"] for r in readings if r["stage"] == stage]
+            stages[stage]["traced_kb_per_symbol"] = round(slope(heap[2:]), 1) if len(heap) > 3 else None
     per_symbol = [s["kb_per_symbol"] for s in stages.values() if s["kb_per_symbol"] is not None]
+    heap_per_symbol = [s.get("traced_kb_per_symbol") for s in stages.values() if s.get("traced_kb_per_symbol") is not None]
     # Which task first reached the run's peak RSS (VmHWM after each task; the peak can only rise).
     peak_task = next((f"{r['stage']}[{r['map_index']}]" for r in readings if r["vm_hwm_kb"] == readings[-1]["vm_hwm_kb"]), None)
     tasks = [{"task": f"{r['stage']}[{r['map_index']}]", "vm_hwm_mb": round(r["vm_hwm_kb"] / 1024, 1)} for r in readings]
     return {"symbols": count, "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": round(sum(per_symbol), 1),
+            **({"traced_kb_per_symbol_all_stages": round(sum(heap_per_symbol), 1)} if traced else {}),
             "peak_reached_in": peak_task, "vm_hwm_after_each_task": tasks}
 
 
@@ -164,6 +173,7 @@ def main() -> None:
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "scale.png")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--growth", metavar="N[,M...]", help="RSS growth per symbol inside one run over N symbols (then M, same home)")
+    parser.add_argument("--traced", action="store_true", help="with --growth: also the Python heap's growth (tracemalloc)")
     parser.add_argument("--growth-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -185,7 +195,7 @@ def main() -> None:
         run(spec, ["S001"], env)  # uncounted: creates the MLflow store
         if args.growth:
             report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epochs": args.epochs,
-                      "load_average": os.getloadavg(), "growth": [growth(spec, count, env) for count in counts]}
+                      "load_average": os.getloadavg(), "growth": [growth(spec, count, env, args.traced) for count in counts]}
             print(json.dumps(report, indent=2 if args.json else None))
             return
         for count in counts:

@@ -353,11 +353,13 @@ def test_killed_worker_during_train_backtest(celery, webui):
     for symbol, run in runs.items():
         versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
         assert len(versions) == 1, f"{symbol}: {len(versions)} model versions"
-    # The killed try wrote nothing after the kill: AAA's model version and every metric logged
-    # after the orphan stopped come from the retry.
+    # The killed try wrote nothing after it stopped: AAA's one model version is either the killed
+    # try's, registered before the kill landed (the retry then reuses it: one version, above), or
+    # the retry's; and every metric logged after the orphan stopped comes from the retry.
     orphan_gone = killed_wall + dt.timedelta(seconds=orphan_stopped)
     (version,) = client.search_model_versions(f"run_id = '{runs['AAA'].info.run_id}'")
-    assert ms_time(version.creation_timestamp) >= retry_started
+    registered = ms_time(version.creation_timestamp)
+    assert not orphan_gone <= registered < retry_started, f"model version registered at {registered}, between the orphan's end and the retry"
     late = [
         (key, ms_time(m.timestamp))
         for key in runs["AAA"].data.metrics

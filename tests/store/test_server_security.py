@@ -118,10 +118,12 @@ def test_invalid_content_is_refused_naming_the_field(webui_server, write, messag
 
 
 def test_a_body_over_the_default_limit_is_refused_before_it_is_sent(webui_server):
-    """60 MB announced, 1 KiB sent: the server answers 413 without waiting for the rest."""
+    """60 MB announced, none of it sent: the server answers 413 without waiting for the body.
+    (Bytes sent that the server never reads make its close a reset, which can reach the client
+    before the answer does.)"""
     head = (f"POST /api/artifacts/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WEBUI_TOKEN}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {60 * 1024 * 1024}\r\n")
-    answer = raw_exchange(webui_server, head, [b"{" + b" " * 1023])
+    answer = raw_exchange(webui_server, head, [])
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert b"request body larger than 10485760 bytes" in answer
 

@@ -147,22 +147,27 @@ def growth(spec: Path, count: int, env: dict[str, str], traced: bool = False) ->
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0 or state != "success":
         raise SystemExit(f"tmpipe run over {count} symbols: state {state}")
+    def per_symbol(values: list[int]) -> float | None:
+        """KB per symbol: the slope past the two warm-up readings, if enough remain."""
+        return round(slope(values[2:]), 1) if len(values) > 3 else None
+
     stages = {}
     for stage in ("train_backtest", "inference", "review", "persist"):
-        values = [r["rss_anon_kb"] for r in readings if r["stage"] == stage]
+        of_stage = [r for r in readings if r["stage"] == stage]
+        values = [r["rss_anon_kb"] for r in of_stage]
         stages[stage] = {"rss_anon_mb_first": round(values[0] / 1024, 1), "rss_anon_mb_last": round(values[-1] / 1024, 1),
-                         "kb_per_symbol": round(slope(values[2:]), 1) if len(values) > 3 else None, "rss_anon_kb": values}
+                         "kb_per_symbol": per_symbol(values), "rss_anon_kb": values}
         if traced:
-            heap = [r["traced_kb"] for r in readings if r["stage"] == stage]
-            stages[stage]["traced_kb_per_symbol"] = round(slope(heap[2:]), 1) if len(heap) > 3 else None
-    per_symbol = [s["kb_per_symbol"] for s in stages.values() if s["kb_per_symbol"] is not None]
-    heap_per_symbol = [s.get("traced_kb_per_symbol") for s in stages.values() if s.get("traced_kb_per_symbol") is not None]
+            stages[stage]["traced_kb_per_symbol"] = per_symbol([r["traced_kb"] for r in of_stage])
+
+    def all_stages(key: str) -> float:
+        return round(sum(s[key] for s in stages.values() if s[key] is not None), 1)
     # Which task first reached the run's peak RSS (VmHWM after each task; the peak can only rise).
     peak_task = next((f"{r['stage']}[{r['map_index']}]" for r in readings if r["vm_hwm_kb"] == readings[-1]["vm_hwm_kb"]), None)
     tasks = [{"task": f"{r['stage']}[{r['map_index']}]", "vm_hwm_mb": round(r["vm_hwm_kb"] / 1024, 1)} for r in readings]
     return {"symbols": count, "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": round(sum(per_symbol), 1),
-            **({"traced_kb_per_symbol_all_stages": round(sum(heap_per_symbol), 1)} if traced else {}),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": all_stages("kb_per_symbol"),
+            **({"traced_kb_per_symbol_all_stages": all_stages("traced_kb_per_symbol")} if traced else {}),
             "peak_reached_in": peak_task, "vm_hwm_after_each_task": tasks}
 
 

@@ -100,26 +100,29 @@ def status_kb(*fields: str) -> list[int]:
 
 
 def growth_child(spec: Path, count: int) -> None:
-    """In the child: one DAG run over ``count`` symbols; prints one JSON reading per finished stage task."""
+    """In the child: one DAG run over ``count`` symbols; prints one JSON reading per finished stage task.
+
+    Each task runs in a process the run process forks (tmpipe.task_processes); the readings are
+    the run process's own, after each task's process has ended.
+    """
     import gc
     import tracemalloc
 
-    import airflow.sdk.definitions.dag as dag_module
-
     from tmpipe.runner import run_local
+    from tmpipe.task_processes import TaskProcessExecutor
 
-    run_task = dag_module._run_task
+    run_task = TaskProcessExecutor.run_task
 
-    def measured(*, ti, task, **kwargs):
-        result = run_task(ti=ti, task=task, **kwargs)
+    def measured(self, workload):
+        state = run_task(self, workload)
         gc.collect()
         rss_anon, hwm = status_kb("RssAnon", "VmHWM")
         traced = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else None
-        print(json.dumps({"stage": ti.task_id.split(".")[-1], "map_index": ti.map_index, "state": str(ti.state),
+        print(json.dumps({"stage": workload.ti.task_id.split(".")[-1], "map_index": workload.ti.map_index, "state": str(state),
                           "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm, "traced_kb": traced}), file=sys.stderr, flush=True)
-        return result
+        return state
 
-    dag_module._run_task = measured
+    TaskProcessExecutor.run_task = measured
     outcome = run_local(spec, {"symbols": [f"S{i:03d}" for i in range(1, count + 1)]})
     print(json.dumps({"state": outcome.state}), file=sys.stderr, flush=True)
 

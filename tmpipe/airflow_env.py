@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
@@ -16,7 +17,11 @@ def embedded_airflow_env(home: Path, dags_folder: Path | None = None) -> dict[st
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or installed_dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # `tmpipe run`'s executor: its tasks, one at a time, in task processes forked from it
+        "AIRFLOW__CORE__EXECUTOR": "tmpipe.task_processes.TaskProcessExecutor",
+        # signs the token Airflow makes for each task it hands to an executor; the in-process
+        # Execution API does not check it. Random per process, long enough for HS512.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
         "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),

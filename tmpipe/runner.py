@@ -1,5 +1,6 @@
-"""``tmpipe run``: one DAG run in-process (``dag.test()``) with the backends the spec resolves to
-(the embedded ones by default; demo symbols are seeded only into the embedded store).
+"""``tmpipe run``: one DAG run through ``dag.test()``, each task in a process of its own
+(tmpipe.task_processes), with the backends the spec resolves to (the embedded ones by default;
+demo symbols are seeded only into the embedded store).
 
 Airflow reads its settings at import, so the environment is set first, the metadata DB is
 migrated in a child process, and Airflow is imported only inside these functions.
@@ -8,8 +9,8 @@ migrated in a child process, and Airflow is imported only inside these functions
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
+import importlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tmpipe import airflow_env
 from tmpipe.errors import DagImportError
@@ -125,87 +126,69 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     from tmpipe.in_process_api import build_for_sdk_version
 
     build_for_sdk_version()
+    _import_for_tasks()
     _show_progress()
     when = logical_date or datetime.now(timezone.utc)
-    with _long_lived_objects_frozen():
-        dag_run = dag.test(run_conf=conf, logical_date=when, run_after=when)
-    summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
+    from tmpipe import task_processes
     from tmpipe.tracking import resolve_tracking_uri
+    from tmpipe.tracking.runs import client_before_fork
 
-    return RunOutcome(dag_run.run_id, str(dag_run.state), summary, resolve_tracking_uri(shared.mlflow, home))
+    tracking_uri = resolve_tracking_uri(shared.mlflow, home)
+    client_before_fork(tracking_uri)
+
+    # each task in a forked process of its own, by the executor that [core] executor names
+    with task_processes.running(dag), _long_lived_objects_frozen():
+        dag_run = dag.test(run_conf=conf, logical_date=when, run_after=when, use_executor=True)
+    summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
+    return RunOutcome(dag_run.run_id, str(dag_run.state), summary, tracking_uri)
 
 
-# A full collection's survivors are frozen only when at least this many are not frozen yet: imports
-# and first builds leave tens of thousands, a finished task a few hundred (benchmarks/README.md).
-FREEZE_AT_SURVIVORS = 20_000
+# What the tasks import on first use (the engine, the review team, MLflow with its SQL stores and
+# plots), imported once by the run process so that every forked task process starts with them.
+TASK_IMPORTS = (
+    "alembic.config",
+    "autogen_agentchat.agents",
+    "autogen_agentchat.teams",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.figure",
+    "mlflow",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "threadpoolctl",
+    "tmpipe.engine.api",
+    "tmpipe.engine.builtin",
+    "tmpipe.review.reviewer",
+    "tmpipe.signals.service",
+    "tmpipe.tracking.bundle_model",
+    "tmpipe.tracking.plots",
+)
+
+
+def _import_for_tasks() -> None:
+    """Import :data:`TASK_IMPORTS` where they can be; one that cannot fails in its task, as it would have."""
+    for module in TASK_IMPORTS:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            logging.getLogger(__name__).debug("not imported for the tasks: %s (%s)", module, exc)
 
 
 @contextlib.contextmanager
 def _long_lived_objects_frozen():
-    """The objects alive now (Airflow, dag-factory and the project imported, the DagBag and the
-    in-process execution API's routes built), and the many that survive a full collection during
-    the run (MLflow and SQLAlchemy, imported by the first tasks), kept out of the garbage collector's traversals.
+    """The objects alive now (Airflow, dag-factory, the project and what its tasks import, the
+    DagBag, the in-process Execution API) kept out of the garbage collector's traversals.
 
-    A full collection traverses every tracked object; after Airflow's in-process execution API and
-    MLflow are loaded that is close to a million, and ``dag.test()`` ran about a dozen of them per
-    run; freezing cut a 3-symbol run's CPU time by about 1.5 s (benchmarks/README.md). A frozen
-    object in a reference cycle is reclaimed only after the run, so a collection's survivors are
-    frozen only when they are many: the few hundred a task still holds as it ends (its supervisor,
-    context and comms) stay visible and are freed by the next task's collection, instead of being
-    kept for the run's life, once per task. Everything is unfrozen again afterwards, so a caller's
-    later collections see it all.
+    A full collection traverses every tracked object, close to a million here, and each forked task
+    process would also copy every page a traversal touches. Frozen, they are skipped in the run
+    process and in every task process it forks. Unfrozen again afterwards, so a caller's later
+    collections see it all.
     """
-    from airflow.sdk.listener import get_listener_manager
-
-    def freeze_many_survivors(phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop" and info["generation"] == 2 and len(gc.get_objects(generation=2)) >= FREEZE_AT_SURVIVORS:
-            gc.freeze()
-
-    listeners = get_listener_manager()
-    collector = _collector_after_each_task()
     gc.freeze()
-    gc.callbacks.append(freeze_many_survivors)
-    listeners.add_listener(collector)
     try:
         yield
     finally:
-        listeners.pm.unregister(collector)
-        if freeze_many_survivors in gc.callbacks:
-            gc.callbacks.remove(freeze_many_survivors)
         gc.unfreeze()
-
-
-def _collector_after_each_task():
-    """An Airflow listener: a full collection as each task ends (its runner's last hook), in ``dag.test()``.
-
-    A task leaves reference cycles (MLflow's and Airflow's objects, matplotlib's figure and canvas)
-    that only the cyclic collector frees; on the collector's own schedule they piled up over many
-    tasks, and the run's peak memory grew by about 2.5 MB per symbol. After the freezes above, a
-    collection here traverses only what the earlier tasks left unfrozen (benchmarks/README.md, "Speed and footprint").
-    The heap is trimmed after it.
-    """
-    from airflow.listeners import hookimpl
-
-    trim_heap = _heap_trimmer()
-
-    class CollectAfterEachTask:
-        @hookimpl
-        def before_stopping(self, component: object) -> None:
-            gc.collect()
-            if trim_heap is not None:
-                trim_heap(0)
-
-    return CollectAfterEachTask()
-
-
-def _heap_trimmer() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, where the C library has it: it hands the heap pages that a task's
-    freed objects leave back to the system. Without it the C allocator kept them, and the run's
-    resident memory grew by about 0.1 MB more per symbol (benchmarks/README.md)."""
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
-        return None
 
 
 def _show_progress() -> None:

@@ -66,6 +66,20 @@ def client_for(tracking_uri: str) -> MlflowClient:
     return call_with_retry("connect", lambda: _cached_client(tracking_uri))
 
 
+def client_before_fork(tracking_uri: str) -> None:
+    """The cached client built now, in a process about to fork its tasks, so that each forked task
+    starts with it instead of building its stores again. Their database connections are closed
+    first: a connection must not cross a fork, and each process then opens its own."""
+    client = client_for(tracking_uri)
+    stores = [client._tracking_client.store]
+    with contextlib.suppress(Exception):  # no registry store behind this URI
+        stores.append(client._get_registry_client().store)
+    for store in stores:
+        engine = getattr(store, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
 def _experiment_id(client: MlflowClient, tracking_uri: str, name: str) -> str:
     from mlflow.exceptions import MlflowException
 

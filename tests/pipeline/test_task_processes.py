@@ -1,0 +1,126 @@
+"""`tmpipe run` runs its tasks in task processes forked from the run process with its long-lived
+objects frozen, a fresh one every TASKS_PER_PROCESS tasks; a task process that dies fails its own
+task's symbol only; the user sees the run's progress and none of Airflow's deprecation warnings
+about itself.
+
+Observed from inside one real run of two symbols: an Airflow listener plugin notes, in each task
+process as its task starts, the process, its parent and the objects frozen there, and kills the
+process that runs BBB's train_backtest, as the kernel's OOM killer or a crash in native code would.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from .conftest import spec_file, webui_artifacts
+
+pytestmark = pytest.mark.slow
+
+PLUGIN = '''
+import gc, json, os, signal
+from airflow.listeners import hookimpl
+from airflow.plugins_manager import AirflowPlugin
+
+class TaskProcesses:
+    @hookimpl
+    def on_task_instance_running(self, previous_state, task_instance):
+        task = f"{task_instance.task_id}[{task_instance.map_index}]"
+        with open(os.environ["TASK_PROBE_LOG"], "a") as log:
+            log.write(json.dumps({"task": task, "pid": os.getpid(), "ppid": os.getppid(), "frozen": gc.get_freeze_count()}) + "\\n")
+        if task == os.environ.get("TASK_PROBE_KILL"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+class TaskProcessesPlugin(AirflowPlugin):
+    name = "task_processes_probe"
+    listeners = [TaskProcesses()]
+'''
+
+KILLED = "symbol_chain.train_backtest[1]"  # BBB's: the symbols run in the order given
+
+
+@pytest.fixture(scope="module")
+def probed_run(tmp_path_factory, migrated_home_copy):
+    """One `tmpipe run` of AAA and BBB in mode both (1 epoch) under the probe: exit code, output, probe lines, home."""
+    folder = tmp_path_factory.mktemp("task_processes")
+    home = migrated_home_copy(folder / "home")
+    plugins = folder / "plugins"
+    plugins.mkdir()
+    (plugins / "task_processes_probe.py").write_text(textwrap.dedent(PLUGIN))
+    probe_log = folder / "probe.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec_file(folder)), "--symbols", "AAA,BBB", "--mode", "both", "--json"],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TMPIPE_HOME": str(home), "TMPIPE__TRADEMASTER__EPOCHS": "1", "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+             "TASK_PROBE_LOG": str(probe_log), "TASK_PROBE_KILL": KILLED},
+    )
+    tasks = [json.loads(line) for line in probe_log.read_text().splitlines()]
+    return result, tasks, home
+
+
+def test_tasks_run_in_processes_forked_from_the_run_and_a_killed_one_is_replaced(probed_run):
+    _, tasks, _ = probed_run
+    # resolve_symbols, four stages of AAA, BBB's train_backtest (killed), score_signals and summarize
+    assert [task["task"] for task in tasks][:3] == ["resolve_symbols[-1]", "symbol_chain.train_backtest[0]", KILLED], tasks
+    assert len(tasks) == 8, tasks
+    [run_process] = {task["ppid"] for task in tasks}
+    first, rest = tasks[:3], tasks[3:]
+    # the first process ran tasks until it was killed; the next task started a fresh one
+    assert len({task["pid"] for task in first}) == 1 and len({task["pid"] for task in rest}) == 1, tasks
+    assert first[0]["pid"] != rest[0]["pid"] and run_process not in (first[0]["pid"], rest[0]["pid"])
+
+
+def test_a_task_process_runs_a_bounded_number_of_tasks(tmp_path, migrated_home_copy):
+    """Past TASKS_PER_PROCESS tasks the next task gets a fresh process: what tasks leave in a
+    process stays bounded however many symbols a run has."""
+    from tmpipe.task_processes import TASKS_PER_PROCESS
+
+    home = migrated_home_copy(tmp_path / "home")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "task_processes_probe.py").write_text(textwrap.dedent(PLUGIN))
+    probe_log = tmp_path / "probe.jsonl"
+    symbols = [f"S{i:02d}" for i in range(TASKS_PER_PROCESS // 4 + 1)]  # four stages each: more tasks than one process runs
+    spec = spec_file(tmp_path, symbols={symbol: {"data": {"demo_series": "synthetic"}} for symbol in symbols},
+                     limits={"max_symbols": len(symbols)})
+    result = subprocess.run(
+        [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", ",".join(symbols), "--mode", "both", "--json"],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "TMPIPE_HOME": str(home), "TMPIPE__TRADEMASTER__EPOCHS": "1", "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+             "TASK_PROBE_LOG": str(probe_log)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pids = [json.loads(line)["pid"] for line in probe_log.read_text().splitlines()]
+    assert len(pids) == 4 * len(symbols) + 3
+    runs = [pids[i:i + TASKS_PER_PROCESS] for i in range(0, len(pids), TASKS_PER_PROCESS)]
+    assert all(len(set(run)) == 1 for run in runs), pids  # each process ran TASKS_PER_PROCESS tasks in a row
+    assert len({run[0] for run in runs}) == len(runs) > 1, pids  # and each next run of tasks had a new one
+
+
+def test_a_task_process_starts_with_the_run_processes_long_lived_objects_frozen(probed_run):
+    """Airflow, MLflow and the project imported and frozen before the first fork: a collection in a
+    task process skips them, and does not copy the pages they lie on."""
+    _, tasks, _ = probed_run
+    assert min(task["frozen"] for task in tasks) > 200_000, tasks
+
+
+def test_a_killed_task_process_fails_its_symbol_only(probed_run):
+    result, _, home = probed_run
+    assert result.returncode == 1, result.stderr[-3000:]
+    out = json.loads(result.stdout[result.stdout.find("{\n"):])
+    assert out["state"] == "failed"
+    rows = {row["symbol"]: row for row in out["symbols"]}
+    assert rows["AAA"]["status"] == "success" and rows["AAA"]["signal_artifact_id"] is not None
+    assert rows["BBB"]["status"] == "failed" and rows["BBB"]["signal_artifact_id"] is None
+    assert "symbol_chain.train_backtest (map index 1): its process ended with signal 9 (SIGKILL)" in result.stderr
+    assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}
+
+
+def test_the_run_shows_its_progress_and_no_airflow_deprecation_warning_about_airflow_itself(probed_run):
+    result, _, _ = probed_run
+    assert "AAA train_backtest: MLflow run" in result.stderr  # written by a task process, to the run's stderr
+    output = result.stdout + result.stderr
+    assert "determine_kwargs" not in output and "DeprecatedImportWarning" not in output, output[-3000:]

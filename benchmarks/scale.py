@@ -1,19 +1,22 @@
 """`tmpipe run` over 1, 5, 20 and 50 symbols at small epochs: wall time and peak memory, and a PNG.
 
-Each point is one `tmpipe run` process (the DAG runs in it through `dag.test()`, so it is the
-long-lived process whose memory must not grow per symbol), on one TMPIPE_HOME whose Airflow
+Each point is one `tmpipe run` process (the DAG runs in it through `dag.test()`, its tasks in
+task processes it forks, a fresh one every TASKS_PER_PROCESS tasks; the run process lives for
+the whole run, so its memory must not grow per symbol), on one TMPIPE_HOME whose Airflow
 database is migrated and whose MLflow store exists (an uncounted 1-symbol run first). The
 symbols are S001.. on the synthetic demo series, one `symbols:` entry each; the spec's
 `limits.max_symbols` is raised to the largest count, parallelism (`dag.max_active_symbols`) is
-the shipped spec's. Peak memory is the process's own peak RSS from the kernel (`os.wait4`);
+the shipped spec's. Peak memory is the larger of the run process's peak RSS and its task
+processes' (the kernel's, from `os.wait4`; CPU time likewise counts both);
 this script imports nothing heavy before the runs, so its own RSS (the floor of a child's
 figure, see README) stays small.
 
     .venv/bin/python benchmarks/scale.py [--counts 1,5,20,50] [--epochs 1] [--png scale.png] [--json]
 
 ``--growth N`` measures the growth itself: one `tmpipe run` over N symbols, in a child that
-wraps `dag.test()`'s task runner to read its own anonymous RSS (``RssAnon``, after a
-``gc.collect()``) each time a symbol's stage returns. `dag.test()` runs a stage for every
+wraps its executor (tmpipe.task_processes) to read its own anonymous RSS (``RssAnon``, after a
+``gc.collect()``) each time a symbol's stage returns, and the peak RSS of the task processes
+it has reaped so far (they run the tasks, at most TASKS_PER_PROCESS each). `dag.test()` runs a stage for every
 symbol before the next stage, so each stage's readings are that stage's symbols one after
 another; the figure is the least-squares slope of each stage's readings past the first two
 (warm-up: first imports, first MLflow client), in KB per symbol. It also reads ``VmHWM`` (the
@@ -118,8 +121,10 @@ def growth_child(spec: Path, count: int) -> None:
         gc.collect()
         rss_anon, hwm = status_kb("RssAnon", "VmHWM")
         traced = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else None
+        task_processes_hwm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(json.dumps({"stage": workload.ti.task_id.split(".")[-1], "map_index": workload.ti.map_index, "state": str(state),
-                          "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm, "traced_kb": traced}), file=sys.stderr, flush=True)
+                          "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm, "traced_kb": traced,
+                          "task_processes_hwm_kb": task_processes_hwm}), file=sys.stderr, flush=True)
         return state
 
     TaskProcessExecutor.run_task = measured
@@ -167,7 +172,8 @@ def growth(spec: Path, count: int, env: dict[str, str], traced: bool = False) ->
         return round(sum(s[key] for s in stages.values() if s[key] is not None), 1)
     # Which task first reached the run's peak RSS (VmHWM after each task; the peak can only rise).
     peak_task = next((f"{r['stage']}[{r['map_index']}]" for r in readings if r["vm_hwm_kb"] == readings[-1]["vm_hwm_kb"]), None)
-    tasks = [{"task": f"{r['stage']}[{r['map_index']}]", "vm_hwm_mb": round(r["vm_hwm_kb"] / 1024, 1)} for r in readings]
+    tasks = [{"task": f"{r['stage']}[{r['map_index']}]", "vm_hwm_mb": round(r["vm_hwm_kb"] / 1024, 1),
+              "task_processes_hwm_mb": round(r["task_processes_hwm_kb"] / 1024, 1)} for r in readings]
     return {"symbols": count, "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": all_stages("kb_per_symbol"),
             **({"traced_kb_per_symbol_all_stages": all_stages("traced_kb_per_symbol")} if traced else {}),

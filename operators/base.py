@@ -7,14 +7,13 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from tmpipe.abort import watch_parent
+from tmpipe.abort import ABORT_LOG, watch_parent
 from tmpipe.errors import describe, error_record
 from tmpipe.home import tmpipe_home
 from tmpipe.pipeline.context import RunContext
 
 # A failed task's tmpipe.errors.ErrorRecord: {stage, symbol, kind, message, retryable, status}.
 ERROR_KEY = "error"
-ABORT_LOG = "logs/aborted-tasks.log"  # under TMPIPE_HOME
 
 
 def watch_supervisor(ctx: RunContext, task_id: str) -> None:

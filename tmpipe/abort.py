@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tmpipe.errors import TmpipeError
 
+ABORT_LOG = "logs/aborted-tasks.log"  # under TMPIPE_HOME
 WATCH_INTERVAL_SECONDS = 1.0
 EXIT_CODE = 70  # EX_SOFTWARE: the process was ended on purpose, not by a crash
 

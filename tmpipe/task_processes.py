@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.executors.base_executor import BaseExecutor
 
+from tmpipe.abort import ABORT_LOG, watch_parent
+from tmpipe.home import tmpipe_home
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from multiprocessing.connection import Connection
@@ -156,9 +159,13 @@ def _serve(channel: Connection) -> None:
     """In the task process: run each task instance sent until done, then exit.
 
     Exit handlers the run process registered are not run here (they are its own); those its tasks
-    register are. A task that fails is still ``ran``: its state is recorded.
+    register are. A task that fails is still ``ran``: its state is recorded. Should the run
+    process die, this one stops within seconds, as a Celery worker's orphaned task process does
+    (tmpipe.abort).
     """
     atexit._clear()  # as Airflow's own forked task processes do
+    # a run process that is killed must not leave this one writing to MLflow and the WebUI
+    watch_parent(tmpipe_home() / ABORT_LOG, "task process of tmpipe run")
     code = 0
     try:
         for _ in range(TASKS_PER_PROCESS):

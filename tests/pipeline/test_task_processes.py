@@ -13,7 +13,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
+import psutil
 import pytest
 
 from .conftest import spec_file, webui_artifacts
@@ -21,7 +23,7 @@ from .conftest import spec_file, webui_artifacts
 pytestmark = pytest.mark.slow
 
 PLUGIN = '''
-import gc, json, os, signal
+import gc, json, os, signal, time
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
@@ -33,13 +35,15 @@ class TaskProcesses:
             log.write(json.dumps({"task": task, "pid": os.getpid(), "ppid": os.getppid(), "frozen": gc.get_freeze_count()}) + "\\n")
         if task == os.environ.get("TASK_PROBE_KILL"):
             os.kill(os.getpid(), signal.SIGKILL)
+        if task == os.environ.get("TASK_PROBE_HOLD"):
+            time.sleep(120)
 
 class TaskProcessesPlugin(AirflowPlugin):
     name = "task_processes_probe"
     listeners = [TaskProcesses()]
 '''
 
-KILLED = "symbol_chain.train_backtest[1]"  # BBB's: the symbols run in the order given
+KILLED = "symbol_chain.train_backtest[1]"  # BBB's: map indexes follow the order of --symbols
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +68,10 @@ def probed_run(tmp_path_factory, migrated_home_copy):
 def test_tasks_run_in_processes_forked_from_the_run_and_a_killed_one_is_replaced(probed_run):
     _, tasks, _ = probed_run
     # resolve_symbols, four stages of AAA, BBB's train_backtest (killed), score_signals and summarize
-    assert [task["task"] for task in tasks][:3] == ["resolve_symbols[-1]", "symbol_chain.train_backtest[0]", KILLED], tasks
     assert len(tasks) == 8, tasks
     [run_process] = {task["ppid"] for task in tasks}
-    first, rest = tasks[:3], tasks[3:]
+    killed = [task["task"] for task in tasks].index(KILLED)
+    first, rest = tasks[:killed + 1], tasks[killed + 1:]
     # the first process ran tasks until it was killed; the next task started a fresh one
     assert len({task["pid"] for task in first}) == 1 and len({task["pid"] for task in rest}) == 1, tasks
     assert first[0]["pid"] != rest[0]["pid"] and run_process not in (first[0]["pid"], rest[0]["pid"])
@@ -124,3 +128,36 @@ def test_the_run_shows_its_progress_and_no_airflow_deprecation_warning_about_air
     assert "AAA train_backtest: MLflow run" in result.stderr  # written by a task process, to the run's stderr
     output = result.stdout + result.stderr
     assert "determine_kwargs" not in output and "DeprecatedImportWarning" not in output, output[-3000:]
+
+
+def test_a_killed_run_stops_its_task_process_before_it_writes_more(tmp_path, migrated_home_copy):
+    """`kill -9` of `tmpipe run` (or the OOM killer) while a task runs: its task process notices
+    within seconds, notes it in aborted-tasks.log and exits instead of going on with the task."""
+    home = migrated_home_copy(tmp_path / "home")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "task_processes_probe.py").write_text(textwrap.dedent(PLUGIN))
+    probe_log = tmp_path / "probe.jsonl"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec_file(tmp_path)), "--symbols", "AAA", "--json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPIPE_HOME": str(home), "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+             "TASK_PROBE_LOG": str(probe_log), "TASK_PROBE_HOLD": "symbol_chain.train_backtest[0]"},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while "train_backtest" not in (probe_log.read_text() if probe_log.exists() else ""):
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before its train_backtest started"
+            time.sleep(0.2)
+        held = json.loads(probe_log.read_text().splitlines()[-1])
+        assert held["ppid"] == run.pid
+    finally:
+        run.kill()
+        run.wait()
+    task_process = psutil.Process(held["pid"]) if psutil.pid_exists(held["pid"]) else None
+    deadline = time.monotonic() + 10
+    while task_process is not None and task_process.is_running() and task_process.status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the task process outlived its run by 10 s"
+        time.sleep(0.2)
+    marker = (home / "logs" / "aborted-tasks.log").read_text()
+    assert f"pid={held['pid']} task process of tmpipe run: supervisor pid {run.pid} died" in marker

@@ -1,6 +1,6 @@
-"""``tmpipe run``: one DAG run through ``dag.test()``, each task in a process of its own
-(tmpipe.task_processes), with the backends the spec resolves to (the embedded ones by default;
-demo symbols are seeded only into the embedded store).
+"""``tmpipe run``: one DAG run through ``dag.test()``, its tasks in task processes forked from
+this one (tmpipe.task_processes), with the backends the spec resolves to (the embedded ones by
+default; demo symbols are seeded only into the embedded store).
 
 Airflow reads its settings at import, so the environment is set first, the metadata DB is
 migrated in a child process, and Airflow is imported only inside these functions.
@@ -134,9 +134,12 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     from tmpipe.tracking.runs import client_before_fork
 
     tracking_uri = resolve_tracking_uri(shared.mlflow, home)
-    client_before_fork(tracking_uri)
+    try:
+        client_before_fork(tracking_uri)
+    except Exception as exc:  # a store that cannot be reached now is the tasks' to report, per symbol
+        logging.getLogger(__name__).debug("MLflow client not built before the tasks: %s", exc)
 
-    # each task in a forked process of its own, by the executor that [core] executor names
+    # the tasks in forked task processes, by the executor that [core] executor names
     with task_processes.running(dag), _long_lived_objects_frozen():
         dag_run = dag.test(run_conf=conf, logical_date=when, run_after=when, use_executor=True)
     summary = read_summary(dag.dag_id, dag_run.run_id) or states_summary(dag_run, conf.get("mode") or spec.default_mode)
@@ -170,7 +173,7 @@ def _import_for_tasks() -> None:
     for module in TASK_IMPORTS:
         try:
             importlib.import_module(module)
-        except ImportError as exc:
+        except Exception as exc:
             logging.getLogger(__name__).debug("not imported for the tasks: %s (%s)", module, exc)
 
 

@@ -64,6 +64,12 @@ class TaskProcessExecutor(BaseExecutor):
     def start(self) -> None:
         self._process: TaskProcess | None = None
 
+    def trigger_tasks(self, open_slots: int) -> None:
+        """Every queued task, whatever ``[core] parallelism`` allows at once: they run one at a time
+        here, and one left queued would wait for ``dag.test()``'s next pass, which first sleeps a
+        second and prints the tasks it waits for."""
+        super().trigger_tasks(max(open_slots, len(self.queued_tasks)))
+
     def _process_workloads(self, workloads: Sequence[Any]) -> None:
         from airflow.executors.workloads import ExecuteTask
 

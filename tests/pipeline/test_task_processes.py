@@ -79,7 +79,9 @@ def test_tasks_run_in_processes_forked_from_the_run_and_a_killed_one_is_replaced
 
 def test_a_task_process_runs_a_bounded_number_of_tasks(tmp_path, migrated_home_copy):
     """Past TASKS_PER_PROCESS tasks the next task gets a fresh process: what tasks leave in a
-    process stays bounded however many symbols a run has."""
+    process stays bounded however many symbols a run has. With [core] parallelism below the
+    tasks scheduled at once, none waits for dag.test()'s next pass (a second's sleep and a
+    warning on stdout listing the tasks it waits for)."""
     from tmpipe.task_processes import TASKS_PER_PROCESS
 
     home = migrated_home_copy(tmp_path / "home")
@@ -94,9 +96,11 @@ def test_a_task_process_runs_a_bounded_number_of_tasks(tmp_path, migrated_home_c
         [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", ",".join(symbols), "--mode", "both", "--json"],
         capture_output=True, text=True, timeout=900,
         env={**os.environ, "TMPIPE_HOME": str(home), "TMPIPE__TRADEMASTER__EPOCHS": "1", "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-             "TASK_PROBE_LOG": str(probe_log)},
+             "TASK_PROBE_LOG": str(probe_log), "AIRFLOW__CORE__PARALLELISM": "2"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "No tasks to run" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["state"] == "success"  # stdout is the summary alone
     pids = [json.loads(line)["pid"] for line in probe_log.read_text().splitlines()]
     assert len(pids) == 4 * len(symbols) + 3
     runs = [pids[i:i + TASKS_PER_PROCESS] for i in range(0, len(pids), TASKS_PER_PROCESS)]

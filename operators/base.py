@@ -20,7 +20,8 @@ def watch_supervisor(ctx: RunContext, task_id: str) -> None:
     """In a task process forked by Airflow's supervisor, stop within seconds once the supervisor dies.
 
     A killed Celery worker takes its pool process (the supervisor) with it; the forked task
-    process would otherwise go on writing. ``dag.test()`` runs tasks in-process: no watch there.
+    process would otherwise go on writing. ``dag.test()``'s in-process task runner has no supervisor:
+    under ``tmpipe run`` its task processes watch the run process instead (tmpipe.task_processes).
     """
     from airflow.sdk.execution_time import comms, task_runner
 

@@ -8,8 +8,9 @@ executor instead. :class:`TaskProcessExecutor` runs them one at a time, as ``dag
 each exactly as ``dag.test()`` would have in place (Airflow's in-process task runner and Execution
 API: no server, no network), but in a task process forked from the run process. A task process
 runs at most :data:`TASKS_PER_PROCESS` tasks and then exits, taking what they left with it; the
-next task gets a fresh one. Memory therefore stays bounded however many symbols a run has, and a
-task process that dies fails only the task it was running.
+next task gets a fresh one. What tasks leave therefore stays bounded however many symbols a run
+has (the run's own task-instance state, which ``dag.test()``'s loop keeps, is Airflow's and grows
+with the run: benchmarks/README.md), and a task process that dies fails only the task it was running.
 
 Forking starts each task process with everything the run process imported and parsed. A process
 per task was measured first: forking, the pages a new process copies and its first-use costs

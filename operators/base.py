@@ -8,12 +8,9 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tmpipe.abort import ABORT_LOG, watch_parent
-from tmpipe.errors import describe, error_record
+from tmpipe.errors import ERROR_KEY, describe, error_record
 from tmpipe.home import tmpipe_home
 from tmpipe.pipeline.context import RunContext
-
-# A failed task's tmpipe.errors.ErrorRecord: {stage, symbol, kind, message, retryable, status}.
-ERROR_KEY = "error"
 
 
 def watch_supervisor(ctx: RunContext, task_id: str) -> None:

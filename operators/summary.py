@@ -6,8 +6,8 @@ from typing import Any, Sequence
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from tmpipe.errors import describe
-from .base import ERROR_KEY, TmpipeOperator
+from tmpipe.errors import ERROR_KEY, describe
+from .base import TmpipeOperator
 from tmpipe.generator import SCORE_TASK_ID
 from .stages import RESOLVE_TASK_ID
 from .symbols import SELECTION_KEY

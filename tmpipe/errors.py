@@ -135,6 +135,16 @@ class ErrorRecord(TypedDict):
     status: int | None
 
 
+ERROR_KEY = "error"  # the XCom key of a failed task's ErrorRecord
+
+
+class TaskProcessDied(TmpipeError):
+    """A task's process ended before the task could record how it went (killed, out of memory, a
+    crash in native code); Airflow retries the task if it has retries left."""
+
+    retryable = True
+
+
 def error_record(exc: BaseException, *, stage: str, symbol: str | None = None) -> ErrorRecord:
     """The structured, credential-free record of ``exc``; an error outside the hierarchy counts
     as retryable (Airflow retries it), one of ours says itself."""

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.executors.base_executor import BaseExecutor
 
 from tmpipe.abort import ABORT_LOG, watch_parent
+from tmpipe.errors import ERROR_KEY, TaskProcessDied, error_record
 from tmpipe.home import tmpipe_home
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ class TaskProcessExecutor(BaseExecutor):
             self._process = None
         if answer != "ran":
             log.error("task %s (map index %s): its process %s", workload.ti.task_id, workload.ti.map_index, answer)
+            if answer.startswith("ended with"):
+                _record_death(workload.ti, f"its process {answer}")
             return TaskInstanceState.FAILED
         return TaskInstanceState.SUCCESS
 
@@ -151,6 +154,19 @@ class TaskProcess:
         self.channel.close()
         _, status = os.waitpid(self.pid, 0)
         self.ended = _how_it_ended(os.waitstatus_to_exitcode(status))
+
+
+def _record_death(ti: Any, message: str) -> None:
+    """The error record the task would have pushed had it failed on its own, so that the run's
+    summary says how it ended rather than only that its symbol stopped short."""
+    from airflow.models.xcom import XComModel
+    from airflow.sdk.bases.xcom import BaseXCom
+    from airflow.utils.session import create_session
+
+    record = error_record(TaskProcessDied(message), stage=ti.task_id.rsplit(".", 1)[-1])
+    with create_session() as session:  # stored as the task's own push stores it (the Task SDK's serde)
+        XComModel.set(key=ERROR_KEY, value=BaseXCom.serialize_value(record), dag_id=ti.dag_id, task_id=ti.task_id,
+                      run_id=ti.run_id, map_index=ti.map_index, serialize=False, session=session)
 
 
 def _how_it_ended(exit_code: int) -> str:

@@ -123,6 +123,7 @@ def test_a_killed_task_process_fails_its_symbol_only(probed_run):
     rows = {row["symbol"]: row for row in out["symbols"]}
     assert rows["AAA"]["status"] == "success" and rows["AAA"]["signal_artifact_id"] is not None
     assert rows["BBB"]["status"] == "failed" and rows["BBB"]["signal_artifact_id"] is None
+    assert rows["BBB"]["error"] == "train_backtest: TaskProcessDied: its process ended with signal 9 (SIGKILL)"
     assert "symbol_chain.train_backtest (map index 1): its process ended with signal 9 (SIGKILL)" in result.stderr
     assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}
 

@@ -96,7 +96,10 @@ class TaskProcessExecutor(BaseExecutor):
         if answer != "ran":
             log.error("task %s (map index %s): its process %s", workload.ti.task_id, workload.ti.map_index, answer)
             if answer.startswith("ended with"):
-                _record_death(workload.ti, f"its process {answer}")
+                try:
+                    _record_death(workload.ti, f"its process {answer}")
+                except Exception:  # the summary then says only that the symbol stopped short
+                    log.exception("task %s: its error record could not be stored", workload.ti.task_id)
             return TaskInstanceState.FAILED
         return TaskInstanceState.SUCCESS
 

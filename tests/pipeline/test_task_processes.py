@@ -77,12 +77,12 @@ def test_tasks_run_in_processes_forked_from_the_run_and_a_killed_one_is_replaced
     assert first[0]["pid"] != rest[0]["pid"] and run_process not in (first[0]["pid"], rest[0]["pid"])
 
 
-def test_a_task_process_runs_a_bounded_number_of_tasks(tmp_path, migrated_home_copy):
+def test_a_task_process_runs_a_bounded_number_of_tasks(tmp_path, migrated_home_copy, airflow_settings):
     """Past TASKS_PER_PROCESS tasks the next task gets a fresh process: what tasks leave in a
     process stays bounded however many symbols a run has. With [core] parallelism below the
     tasks scheduled at once, none waits for dag.test()'s next pass (a second's sleep and a
     warning on stdout listing the tasks it waits for)."""
-    from tmpipe.task_processes import TASKS_PER_PROCESS
+    from tmpipe.task_processes import TASKS_PER_PROCESS  # imports Airflow: after airflow_settings set its environment
 
     home = migrated_home_copy(tmp_path / "home")
     plugins = tmp_path / "plugins"

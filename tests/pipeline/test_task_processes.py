@@ -46,20 +46,25 @@ class TaskProcessesPlugin(AirflowPlugin):
 KILLED = "symbol_chain.train_backtest[1]"  # BBB's: map indexes follow the order of --symbols
 
 
-@pytest.fixture(scope="module")
-def probed_run(tmp_path_factory, migrated_home_copy):
-    """One `tmpipe run` of AAA and BBB in mode both (1 epoch) under the probe: exit code, output, probe lines, home."""
-    folder = tmp_path_factory.mktemp("task_processes")
+def probed_home(folder, migrated_home_copy):
+    """A fresh home under ``folder`` and the environment of a `tmpipe run` there under the probe plugin; the probe's log."""
     home = migrated_home_copy(folder / "home")
     plugins = folder / "plugins"
     plugins.mkdir()
     (plugins / "task_processes_probe.py").write_text(textwrap.dedent(PLUGIN))
     probe_log = folder / "probe.jsonl"
+    env = {**os.environ, "TMPIPE_HOME": str(home), "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins), "TASK_PROBE_LOG": str(probe_log)}
+    return home, env, probe_log
+
+
+@pytest.fixture(scope="module")
+def probed_run(tmp_path_factory, migrated_home_copy):
+    """One `tmpipe run` of AAA and BBB in mode both (1 epoch) under the probe: exit code, output, probe lines, home."""
+    folder = tmp_path_factory.mktemp("task_processes")
+    home, env, probe_log = probed_home(folder, migrated_home_copy)
     result = subprocess.run(
         [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec_file(folder)), "--symbols", "AAA,BBB", "--mode", "both", "--json"],
-        capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TMPIPE_HOME": str(home), "TMPIPE__TRADEMASTER__EPOCHS": "1", "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-             "TASK_PROBE_LOG": str(probe_log), "TASK_PROBE_KILL": KILLED},
+        capture_output=True, text=True, timeout=900, env={**env, "TMPIPE__TRADEMASTER__EPOCHS": "1", "TASK_PROBE_KILL": KILLED},
     )
     tasks = [json.loads(line) for line in probe_log.read_text().splitlines()]
     return result, tasks, home
@@ -84,19 +89,13 @@ def test_a_task_process_runs_a_bounded_number_of_tasks(tmp_path, migrated_home_c
     warning on stdout listing the tasks it waits for)."""
     from tmpipe.task_processes import TASKS_PER_PROCESS  # imports Airflow: after airflow_settings set its environment
 
-    home = migrated_home_copy(tmp_path / "home")
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "task_processes_probe.py").write_text(textwrap.dedent(PLUGIN))
-    probe_log = tmp_path / "probe.jsonl"
+    _, env, probe_log = probed_home(tmp_path, migrated_home_copy)
     symbols = [f"S{i:02d}" for i in range(TASKS_PER_PROCESS // 4 + 1)]  # four stages each: more tasks than one process runs
     spec = spec_file(tmp_path, symbols={symbol: {"data": {"demo_series": "synthetic"}} for symbol in symbols},
                      limits={"max_symbols": len(symbols)})
     result = subprocess.run(
         [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", ",".join(symbols), "--mode", "both", "--json"],
-        capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TMPIPE_HOME": str(home), "TMPIPE__TRADEMASTER__EPOCHS": "1", "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-             "TASK_PROBE_LOG": str(probe_log), "AIRFLOW__CORE__PARALLELISM": "2"},
+        capture_output=True, text=True, timeout=900, env={**env, "TMPIPE__TRADEMASTER__EPOCHS": "1", "AIRFLOW__CORE__PARALLELISM": "2"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "No tasks to run" not in result.stdout + result.stderr
@@ -138,16 +137,10 @@ def test_the_run_shows_its_progress_and_no_airflow_deprecation_warning_about_air
 def test_a_killed_run_stops_its_task_process_before_it_writes_more(tmp_path, migrated_home_copy):
     """`kill -9` of `tmpipe run` (or the OOM killer) while a task runs: its task process notices
     within seconds, notes it in aborted-tasks.log and exits instead of going on with the task."""
-    home = migrated_home_copy(tmp_path / "home")
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "task_processes_probe.py").write_text(textwrap.dedent(PLUGIN))
-    probe_log = tmp_path / "probe.jsonl"
+    home, env, probe_log = probed_home(tmp_path, migrated_home_copy)
     run = subprocess.Popen(
         [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec_file(tmp_path)), "--symbols", "AAA", "--json"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TMPIPE_HOME": str(home), "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-             "TASK_PROBE_LOG": str(probe_log), "TASK_PROBE_HOLD": "symbol_chain.train_backtest[0]"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "TASK_PROBE_HOLD": "symbol_chain.train_backtest[0]"},
     )
     try:
         deadline = time.monotonic() + 300

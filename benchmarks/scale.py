@@ -22,7 +22,8 @@ another; the figure is the least-squares slope of each stage's readings past the
 (warm-up: first imports, first MLflow client), in KB per symbol. It also reads ``VmHWM`` (the
 peak RSS so far) after every task, to name the task that reached the run's peak. ``--growth 5,20``
 runs the counts one after another on the same home, as the scale points do. With ``--traced``
-the child also runs under tracemalloc and reports the Python heap's slope beside the RSS one:
+the child (the run process; its task processes run untraced) also runs under tracemalloc and
+reports the Python heap's slope beside the RSS one:
 what Python objects keep, without the C allocator's and native libraries' share (slower).
 
     .venv/bin/python benchmarks/scale.py --growth 20 [--traced] [--epochs 1] [--json]
@@ -128,6 +129,7 @@ def growth_child(spec: Path, count: int) -> None:
         return state
 
     TaskProcessExecutor.run_task = measured
+    os.register_at_fork(after_in_child=tracemalloc.stop)  # --traced reads the run process; its task processes run untraced
     outcome = run_local(spec, {"symbols": [f"S{i:03d}" for i in range(1, count + 1)]})
     print(json.dumps({"state": outcome.state}), file=sys.stderr, flush=True)
 

@@ -31,6 +31,8 @@ from tmpipe.redaction import UrlCredentialsFilter
 from tmpipe.spec.loader import load_spec
 from tmpipe.spec.model import Spec
 
+log = logging.getLogger(__name__)
+
 SUMMARY_TASK = "summarize"
 
 
@@ -137,7 +139,7 @@ def run_local(spec_path: Path, conf: dict[str, Any], logical_date: datetime | No
     try:
         client_before_fork(tracking_uri)
     except Exception as exc:  # a store that cannot be reached now is the tasks' to report, per symbol
-        logging.getLogger(__name__).debug("MLflow client not built before the tasks: %s", exc)
+        log.debug("MLflow client not built before the tasks: %s", exc)
 
     # the tasks in forked task processes, by the executor that [core] executor names
     with task_processes.running(dag), _long_lived_objects_frozen():
@@ -174,7 +176,7 @@ def _import_for_tasks() -> None:
         try:
             importlib.import_module(module)
         except Exception as exc:
-            logging.getLogger(__name__).debug("not imported for the tasks: %s (%s)", module, exc)
+            log.debug("not imported for the tasks: %s (%s)", module, exc)
 
 
 @contextlib.contextmanager

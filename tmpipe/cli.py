@@ -5,8 +5,11 @@ Command names and options are stable: scripts and CI depend on them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -207,6 +210,23 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
     return values
 
 
+@contextlib.contextmanager
+def _stdout_kept_for_the_result() -> Iterator[None]:
+    """While the run lasts, whatever is written to stdout goes to stderr: Airflow's log lines
+    (a task process that died, a retry's wait), a task's prints, its task processes' output.
+    Redirected at the descriptor, since Airflow's handlers keep the stream they were configured
+    with; stdout then carries the run's result alone, so ``--json`` parses."""
+    sys.stdout.flush()
+    result_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(result_stdout, 1)
+        os.close(result_stdout)
+
+
 @main.command()
 @SPEC_OPTION
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: the WebUI's enabled symbols).")
@@ -242,7 +262,8 @@ def run(spec_path: Path | None, symbols: str | None, mode: str | None, conf_json
         exit_with_error(exc)
     if logical_date is not None and logical_date.tzinfo is None:
         logical_date = logical_date.replace(tzinfo=timezone.utc)
-    outcome = run_local(path, conf, logical_date)
+    with _stdout_kept_for_the_result():
+        outcome = run_local(path, conf, logical_date)
     tracking_uri = redact_url_credentials(outcome.tracking_uri or "") or None
     if as_json:
         click.echo(json.dumps({"dag_run_id": outcome.dag_run_id, "state": outcome.state, "tracking_uri": tracking_uri, **outcome.summary}, indent=2))

@@ -61,9 +61,10 @@ def run_tmpipe(home: Path, *args: str, env: dict | None = None) -> tuple[int, di
         env={**os.environ, "TMPIPE_HOME": str(home), **(env or {})},
         timeout=900,
     )
-    start = result.stdout.find("{\n")
-    assert start >= 0, f"no JSON printed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.returncode, json.loads(result.stdout[start:])
+    try:  # stdout is the JSON alone: Airflow's log lines, even a failed task's, go to stderr
+        return result.returncode, json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"stdout is not one JSON object (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}") from None
 
 
 def xcom_sizes(home: Path) -> dict[tuple[str, int, str], int]:

@@ -18,7 +18,7 @@ import time
 import psutil
 import pytest
 
-from .conftest import spec_file, webui_artifacts
+from .conftest import DAG_ID, spec_file, webui_artifacts
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ class TaskProcesses:
         task = f"{task_instance.task_id}[{task_instance.map_index}]"
         with open(os.environ["TASK_PROBE_LOG"], "a") as log:
             log.write(json.dumps({"task": task, "pid": os.getpid(), "ppid": os.getppid(), "frozen": gc.get_freeze_count()}) + "\\n")
-        if task == os.environ.get("TASK_PROBE_KILL"):
+        if task == os.environ.get("TASK_PROBE_KILL") and task_instance.try_number == 1:
             os.kill(os.getpid(), signal.SIGKILL)
         if task == os.environ.get("TASK_PROBE_HOLD"):
             time.sleep(120)
@@ -117,7 +117,7 @@ def test_a_task_process_starts_with_the_run_processes_long_lived_objects_frozen(
 def test_a_killed_task_process_fails_its_symbol_only(probed_run):
     result, _, home = probed_run
     assert result.returncode == 1, result.stderr[-3000:]
-    out = json.loads(result.stdout[result.stdout.find("{\n"):])
+    out = json.loads(result.stdout)  # stdout is the summary alone: Airflow's error line about the task went to stderr
     assert out["state"] == "failed"
     rows = {row["symbol"]: row for row in out["symbols"]}
     assert rows["AAA"]["status"] == "success" and rows["AAA"]["signal_artifact_id"] is not None
@@ -125,6 +125,23 @@ def test_a_killed_task_process_fails_its_symbol_only(probed_run):
     assert rows["BBB"]["error"] == "train_backtest: TaskProcessDied: its process ended with signal 9 (SIGKILL)"
     assert "symbol_chain.train_backtest (map index 1): its process ended with signal 9 (SIGKILL)" in result.stderr
     assert {(a.symbol, a.artifact_type) for a in webui_artifacts(home)} == {("AAA", "signal"), ("AAA", "llm")}
+
+
+def test_a_task_process_that_died_is_retried_when_the_spec_allows_it(tmp_path, migrated_home_copy):
+    """With `dag.retries`, a task whose process died (the OOM killer, a crash in native code) runs
+    again after the retry delay and its symbol succeeds. While the retry waits Airflow logs the
+    tasks it waits for; that goes to stderr, and stdout stays the run's JSON alone."""
+    _, env, probe_log = probed_home(tmp_path, migrated_home_copy)
+    spec = spec_file(tmp_path, dag={"dag_id": DAG_ID, "retries": 1, "retry_delay_seconds": 2})
+    result = subprocess.run(
+        [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", "AAA,BBB", "--json"],
+        capture_output=True, text=True, timeout=900, env={**env, "TMPIPE__TRADEMASTER__EPOCHS": "1", "TASK_PROBE_KILL": KILLED},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["state"] == "success" and {row["symbol"]: row["status"] for row in out["symbols"]} == {"AAA": "success", "BBB": "success"}
+    assert [json.loads(line)["task"] for line in probe_log.read_text().splitlines()].count(KILLED) == 2  # killed, then retried
+    assert "No tasks to run" in result.stderr
 
 
 def test_the_run_shows_its_progress_and_no_airflow_deprecation_warning_about_airflow_itself(probed_run):

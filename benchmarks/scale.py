@@ -11,7 +11,10 @@ processes' (the kernel's, from `os.wait4`; CPU time likewise counts both);
 this script imports nothing heavy before the runs, so its own RSS (the floor of a child's
 figure, see README) stays small.
 
-    .venv/bin/python benchmarks/scale.py [--counts 1,5,20,50] [--epochs 1] [--png scale.png] [--json]
+    .venv/bin/python benchmarks/scale.py [--counts 1,5,20,50] [--trials 3] [--epochs 1] [--png scale.png] [--json]
+
+With ``--trials T`` each count runs T times, the counts in turn each round; each point is the
+median with its min and max (error bars in the PNG).
 
 ``--growth N`` measures the growth itself: one `tmpipe run` over N symbols, in a child that
 wraps its executor (tmpipe.task_processes) to read its own anonymous RSS (``RssAnon``, after a
@@ -26,7 +29,12 @@ the child (the run process; its task processes run untraced) also runs under tra
 reports the Python heap's slope beside the RSS one:
 what Python objects keep, without the C allocator's and native libraries' share (slower).
 
-    .venv/bin/python benchmarks/scale.py --growth 20 [--traced] [--epochs 1] [--json]
+At the run's end (before the run process unfreezes its objects) the child also reads what the
+run process still holds: ``RssAnon``, the objects created since the freeze, and with ``--traced``
+the Python heap; with two counts or more, ``between_runs`` gives each per added symbol, from the
+smallest count to the largest. ``--tasks-per-process K`` sets TASKS_PER_PROCESS for those runs.
+
+    .venv/bin/python benchmarks/scale.py --growth 20 [--traced] [--tasks-per-process K] [--epochs 1] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,7 +76,10 @@ def run(spec: Path, symbols: list[str], env: dict[str, str]) -> dict:
     out = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
-    summary = json.loads(out[out.index("{"):]) if "{" in out else {}
+    try:
+        summary = json.loads(out)  # stdout is the run's JSON alone
+    except ValueError:
+        summary = {}
     succeeded = sum(row["status"] == "success" for row in summary.get("symbols", []))
     if os.waitstatus_to_exitcode(status) != 0 or succeeded != len(symbols):
         raise SystemExit(f"tmpipe run over {len(symbols)} symbols: {succeeded} succeeded: {out[-2000:]}")
@@ -83,15 +95,18 @@ def plot(points: list[dict], path: Path) -> None:
 
     counts = [p["symbols"] for p in points]
     fig, left = plt.subplots(figsize=(7, 4))
-    left.plot(counts, [p["seconds"] for p in points], "o-", color="tab:blue")
+    def spread(key: str) -> list[list[float]]:  # min..max around the median, as error bars
+        return [[p[key] - p[f"{key}_min"] for p in points], [p[f"{key}_max"] - p[key] for p in points]]
+
+    left.errorbar(counts, [p["seconds"] for p in points], yerr=spread("seconds"), fmt="o-", color="tab:blue", capsize=3)
     left.set_xlabel("symbols in one tmpipe run")
     left.set_ylabel("wall time (s)", color="tab:blue")
     right = left.twinx()
-    right.plot(counts, [p["peak_rss_mb"] for p in points], "s--", color="tab:red")
+    right.errorbar(counts, [p["peak_rss_mb"] for p in points], yerr=spread("peak_rss_mb"), fmt="s--", color="tab:red", capsize=3)
     right.set_ylabel("peak RSS (MB)", color="tab:red")
     right.set_ylim(bottom=0)
     left.set_ylim(bottom=0)
-    left.set_title("tmpipe run: wall time and peak memory by symbols")
+    left.set_title(f"tmpipe run: wall time and peak memory by symbols (median, min-max of {points[0]['trials']})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -103,7 +118,7 @@ def status_kb(*fields: str) -> list[int]:
     return [values[field] for field in fields]
 
 
-def growth_child(spec: Path, count: int) -> None:
+def growth_child(spec: Path, count: int, tasks_per_process: int | None = None) -> None:
     """In the child: one DAG run over ``count`` symbols; prints one JSON reading per finished stage task.
 
     Each task runs in a process the run process forks (tmpipe.task_processes); the readings are
@@ -112,6 +127,7 @@ def growth_child(spec: Path, count: int) -> None:
     import gc
     import tracemalloc
 
+    from tmpipe import task_processes
     from tmpipe.runner import run_local
     from tmpipe.task_processes import TaskProcessExecutor
 
@@ -128,10 +144,43 @@ def growth_child(spec: Path, count: int) -> None:
                           "task_processes_hwm_kb": task_processes_hwm}), file=sys.stderr, flush=True)
         return state
 
+    end = TaskProcessExecutor.end
+
+    def measured_end(self):
+        """The run process at the run's end, before its objects are unfrozen: what it still holds."""
+        gc.collect()
+        traced = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else None
+        print(json.dumps({"end": True, "rss_anon_kb": status_kb("RssAnon")[0], "objects_since_freeze": len(gc.get_objects()),
+                          "traced_kb": traced}), file=sys.stderr, flush=True)
+        end(self)
+
     TaskProcessExecutor.run_task = measured
+    TaskProcessExecutor.end = measured_end
+    if tasks_per_process:
+        task_processes.TASKS_PER_PROCESS = tasks_per_process
     os.register_at_fork(after_in_child=tracemalloc.stop)  # --traced reads the run process; its task processes run untraced
     outcome = run_local(spec, {"symbols": [f"S{i:03d}" for i in range(1, count + 1)]})
     print(json.dumps({"state": outcome.state}), file=sys.stderr, flush=True)
+
+
+def summarize_trials(runs: list[dict]) -> dict:
+    """One scale point from its trials: the median of each figure, with its min and max."""
+    point = {"symbols": runs[0]["symbols"], "trials": len(runs)}
+    for key in ("seconds", "seconds_per_symbol", "cpu_seconds", "peak_rss_mb"):
+        values = [r[key] for r in runs]
+        point |= {key: round(statistics.median(values), 2), f"{key}_min": min(values), f"{key}_max": max(values)}
+    return point
+
+
+def between_runs(runs: list[dict]) -> dict | None:
+    """What the run process still holds at the end of a run, per symbol, from the smallest count to the largest."""
+    first, last = runs[0], runs[-1]
+    if len(runs) < 2 or not (first["at_end"] and last["at_end"]) or first["symbols"] == last["symbols"]:
+        return None
+    added = last["symbols"] - first["symbols"]
+    per_symbol = {key: round((last["at_end"][key] - first["at_end"][key]) / added, 1)
+                  for key in ("rss_anon_kb", "objects_since_freeze", "traced_kb") if first["at_end"][key] is not None}
+    return {"symbols": [first["symbols"], last["symbols"]], "per_symbol": per_symbol}
 
 
 def slope(values: list[int]) -> float:
@@ -141,16 +190,20 @@ def slope(values: list[int]) -> float:
     return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / sum((i - mean_x) ** 2 for i in range(n))
 
 
-def growth(spec: Path, count: int, env: dict[str, str], traced: bool = False) -> dict:
+def growth(spec: Path, count: int, env: dict[str, str], traced: bool = False, tasks_per_process: int | None = None) -> dict:
     """Per-stage RSS growth in KB per symbol inside one long-lived `tmpipe run` process."""
     command = [sys.executable, __file__, "--growth-child", str(count), "--spec", str(spec)]
+    if tasks_per_process:
+        command += ["--tasks-per-process", str(tasks_per_process)]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env | ({"PYTHONTRACEMALLOC": "1"} if traced else {}), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    readings, state = [], None
+    readings, state, at_end = [], None, None
     for line in process.stderr:
         if line.startswith("{"):
             record = json.loads(line)
-            if "state" in record and "stage" not in record:
+            if "end" in record:
+                at_end = record
+            elif "state" in record and "stage" not in record:
                 state = record["state"]
             else:
                 readings.append(record)
@@ -179,7 +232,7 @@ def growth(spec: Path, count: int, env: dict[str, str], traced: bool = False) ->
     return {"symbols": count, "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stages": stages, "kb_per_symbol_all_stages": all_stages("kb_per_symbol"),
             **({"traced_kb_per_symbol_all_stages": all_stages("traced_kb_per_symbol")} if traced else {}),
-            "peak_reached_in": peak_task, "vm_hwm_after_each_task": tasks}
+            "peak_reached_in": peak_task, "at_end": at_end, "tasks_per_process": tasks_per_process, "vm_hwm_after_each_task": tasks}
 
 
 def main() -> None:
@@ -190,11 +243,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--growth", metavar="N[,M...]", help="RSS growth per symbol inside one run over N symbols (then M, same home)")
     parser.add_argument("--traced", action="store_true", help="with --growth: also the Python heap's growth (tracemalloc)")
+    parser.add_argument("--tasks-per-process", type=int, help="with --growth: TASKS_PER_PROCESS for these runs (default: tmpipe's)")
+    parser.add_argument("--trials", type=int, default=1, help="runs per scale point, the counts in turn each round (median, min and max)")
     parser.add_argument("--growth-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.growth_child:
-        growth_child(args.spec, args.growth_child)
+        growth_child(args.spec, args.growth_child, args.tasks_per_process)
         return
     counts = [int(c) for c in (args.growth or args.counts).split(",")]
 
@@ -210,13 +265,17 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
         run(spec, ["S001"], env)  # uncounted: creates the MLflow store
         if args.growth:
+            runs = [growth(spec, count, env, args.traced, args.tasks_per_process) for count in counts]
             report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epochs": args.epochs,
-                      "load_average": os.getloadavg(), "growth": [growth(spec, count, env, args.traced) for count in counts]}
+                      "load_average": os.getloadavg(), "growth": runs, "between_runs": between_runs(runs)}
             print(json.dumps(report, indent=2 if args.json else None))
             return
-        for count in counts:
-            points.append(run(spec, [f"S{i:03d}" for i in range(1, count + 1)], env))
-            print(json.dumps(points[-1]), file=sys.stderr, flush=True)  # a partial result if a long count is cut off
+        trials: dict[int, list[dict]] = {count: [] for count in counts}
+        for _ in range(args.trials):  # round by round, so that a change in the machine's load touches every count
+            for count in counts:
+                trials[count].append(run(spec, [f"S{i:03d}" for i in range(1, count + 1)], env))
+                print(json.dumps(trials[count][-1]), file=sys.stderr, flush=True)  # a partial result if a long count is cut off
+        points = [summarize_trials(runs) for runs in trials.values()]
     orchestrator_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     plot(points, args.png)
     report = {
@@ -230,8 +289,9 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     for p in points:
-        print(f"{p['symbols']:>3} symbols: {p['seconds']:8.1f} s ({p['seconds_per_symbol']:.1f} s/symbol), CPU {p['cpu_seconds']:.1f} s, "
-              f"peak RSS {p['peak_rss_mb']:.0f} MB")
+        print(f"{p['symbols']:>3} symbols: {p['seconds']:8.1f} s ({p['seconds_min']:.1f}-{p['seconds_max']:.1f}), "
+              f"{p['seconds_per_symbol']:.1f} s/symbol, CPU {p['cpu_seconds']:.1f} s, "
+              f"peak RSS {p['peak_rss_mb']:.0f} MB ({p['peak_rss_mb_min']:.0f}-{p['peak_rss_mb_max']:.0f})")
 
 
 if __name__ == "__main__":

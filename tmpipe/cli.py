@@ -217,14 +217,19 @@ def _stdout_kept_for_the_result() -> Iterator[None]:
     Redirected at the descriptor, since Airflow's handlers keep the stream they were configured
     with; stdout then carries the run's result alone, so ``--json`` parses."""
     sys.stdout.flush()
-    result_stdout = os.dup(1)
-    os.dup2(2, 1)
+    result_stdout = None
+    try:
+        result_stdout = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no stdout or no stderr descriptor: nothing to keep apart
+        pass
     try:
         yield
     finally:
-        sys.stdout.flush()
-        os.dup2(result_stdout, 1)
-        os.close(result_stdout)
+        if result_stdout is not None:
+            sys.stdout.flush()
+            os.dup2(result_stdout, 1)
+            os.close(result_stdout)
 
 
 @main.command()

@@ -134,7 +134,7 @@ def growth_child(spec: Path, count: int, tasks_per_process: int | None = None) -
     run_task = TaskProcessExecutor.run_task
 
     def measured(self, workload):
-        state = run_task(self, workload)
+        state, why = run_task(self, workload)
         gc.collect()
         rss_anon, hwm = status_kb("RssAnon", "VmHWM")
         traced = tracemalloc.get_traced_memory()[0] // 1024 if tracemalloc.is_tracing() else None
@@ -142,7 +142,7 @@ def growth_child(spec: Path, count: int, tasks_per_process: int | None = None) -
         print(json.dumps({"stage": workload.ti.task_id.split(".")[-1], "map_index": workload.ti.map_index, "state": str(state),
                           "rss_anon_kb": rss_anon, "vm_hwm_kb": hwm, "traced_kb": traced,
                           "task_processes_hwm_kb": task_processes_hwm}), file=sys.stderr, flush=True)
-        return state
+        return state, why
 
     end = TaskProcessExecutor.end
 

@@ -213,7 +213,7 @@ def _lookup(values: dict[str, Any], dotted: str) -> Any:
 @contextlib.contextmanager
 def _stdout_kept_for_the_result() -> Iterator[None]:
     """While the run lasts, whatever is written to stdout goes to stderr: Airflow's log lines
-    (a task process that died, a retry's wait), a task's prints, its task processes' output.
+    (a task process that died), a task's prints, its task processes' output.
     Redirected at the descriptor, since Airflow's handlers keep the stream they were configured
     with; stdout then carries the run's result alone, so ``--json`` parses."""
     sys.stdout.flush()

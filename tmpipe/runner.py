@@ -205,6 +205,36 @@ def _show_progress() -> None:
     progress.handlers[:] = [handler]
     progress.setLevel(logging.INFO)
     progress.propagate = False
+    loop = logging.getLogger("airflow.sdk.definitions.dag")  # dag.test()'s own logger
+    loop.filters[:] = [f for f in loop.filters if not isinstance(f, RetryWaitLines)] + [RetryWaitLines()]
+
+
+class RetryWaitLines(logging.Filter):
+    """One line saying which tasks wait for their retry, instead of ``dag.test()``'s warning every
+    second of the wait that lists every task that cannot run yet (kilobytes a line at 50 symbols).
+
+    Shown again only when the waiting tasks change. Any other such warning (nothing waits for a
+    retry) passes unchanged: it would mean a task the loop left behind.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: list[str] | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "No tasks to run. unrunnable tasks: %s" or not isinstance(record.args, tuple) or not record.args:
+            return True
+        waiting = sorted(
+            ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            for ti in record.args[0]
+            if str(ti.state) == "up_for_retry"
+        )
+        if not waiting:
+            return True
+        if waiting != self._shown:
+            log.info("waiting for the retry delay (dag.retry_delay_seconds) of %s", ", ".join(waiting))
+            self._shown = waiting
+        return False
 
 
 def read_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:

@@ -80,12 +80,13 @@ class TaskProcessExecutor(BaseExecutor):
                 raise TypeError(f"{type(self).__name__} runs tasks only, not {type(workload).__name__}")
             del self.queued_tasks[workload.key]
             self.running.add(workload.key)
-            self.change_state(workload.key, self.run_task(workload))
+            self.change_state(workload.key, *self.run_task(workload))
 
-    def run_task(self, workload: Any) -> Any:
-        """The task run to its end in a task process; what the executor reports of it. The
-        scheduler loop reconciles that with the state the task recorded: a process that died
-        before recording one fails its task (or sends it to its retry)."""
+    def run_task(self, workload: Any) -> tuple[Any, str | None]:
+        """The task run to its end in a task process; what the executor reports of it, the state
+        and why when it is not the task's own. The scheduler loop reconciles that with the state
+        the task recorded: a process that died before recording one fails its task (or sends it
+        to its retry), and Airflow's log of that event carries the why."""
         from airflow.utils.state import TaskInstanceState
 
         if self._process is None:
@@ -100,8 +101,8 @@ class TaskProcessExecutor(BaseExecutor):
                     _record_death(workload.ti, f"its process {answer}")
                 except Exception:  # the summary then says only that the symbol stopped short
                     log.exception("task %s: its error record could not be stored", workload.ti.task_id)
-            return TaskInstanceState.FAILED
-        return TaskInstanceState.SUCCESS
+            return TaskInstanceState.FAILED, f"its process {answer}"
+        return TaskInstanceState.SUCCESS, None
 
     def end(self) -> None:
         """The task process told to exit, and waited for: each task ran to its end inside ``heartbeat()``."""

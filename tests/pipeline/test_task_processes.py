@@ -10,6 +10,7 @@ process that runs BBB's train_backtest, as the kernel's OOM killer or a crash in
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -129,9 +130,10 @@ def test_a_killed_task_process_fails_its_symbol_only(probed_run):
 
 def test_a_task_process_that_died_is_retried_when_the_spec_allows_it(tmp_path, migrated_home_copy):
     """With `dag.retries`, a task whose process died (the OOM killer, a crash in native code) runs
-    again after the retry delay and its symbol succeeds. While the retry waits Airflow logs the
-    tasks it waits for; that goes to stderr, and stdout stays the run's JSON alone."""
-    _, env, probe_log = probed_home(tmp_path, migrated_home_copy)
+    again after the retry delay and its symbol succeeds. The wait shows as one line naming the
+    task (not dag.test()'s warning each second listing every task), Airflow's own log of the
+    event says how the process ended, and stdout stays the run's JSON alone."""
+    home, env, probe_log = probed_home(tmp_path, migrated_home_copy)
     spec = spec_file(tmp_path, dag={"dag_id": DAG_ID, "retries": 1, "retry_delay_seconds": 2})
     result = subprocess.run(
         [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", "AAA,BBB", "--json"],
@@ -143,7 +145,11 @@ def test_a_task_process_that_died_is_retried_when_the_spec_allows_it(tmp_path, m
     assert out["state"] == "success"
     assert {row["symbol"]: (row["status"], row["error"]) for row in out["symbols"]} == {"AAA": ("success", None), "BBB": ("success", None)}
     assert [json.loads(line)["task"] for line in probe_log.read_text().splitlines()].count(KILLED) == 2  # killed, then retried
-    assert "No tasks to run" in result.stderr
+    assert result.stderr.count("waiting for the retry delay (dag.retry_delay_seconds) of symbol_chain.train_backtest[1]") == 1
+    assert "No tasks to run" not in result.stderr
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        [(extra,)] = db.execute("SELECT extra FROM log WHERE event = 'state mismatch'").fetchall()
+    assert extra.endswith("Extra info: its process ended with signal 9 (SIGKILL)"), extra
 
 
 def test_the_run_shows_its_progress_and_no_airflow_deprecation_warning_about_airflow_itself(probed_run):

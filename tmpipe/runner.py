@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -224,9 +225,10 @@ class RetryWaitLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg != "No tasks to run. unrunnable tasks: %s" or not isinstance(record.args, tuple) or not record.args:
             return True
+        unrunnable: Iterable[Any] = record.args[0]  # type: ignore[assignment]  # the loop's task instances
         waiting = sorted(
             ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-            for ti in record.args[0]
+            for ti in unrunnable
             if str(ti.state) == "up_for_retry"
         )
         if not waiting:

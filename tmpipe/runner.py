@@ -17,8 +17,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-from contextlib import closing
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata

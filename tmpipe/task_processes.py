@@ -94,15 +94,17 @@ class TaskProcessExecutor(BaseExecutor):
         answer = self._process.run(workload.ti.id)
         if self._process.ended is not None:
             self._process = None
-        if answer != "ran":
-            log.error("task %s (map index %s): its process %s", workload.ti.task_id, workload.ti.map_index, answer)
-            if answer.startswith("ended with"):
-                try:
-                    _record_death(workload.ti, f"its process {answer}")
-                except Exception:  # the summary then says only that the symbol stopped short
-                    log.exception("task %s: its error record could not be stored", workload.ti.task_id)
-            return TaskInstanceState.FAILED, f"its process {answer}"
-        return TaskInstanceState.SUCCESS, None
+        if answer == "ran":
+            return TaskInstanceState.SUCCESS, None
+        died = answer.startswith("ended with")
+        why = f"its process {answer}" if died else answer
+        log.error("task %s (map index %s): %s", workload.ti.task_id, workload.ti.map_index, why)
+        if died:
+            try:
+                _record_death(workload.ti, why)
+            except Exception:  # the summary then says only that the symbol stopped short
+                log.exception("task %s: its error record could not be stored", workload.ti.task_id)
+        return TaskInstanceState.FAILED, why
 
     def end(self) -> None:
         """The task process told to exit, and waited for: each task ran to its end inside ``heartbeat()``."""

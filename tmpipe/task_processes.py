@@ -189,10 +189,13 @@ def _serve(channel: Connection) -> None:
 
     Exit handlers the run process registered are not run here (they are its own); those its tasks
     register are. A task that fails is still ``ran``: its state is recorded. Should the run
-    process die, this one stops within seconds, as a Celery worker's orphaned task process does
-    (tmpipe.abort).
+    process die or be interrupted, this one stops within seconds, as a Celery worker's orphaned
+    task process does (tmpipe.abort).
     """
     atexit._clear()  # as Airflow's own forked task processes do
+    # Ctrl-C at a terminal reaches the whole process group: the run process handles it, and this
+    # one then stops as an orphan (below) rather than failing its task with a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a run process that is killed must not leave this one writing to MLflow and the WebUI
     watch_parent(tmpipe_home() / ABORT_LOG, "task process of tmpipe run")
     code = 0
@@ -204,7 +207,11 @@ def _serve(channel: Connection) -> None:
                 break
             if ti_id is None:
                 break
-            channel.send(_run_task_instance(ti_id))
+            answer = _run_task_instance(ti_id)
+            try:
+                channel.send(answer)
+            except OSError:  # the run process ended (interrupted, killed) while the task ran
+                break
     except BaseException:  # reported here, the process's last words
         log.exception("task process %s failed", os.getpid())
         code = 1

@@ -10,6 +10,7 @@ process that runs BBB's train_backtest, as the kernel's OOM killer or a crash in
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -132,20 +133,24 @@ def test_a_task_process_that_died_is_retried_when_the_spec_allows_it(tmp_path, m
     """With `dag.retries`, a task whose process died (the OOM killer, a crash in native code) runs
     again after the retry delay and its symbol succeeds. The wait shows as one line naming the
     task (not dag.test()'s warning each second listing every task), Airflow's own log of the
-    event says how the process ended, and stdout stays the run's JSON alone."""
+    event says how the process ended, and stdout stays the run's JSON alone.
+
+    One symbol, so that nothing else can run during the delay: the loop waits, whatever the
+    machine's load (with a second symbol, its own tasks could outlast the delay)."""
     home, env, probe_log = probed_home(tmp_path, migrated_home_copy)
-    spec = spec_file(tmp_path, dag={"dag_id": DAG_ID, "retries": 1, "retry_delay_seconds": 2})
+    killed = "symbol_chain.train_backtest[0]"
+    spec = spec_file(tmp_path, dag={"dag_id": DAG_ID, "retries": 1, "retry_delay_seconds": 5})
     result = subprocess.run(
-        [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", "AAA,BBB", "--json"],
-        capture_output=True, text=True, timeout=900, env={**env, "TMPIPE__TRADEMASTER__EPOCHS": "1", "TASK_PROBE_KILL": KILLED},
+        [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec), "--symbols", "AAA", "--json"],
+        capture_output=True, text=True, timeout=900, env={**env, "TMPIPE__TRADEMASTER__EPOCHS": "1", "TASK_PROBE_KILL": killed},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
     # the retry's success stands alone: the died try's error record does not linger in the summary
     assert out["state"] == "success"
-    assert {row["symbol"]: (row["status"], row["error"]) for row in out["symbols"]} == {"AAA": ("success", None), "BBB": ("success", None)}
-    assert [json.loads(line)["task"] for line in probe_log.read_text().splitlines()].count(KILLED) == 2  # killed, then retried
-    assert result.stderr.count("waiting for the retry delay (dag.retry_delay_seconds) of symbol_chain.train_backtest[1]") == 1
+    assert [(row["symbol"], row["status"], row["error"]) for row in out["symbols"]] == [("AAA", "success", None)]
+    assert [json.loads(line)["task"] for line in probe_log.read_text().splitlines()].count(killed) == 2  # killed, then retried
+    assert result.stderr.count(f"waiting for the retry delay (dag.retry_delay_seconds) of {killed}") == 1, result.stderr[-3000:]
     assert "No tasks to run" not in result.stderr
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
         [(extra,)] = db.execute("SELECT extra FROM log WHERE event = 'state mismatch'").fetchall()
@@ -181,6 +186,39 @@ def test_a_killed_run_stops_its_task_process_before_it_writes_more(tmp_path, mig
     deadline = time.monotonic() + 10
     while task_process is not None and task_process.is_running() and task_process.status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the task process outlived its run by 10 s"
+        time.sleep(0.2)
+    marker = (home / "logs" / "aborted-tasks.log").read_text()
+    assert f"pid={held['pid']} task process of tmpipe run: supervisor pid {run.pid} died" in marker
+
+
+def test_ctrl_c_ends_the_run_at_once_and_its_task_process_as_an_orphan(tmp_path, migrated_home_copy):
+    """Ctrl-C at a terminal (SIGINT to the whole process group) while a task runs: `tmpipe run`
+    exits 130 with one line and no traceback; its task process, which leaves SIGINT to the run,
+    stops within seconds as an orphan and notes it in aborted-tasks.log."""
+    home, env, probe_log = probed_home(tmp_path, migrated_home_copy)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tmpipe", "run", "--spec", str(spec_file(tmp_path)), "--symbols", "AAA", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**env, "TASK_PROBE_HOLD": "symbol_chain.train_backtest[0]"},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while "train_backtest" not in (probe_log.read_text() if probe_log.exists() else ""):
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before its train_backtest started"
+            time.sleep(0.2)
+        held = json.loads(probe_log.read_text().splitlines()[-1])
+        os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 130, err[-3000:]
+    assert out == "" and "Traceback" not in err, err[-3000:]
+    assert "interrupted: the run stopped unfinished; a task still running stops within about a second" in err, err[-3000:]
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(held["pid"]) and psutil.Process(held["pid"]).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the task process outlived its interrupted run by 10 s"
         time.sleep(0.2)
     marker = (home / "logs" / "aborted-tasks.log").read_text()
     assert f"pid={held['pid']} task process of tmpipe run: supervisor pid {run.pid} died" in marker

@@ -173,20 +173,12 @@ def test_a_killed_run_stops_its_task_process_before_it_writes_more(tmp_path, mig
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "TASK_PROBE_HOLD": "symbol_chain.train_backtest[0]"},
     )
     try:
-        deadline = time.monotonic() + 300
-        while "train_backtest" not in (probe_log.read_text() if probe_log.exists() else ""):
-            assert run.poll() is None and time.monotonic() < deadline, "the run ended before its train_backtest started"
-            time.sleep(0.2)
-        held = json.loads(probe_log.read_text().splitlines()[-1])
+        held = held_task(run, probe_log)
         assert held["ppid"] == run.pid
     finally:
         run.kill()
         run.wait()
-    task_process = psutil.Process(held["pid"]) if psutil.pid_exists(held["pid"]) else None
-    deadline = time.monotonic() + 10
-    while task_process is not None and task_process.is_running() and task_process.status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline, "the task process outlived its run by 10 s"
-        time.sleep(0.2)
+    wait_until_ended(held["pid"], "the task process outlived its run by 10 s")
     marker = (home / "logs" / "aborted-tasks.log").read_text()
     assert f"pid={held['pid']} task process of tmpipe run: supervisor pid {run.pid} died" in marker
 
@@ -202,11 +194,7 @@ def test_ctrl_c_ends_the_run_at_once_and_its_task_process_as_an_orphan(tmp_path,
         env={**env, "TASK_PROBE_HOLD": "symbol_chain.train_backtest[0]"},
     )
     try:
-        deadline = time.monotonic() + 300
-        while "train_backtest" not in (probe_log.read_text() if probe_log.exists() else ""):
-            assert run.poll() is None and time.monotonic() < deadline, "the run ended before its train_backtest started"
-            time.sleep(0.2)
-        held = json.loads(probe_log.read_text().splitlines()[-1])
+        held = held_task(run, probe_log)
         os.killpg(run.pid, signal.SIGINT)
         out, err = run.communicate(timeout=30)
     finally:
@@ -216,16 +204,28 @@ def test_ctrl_c_ends_the_run_at_once_and_its_task_process_as_an_orphan(tmp_path,
     assert run.returncode == 130, err[-3000:]
     assert out == "" and "Traceback" not in err, err[-3000:]
     assert "interrupted: the run stopped unfinished; a task still running stops within about a second" in err, err[-3000:]
-    deadline = time.monotonic() + 10
-    while not ended(held["pid"]):
-        assert time.monotonic() < deadline, "the task process outlived its interrupted run by 10 s"
-        time.sleep(0.2)
+    wait_until_ended(held["pid"], "the task process outlived its interrupted run by 10 s")
     marker = (home / "logs" / "aborted-tasks.log").read_text()
     assert f"pid={held['pid']} task process of tmpipe run: supervisor pid {run.pid} died" in marker
 
 
-def ended(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def held_task(run: subprocess.Popen, probe_log) -> dict:
+    """The probe's line for the task TASK_PROBE_HOLD holds, once its task process has started it."""
+    deadline = time.monotonic() + 300
+    while "train_backtest" not in (probe_log.read_text() if probe_log.exists() else ""):
+        assert run.poll() is None and time.monotonic() < deadline, "the run ended before its train_backtest started"
+        time.sleep(0.2)
+    return json.loads(probe_log.read_text().splitlines()[-1])
+
+
+def wait_until_ended(pid: int, message: str, seconds: float = 10) -> None:
+    """Wait for process ``pid`` to end (gone or a zombie); fail with ``message`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
